@@ -1,0 +1,63 @@
+//! Extractors and middleware: JSON bodies that fail with our error shape, and the
+//! API-key check that puts the [`Caller`] into request extensions.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::identity::Caller;
+
+/// `Json<T>` whose rejections (malformed JSON, wrong content type, too large) are
+/// `{name, message}` errors naming the problem.
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(AppJson(v)),
+            Err(rejection) => {
+                let message = match &rejection {
+                    JsonRejection::JsonSyntaxError(e) => format!("malformed JSON body: {}", inner_cause(e)),
+                    JsonRejection::JsonDataError(e) => format!("invalid request body: {}", inner_cause(e)),
+                    JsonRejection::MissingJsonContentType(_) => "expected a request with `Content-Type: application/json`".to_string(),
+                    other => other.body_text(),
+                };
+                Err(ApiError::new(rejection.status(), message))
+            }
+        }
+    }
+}
+
+fn inner_cause(e: &dyn std::error::Error) -> String {
+    let mut cause = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    cause
+}
+
+/// Requires an API key (or dev-mode loopback) on every route it wraps.
+pub async fn require_caller(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let caller: Caller = state.auth.authenticate(authorization, peer).await?;
+    if let Caller::ApiKey { name, .. } = &caller {
+        tracing::Span::current().record("caller", tracing::field::display(name));
+    }
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}

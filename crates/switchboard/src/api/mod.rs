@@ -1,0 +1,86 @@
+//! The REST API, Arcade-compatible (`reference/arcade-api.md` §1), under `/v1/...` and
+//! again under `/v1/orgs/{org}/projects/{project}/...` (Arcade's tools rewrite paths to
+//! that form for non-`arc_` tokens).
+//! Must not: run pipeline steps itself; handlers adapt HTTP to `exec/` and back.
+
+mod error;
+mod extract;
+mod pagination;
+mod tools;
+mod workers;
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ErrorBody};
+pub use tools::execution_response;
+
+use crate::config::Config;
+use crate::exec::Executor;
+use crate::identity::Authenticator;
+use crate::store::Store;
+
+/// Everything a handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Authenticator>,
+    pub executor: Arc<Executor>,
+}
+
+/// Routes that need a caller (API key, or dev-mode loopback).
+fn protected(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .merge(tools::router())
+        .merge(workers::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), extract::require_caller))
+}
+
+fn v1(state: &AppState) -> Router<AppState> {
+    Router::new().route("/health", get(health)).merge(protected(state))
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.api.max_request_body_size;
+    Router::new()
+        .nest("/v1", v1(&state))
+        .nest("/v1/orgs/{org}/projects/{project}", v1(&state))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        // Outermost, so the span covers every layer below, rejections included. The
+        // span names the route template, never the raw URI (it could carry a code).
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                route,
+                caller = tracing::field::Empty,
+                tool = tracing::field::Empty
+            )
+        }))
+        .with_state(state)
+}
+
+/// GET /v1/health: no key needed (Arcade's CLI sends an empty one).
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"healthy": true}))),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"healthy": false})))
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}

@@ -1,0 +1,181 @@
+//! `/v1/tools`, `/v1/tools/{name}`, `/v1/tools/execute`, `/v1/formatted_tools[/{name}]`
+//! (`reference/arcade-api.md` §1 Endpoints).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::AppJson;
+use super::pagination::Page;
+use crate::catalog::{EngineToolOptions, RequirementsView, ToolEntry, ToolFormat, engine_tool_definition, formatted_tool};
+use crate::exec::{Execution, ToolCall};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tools", get(list_tools))
+        .route("/tools/execute", post(execute_tool))
+        .route("/tools/{name}", get(get_tool))
+        .route("/formatted_tools", get(list_formatted))
+        .route("/formatted_tools/{name}", get(get_formatted))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ToolsQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    toolkit: Option<String>,
+    include_format: Option<String>,
+    format: Option<String>,
+    user_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NamePath {
+    name: String,
+}
+
+fn parse_formats(raw: Option<&str>) -> Result<Vec<ToolFormat>, ApiError> {
+    let Some(raw) = raw else { return Ok(Vec::new()) };
+    raw.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            ToolFormat::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!("unknown format '{}' (use arcade, openai or anthropic)", s.trim()))
+            })
+        })
+        .collect()
+}
+
+pub(super) fn options_for(state: &AppState, formats: Vec<ToolFormat>, _user_id: Option<&str>) -> EngineToolOptions {
+    EngineToolOptions {
+        formats,
+        requirements: RequirementsView { secrets_present: state.executor.secret_keys(), authorization_met: None },
+    }
+}
+
+fn filtered(state: &AppState, toolkit: Option<&str>) -> Vec<Arc<ToolEntry>> {
+    let catalog = state.executor.workers().catalog().snapshot();
+    catalog
+        .sorted()
+        .into_iter()
+        .filter(|t| toolkit.is_none_or(|k| t.toolkit.eq_ignore_ascii_case(k.trim())))
+        .collect()
+}
+
+/// GET /v1/tools
+async fn list_tools(State(state): State<AppState>, Query(q): Query<ToolsQuery>) -> Result<Json<Value>, ApiError> {
+    let options = options_for(&state, parse_formats(q.include_format.as_deref())?, q.user_id.as_deref());
+    let items: Vec<Value> = filtered(&state, q.toolkit.as_deref())
+        .iter()
+        .map(|t| engine_tool_definition(t, &options))
+        .collect();
+    let page = Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(items);
+    Ok(Json(json!(page)))
+}
+
+/// GET /v1/tools/{name}
+async fn get_tool(
+    State(state): State<AppState>,
+    Path(path): Path<NamePath>,
+    Query(q): Query<ToolsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let tool = state.executor.workers().catalog().snapshot().resolve(&path.name, None)?;
+    let options = options_for(&state, parse_formats(q.include_format.as_deref())?, q.user_id.as_deref());
+    Ok(Json(engine_tool_definition(&tool, &options)))
+}
+
+fn single_format(raw: Option<&str>) -> Result<ToolFormat, ApiError> {
+    let formats = parse_formats(raw)?;
+    Ok(formats.into_iter().next().unwrap_or(ToolFormat::OpenAi))
+}
+
+/// GET /v1/formatted_tools
+async fn list_formatted(State(state): State<AppState>, Query(q): Query<ToolsQuery>) -> Result<Json<Value>, ApiError> {
+    let format = single_format(q.format.as_deref())?;
+    let items: Vec<Value> = filtered(&state, q.toolkit.as_deref()).iter().map(|t| formatted_tool(t, format)).collect();
+    let page = Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(items);
+    Ok(Json(json!(page)))
+}
+
+/// GET /v1/formatted_tools/{name}
+async fn get_formatted(
+    State(state): State<AppState>,
+    Path(path): Path<NamePath>,
+    Query(q): Query<ToolsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let format = single_format(q.format.as_deref())?;
+    let tool = state.executor.workers().catalog().snapshot().resolve(&path.name, None)?;
+    Ok(Json(formatted_tool(&tool, format)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExecuteRequest {
+    tool_name: String,
+    #[serde(default)]
+    input: Option<Map<String, Value>>,
+    #[serde(default)]
+    tool_version: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    run_at: Option<String>,
+    #[serde(default)]
+    include_error_stacktrace: bool,
+}
+
+/// POST /v1/tools/execute. Tool failures are 200 with `success: false`; every reply says
+/// `x-should-retry: false`, because an SDK retry after a slow or failed call could run
+/// the tool twice.
+async fn execute_tool(State(state): State<AppState>, AppJson(req): AppJson<ExecuteRequest>) -> Result<Response, ApiError> {
+    if req.run_at.as_deref().is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request("scheduled execution (run_at) is not supported by this gateway"));
+    }
+    if req.tool_name.trim().is_empty() {
+        return Err(ApiError::bad_request("tool_name must not be empty"));
+    }
+    let call = ToolCall {
+        tool_name: req.tool_name,
+        tool_version: req.tool_version,
+        input: req.input.unwrap_or_default(),
+        user_id: req.user_id.filter(|u| !u.is_empty()),
+    };
+    tracing::Span::current().record("tool", tracing::field::display(&call.tool_name));
+    let execution = state.executor.execute(call).await?;
+    let mut res = Json(execution_response(&execution, req.include_error_stacktrace)).into_response();
+    res.headers_mut().insert(HeaderName::from_static("x-should-retry"), HeaderValue::from_static("false"));
+    Ok(res)
+}
+
+/// ExecuteToolResponse (`reference/arcade-api.md` §1 Schemas).
+pub fn execution_response(execution: &Execution, include_stacktrace: bool) -> Value {
+    let mut error = execution.output.error.clone();
+    if let Some(e) = error.as_mut()
+        && !include_stacktrace
+    {
+        e.stacktrace = None;
+    }
+    json!({
+        "id": execution.id,
+        "execution_id": execution.execution_id,
+        "execution_type": "immediate",
+        "status": if execution.success { "success" } else { "failed" },
+        "success": execution.success,
+        "duration": execution.duration_ms,
+        "finished_at": execution.finished_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "run_at": Value::Null,
+        "output": {
+            "value": execution.output.value,
+            "error": error,
+            "logs": execution.output.logs.clone().unwrap_or_default(),
+            "authorization": Value::Null,
+        },
+    })
+}

@@ -1,0 +1,86 @@
+//! `switchboard worker list` and `tools list`: probe the configured workers directly
+//! (the same client and registry `serve` uses), so they work with or without a running
+//! gateway.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use comfy_table::Table;
+
+use super::LoadedConfig;
+use crate::builtin;
+use crate::catalog::CatalogHandle;
+use crate::server::http_client;
+use crate::workers::WorkerRegistry;
+
+async fn registry(loaded: &LoadedConfig) -> anyhow::Result<WorkerRegistry> {
+    let config = &loaded.config;
+    let builtin_tools = if config.builtin_toolkit { builtin::definitions() } else { Vec::new() };
+    let registry = WorkerRegistry::new(
+        &config.workers,
+        config.api.development,
+        http_client()?,
+        builtin_tools,
+        Arc::new(CatalogHandle::default()),
+    )?;
+    registry.refresh_all().await;
+    Ok(registry)
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(header.iter().copied());
+    t
+}
+
+pub async fn worker_list(loaded: LoadedConfig) -> anyhow::Result<ExitCode> {
+    let registry = registry(&loaded).await?;
+    let mut t = table(&["ID", "Enabled", "Toolkits", "Status"]);
+    for w in registry.workers() {
+        let s = w.status();
+        let status = if !w.config.enabled {
+            "Disabled".to_string()
+        } else if s.healthy {
+            "Running".to_string()
+        } else {
+            format!("Unreachable ({})", s.message)
+        };
+        let enabled = if w.config.enabled { "True" } else { "False" };
+        t.add_row([w.config.id.clone(), enabled.to_string(), s.toolkits().join(", "), status]);
+    }
+    if registry.workers().is_empty() {
+        println!("No workers configured.");
+    } else {
+        println!("{t}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn tools_list(loaded: LoadedConfig, toolkit: Option<String>) -> anyhow::Result<ExitCode> {
+    let registry = registry(&loaded).await?;
+    let mut t = table(&["Name", "Version", "Source", "Description"]);
+    let mut shown = 0;
+    for tool in registry.catalog().snapshot().sorted() {
+        if toolkit.as_deref().is_some_and(|k| !tool.toolkit.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        let mut description = tool.definition.description.lines().next().unwrap_or("").to_string();
+        if description.chars().count() > 70 {
+            description = description.chars().take(69).collect::<String>() + "…";
+        }
+        t.add_row([
+            tool.qualified_name.clone(),
+            tool.version.clone().unwrap_or_default(),
+            tool.source.label().to_string(),
+            description,
+        ]);
+        shown += 1;
+    }
+    if shown == 0 {
+        println!("No tools found.");
+    } else {
+        println!("{t}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

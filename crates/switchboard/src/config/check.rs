@@ -1,0 +1,52 @@
+//! Checks across items: unique ids and exactly one default root key. Checks on a single
+//! value (a port, a duration, a worker's secret) happen where it is read, in `resolve`.
+
+use std::collections::HashMap;
+
+use super::model::RootKeyConfig;
+use super::reader::Reader;
+
+/// Reports every id seen before, at the later item's `.id`, naming the first one.
+pub(super) fn unique_ids<'a>(
+    r: &mut Reader<'_>,
+    what: &str,
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    let mut first_seen: HashMap<&str, &str> = HashMap::new();
+    for (id, path) in items {
+        match first_seen.get(id) {
+            Some(first) => r.error(
+                format!("{path}.id"),
+                format!("duplicate {what} id {id:?} (first at {first})"),
+            ),
+            None => {
+                first_seen.insert(id, path);
+            }
+        }
+    }
+}
+
+/// More than one default is an error; none (with some keys) makes the first the default.
+pub(super) fn one_default_root_key(r: &mut Reader<'_>, keys: &mut [(RootKeyConfig, String)]) {
+    let defaults: Vec<&str> = keys
+        .iter()
+        .filter(|(k, _)| k.default)
+        .map(|(_, path)| path.as_str())
+        .collect();
+    if let [first, rest @ ..] = defaults.as_slice() {
+        let extra: Vec<String> = rest.iter().map(|path| format!("{path}.default")).collect();
+        for path in extra {
+            r.error(
+                path,
+                format!("more than one root key is marked default (also {first})"),
+            );
+        }
+    } else if let Some((first, _)) = keys.first_mut() {
+        first.default = true;
+        let id = first.id.clone();
+        r.warn(
+            "security.root_keys",
+            format!("no root key is marked default; using the first, {id}"),
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! The resolved configuration: what the rest of the gateway reads. Every `${env:}` and
+//! `${file:}` is already expanded, durations parsed, both file layouts (seed style and
+//! Arcade 2.0) folded into one shape, and defaults applied.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default REST/MCP port (Arcade's CLI assumes it for a local engine).
+pub const DEFAULT_PORT: u16 = 9099;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from; `None` when running on built-in defaults.
+    pub source: Option<PathBuf>,
+    pub api: ApiConfig,
+    pub storage: StorageConfig,
+    pub security: SecurityConfig,
+    pub workers: Vec<WorkerConfig>,
+    /// `auth.providers[]`, parsed but not yet interpreted (OAuth is its own module).
+    pub auth_providers: Vec<AuthProviderConfig>,
+    /// Tool secrets injected into calls of tools that declare them (`secrets:` map).
+    pub secrets: BTreeMap<String, SecretValue>,
+    pub telemetry: TelemetryConfig,
+    pub execution_logging: ExecutionLoggingConfig,
+    /// Serve the built-in toolkit (`tools.builtin: true`, default true).
+    pub builtin_toolkit: bool,
+    /// How often workers are health-checked (`tools.health_check_interval`, default 10s).
+    pub worker_health_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub host: String,
+    pub port: u16,
+    /// Dev mode: loopback callers need no key, workers default to secret `dev`.
+    pub development: bool,
+    /// Base URL users and providers reach the gateway at (OAuth redirect URI base).
+    /// Defaults to `http://{host}:{port}` (with `localhost` for wildcard hosts).
+    pub public_url: String,
+    pub tls: Option<TlsConfig>,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_request_body_size: usize,
+    pub cors: CorsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageConfig {
+    Sqlite { path: PathBuf },
+    /// A full connection URL (built from `host/port/user/password/db/sslmode` when the
+    /// file gave fields). Redacted in `Debug`.
+    Postgres { url: SecretValue },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SecurityConfig {
+    pub root_keys: Vec<RootKeyConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RootKeyConfig {
+    pub id: String,
+    pub default: bool,
+    pub value: SecretValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerConfig {
+    pub id: String,
+    pub enabled: bool,
+    /// The director it was declared under (Arcade 2.0 layout), if any.
+    pub director: Option<String>,
+    /// Base URL; the gateway adds `/worker/...`.
+    pub uri: String,
+    /// `None` only when the file gave none; `serve` refuses that outside dev mode and
+    /// uses `dev` in dev mode.
+    pub secret: Option<SecretValue>,
+    pub timeout: Duration,
+    /// Extra attempts after a failed transport-level call (never after the worker
+    /// answered).
+    pub retry: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthProviderConfig {
+    pub id: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub provider_type: String,
+    pub provider_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretValue>,
+    /// The rest of the provider's mapping (oauth2, authorization, token, scopes...), kept
+    /// as JSON for the OAuth module to interpret.
+    pub extra: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// `text` (default) or `json`.
+    pub encoding: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutionLoggingConfig {
+    pub enabled: bool,
+    pub buffer_size: usize,
+    pub write_batch_size: usize,
+    pub write_batch_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+/// A string that must not be printed: `Debug` shows `***`. No `Display`, no `Serialize`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The plaintext, for the one place that must send it (a JWT key, a DB URL).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            development: false,
+            public_url: format!("http://localhost:{DEFAULT_PORT}"),
+            tls: None,
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+            max_request_body_size: 4 * 1024 * 1024,
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), encoding: "text".into() }
+    }
+}
+
+impl Default for ExecutionLoggingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            buffer_size: 10_000,
+            write_batch_size: 100,
+            write_batch_timeout: Duration::from_millis(200),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}

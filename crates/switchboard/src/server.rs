@@ -1,0 +1,184 @@
+//! Assembles a gateway from a resolved [`Config`] and serves it on a bound listener until
+//! a shutdown future completes, then lets in-flight calls finish and drains the
+//! execution log. `main` passes SIGINT/SIGTERM; tests bind `127.0.0.1:0`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::builtin;
+use crate::catalog::CatalogHandle;
+use crate::config::{Config, RootKeyConfig, SecretValue, StorageConfig};
+use crate::exec::{Executor, Recorder, RecorderTask};
+use crate::identity::{Authenticator, DEFAULT_KEY_CACHE_TTL};
+use crate::store::{self, Store, StoreError};
+use crate::workers::{RegistryError, WorkerRegistry};
+
+/// File name of the generated root key, kept beside the SQLite database.
+pub const ROOT_KEY_FILE: &str = "root.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Workers(#[from] RegistryError),
+    #[error("root key file {path}: {message}")]
+    RootKey { path: PathBuf, message: String },
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// A gateway ready to serve.
+pub struct Gateway {
+    pub state: AppState,
+    pub registry: Arc<WorkerRegistry>,
+    pub root_keys: Vec<RootKeyConfig>,
+    recorder_task: RecorderTask,
+}
+
+/// The one pooled HTTP client for workers. rustls with the ring provider, installed once
+/// per process.
+pub fn http_client() -> Result<reqwest::Client, ServeError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ServeError::HttpClient(e.to_string()))
+}
+
+pub fn install_crypto_provider() {
+    // Err only means another part of the process installed one first: fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Gateway {
+    /// Opens the store (applying migrations), loads root keys, builds worker clients and
+    /// checks every worker once so the catalog is ready before the first request.
+    pub async fn start(config: Config) -> Result<Gateway, ServeError> {
+        let store = store::open(&config.storage).await?;
+        let root_keys = load_root_keys(&config)?;
+        Self::with_store(config, store, root_keys).await
+    }
+
+    pub async fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+        root_keys: Vec<RootKeyConfig>,
+    ) -> Result<Gateway, ServeError> {
+        let http = http_client()?;
+        let builtin_tools = if config.builtin_toolkit { builtin::definitions() } else { Vec::new() };
+        let catalog = Arc::new(CatalogHandle::default());
+        let registry = Arc::new(WorkerRegistry::new(
+            &config.workers,
+            config.api.development,
+            http,
+            builtin_tools,
+            catalog,
+        )?);
+        registry.refresh_all().await;
+        let (recorder, recorder_task) = Recorder::start(store.clone(), &config.execution_logging);
+        let executor = Arc::new(Executor::new(registry.clone(), config.secrets.clone(), recorder));
+        let auth = Arc::new(Authenticator::new(store.clone(), config.api.development, DEFAULT_KEY_CACHE_TTL));
+        let state = AppState { config: Arc::new(config), store, auth, executor };
+        Ok(Gateway { state, registry, root_keys, recorder_task })
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, waits for in-flight
+    /// requests, stops health checks and drains the execution log.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let health = self.registry.spawn_health_loop(self.state.config.worker_health_interval, stop_rx);
+        let app = api::router(self.state.clone());
+        let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = health.await;
+        let Gateway { state, registry, recorder_task, .. } = self;
+        // The executor holds the last recorder; dropping it closes the log channel.
+        drop(state);
+        drop(registry);
+        recorder_task.drain().await;
+        result
+    }
+}
+
+/// Root keys from `security.root_keys`; with none configured and SQLite storage, a key
+/// generated on first start and kept (mode 0600) beside the database.
+fn load_root_keys(config: &Config) -> Result<Vec<RootKeyConfig>, ServeError> {
+    if !config.security.root_keys.is_empty() {
+        return Ok(config.security.root_keys.clone());
+    }
+    match &config.storage {
+        StorageConfig::Sqlite { path } => {
+            let dir = path.parent().unwrap_or_else(|| Path::new("."));
+            let key_path = dir.join(ROOT_KEY_FILE);
+            let value = load_or_create_key_file(&key_path)?;
+            Ok(vec![RootKeyConfig { id: "generated".into(), default: true, value: SecretValue::new(value) }])
+        }
+        StorageConfig::Postgres { .. } => {
+            tracing::warn!("no security.root_keys configured; replicas on PostgreSQL must share root keys from the config");
+            Ok(Vec::new())
+        }
+    }
+}
+
+fn load_or_create_key_file(path: &Path) -> Result<String, ServeError> {
+    let err = |message: String| ServeError::RootKey { path: path.to_path_buf(), message };
+    match std::fs::read_to_string(path) {
+        Ok(existing) if !existing.trim().is_empty() => return Ok(existing.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e.to_string())),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let value = hex::encode(bytes);
+    write_private(path, &value).map_err(|e| err(e.to_string()))?;
+    tracing::info!(path = %path.display(), "generated a root key");
+    Ok(value)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(value.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn generated_root_key_is_private_and_stable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ROOT_KEY_FILE);
+        let first = load_or_create_key_file(&path).unwrap();
+        let second = load_or_create_key_file(&path).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

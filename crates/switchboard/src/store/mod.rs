@@ -1,0 +1,148 @@
+//! Durable state shared by every replica: API keys, execution records (and, later, users,
+//! connections, flows, sessions).
+//!
+//! One trait, [`Store`], with a SQLite backend (the embedded default) and a PostgreSQL
+//! backend (replicas). Migrations are embedded per backend and applied by [`open`].
+//! Must not: interpret what it stores (no hashing, no crypto, no HTTP); callers hand it
+//! finished rows.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::StorageConfig;
+
+pub use postgres::{PostgresStore, redact_url};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or opened (startup, config check).
+    #[error("could not open the store: {0}")]
+    Open(String),
+    #[error("could not apply store migrations: {0}")]
+    Migrate(String),
+    /// A uniqueness constraint was hit (e.g. a duplicate key name); `0` names the field.
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("store query failed: {0}")]
+    Query(String),
+}
+
+impl StoreError {
+    /// A failed query, keeping the database's own message (bind values never appear in it).
+    pub(crate) fn query(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) => StoreError::Query(db.message().to_owned()),
+            _ => StoreError::Query(err.to_string()),
+        }
+    }
+
+    /// A unique violation becomes [`StoreError::Conflict`]`(field)`; anything else is a query
+    /// error.
+    pub(crate) fn conflict_or_query(err: sqlx::Error, field: &str) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(field.to_owned())
+            }
+            _ => StoreError::query(err),
+        }
+    }
+}
+
+/// An API key as stored. The secret itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    /// Lowercase hex SHA-256 of the full key.
+    pub key_hash: String,
+    /// The first characters of the key (e.g. `sb_3f9a`), to recognise it in a list.
+    pub hint: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// One tool execution, written after the call finishes.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ExecutionRecord {
+    pub id: String,
+    pub execution_id: String,
+    pub user_id: Option<String>,
+    /// Canonical `Toolkit.Tool`.
+    pub tool_name: String,
+    pub toolkit: String,
+    pub tool_version: Option<String>,
+    /// Worker id, or `builtin`.
+    pub source: String,
+    /// `success`, `failed`.
+    pub status: String,
+    pub error_kind: Option<String>,
+    pub duration_ms: f64,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+}
+
+/// Which execution records [`Store::list_executions`] returns. `None` filters match all.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    pub user_id: Option<String>,
+    /// Canonical `Toolkit.Tool`, matched exactly.
+    pub tool_name: Option<String>,
+    /// At most this many records; `0` means [`ExecutionFilter::DEFAULT_LIMIT`], and anything
+    /// above [`ExecutionFilter::MAX_LIMIT`] is clamped to it.
+    pub limit: u32,
+}
+
+impl ExecutionFilter {
+    pub const DEFAULT_LIMIT: u32 = 100;
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The row limit a backend applies.
+    pub fn effective_limit(&self) -> u32 {
+        match self.limit {
+            0 => Self::DEFAULT_LIMIT,
+            n => n.min(Self::MAX_LIMIT),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Fails with [`StoreError::Conflict`]`("api key name")` on a duplicate active name.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// Every key, revoked ones included, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// The key with this hash, if it exists and is not revoked.
+    async fn find_active_api_key(&self, key_hash: &str)
+    -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Marks the active key with this id, else the active key with this name, revoked;
+    /// `false` when there is none.
+    async fn revoke_api_key(&self, id_or_name: &str, at_ms: i64) -> Result<bool, StoreError>;
+
+    /// Writes a batch in one transaction: all records land or none do.
+    async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<(), StoreError>;
+    /// Newest first (by `started_at_ms`), filtered and limited as [`ExecutionFilter`] says.
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, StoreError>;
+}
+
+/// Opens the configured backend and applies its migrations. SQLite creates the file and
+/// its parent directory.
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StorageConfig::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
+        StorageConfig::Postgres { url } => Ok(Arc::new(PostgresStore::open(url.expose()).await?)),
+    }
+}

@@ -1,0 +1,203 @@
+//! Arcade worker protocol client and the registry of configured workers: health checks on
+//! an interval, and a catalog rebuild whenever a worker comes back or its tools change.
+//!
+//! A worker that is down keeps its last known tools in the catalog, so calling them
+//! fails with `NETWORK_TRANSPORT_RUNTIME_UNREACHABLE` rather than "unknown tool"; every
+//! other worker's tools are unaffected.
+//! Must not: know users, grants or how results are shown to clients.
+
+mod client;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::join_all;
+use switchboard_wire::ToolDefinition;
+
+pub use client::{WorkerClient, WorkerError};
+
+use crate::catalog::{Catalog, CatalogHandle, ToolEntry, ToolSource};
+use crate::config::{SecretValue, WorkerConfig};
+
+/// The secret a worker gets in dev mode when the config names none (Arcade's default).
+pub const DEV_WORKER_SECRET: &str = "dev";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RegistryError {
+    #[error("worker '{0}' has no secret; set http.secret (only dev mode defaults it to 'dev')")]
+    MissingSecret(String),
+}
+
+/// What the last health check saw.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerStatus {
+    pub healthy: bool,
+    /// Why it is unhealthy, or `ok`.
+    pub message: String,
+    pub checked_at_ms: Option<i64>,
+    /// The last tool list the worker gave (kept while it is down).
+    pub tools: Vec<ToolDefinition>,
+    tools_digest: u64,
+}
+
+impl WorkerStatus {
+    pub fn toolkits(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tools.iter().map(|t| t.toolkit.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+pub struct WorkerHandle {
+    pub config: WorkerConfig,
+    pub client: Arc<WorkerClient>,
+    /// Written by the health check, read by listings. Never held across `.await`.
+    status: Mutex<WorkerStatus>,
+}
+
+impl WorkerHandle {
+    pub fn status(&self) -> WorkerStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+pub struct WorkerRegistry {
+    workers: Vec<Arc<WorkerHandle>>,
+    builtin: Vec<ToolDefinition>,
+    catalog: Arc<CatalogHandle>,
+}
+
+impl WorkerRegistry {
+    /// Builds clients for the configured workers. Outside dev mode a worker without a
+    /// secret is refused; in dev mode it gets `dev`.
+    pub fn new(
+        configs: &[WorkerConfig],
+        development: bool,
+        http: reqwest::Client,
+        builtin: Vec<ToolDefinition>,
+        catalog: Arc<CatalogHandle>,
+    ) -> Result<Self, RegistryError> {
+        let mut workers = Vec::with_capacity(configs.len());
+        for cfg in configs {
+            let secret = match (&cfg.secret, development) {
+                (Some(s), _) if !s.expose().is_empty() => s.clone(),
+                (_, true) => SecretValue::new(DEV_WORKER_SECRET),
+                (_, false) if !cfg.enabled => SecretValue::new(""),
+                (_, false) => return Err(RegistryError::MissingSecret(cfg.id.clone())),
+            };
+            let client = WorkerClient::new(&cfg.id, &cfg.uri, secret, cfg.timeout, cfg.retry, http.clone());
+            workers.push(Arc::new(WorkerHandle {
+                config: cfg.clone(),
+                client: Arc::new(client),
+                status: Mutex::new(WorkerStatus { message: "not checked yet".into(), ..Default::default() }),
+            }));
+        }
+        let registry = Self { workers, builtin, catalog };
+        registry.rebuild_catalog();
+        Ok(registry)
+    }
+
+    pub fn catalog(&self) -> &Arc<CatalogHandle> {
+        &self.catalog
+    }
+
+    pub fn workers(&self) -> &[Arc<WorkerHandle>] {
+        &self.workers
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<WorkerHandle>> {
+        self.workers.iter().find(|w| w.config.id == id)
+    }
+
+    /// Checks every enabled worker at once; rebuilds the catalog if any tool list
+    /// changed. Returns how many workers are healthy.
+    pub async fn refresh_all(&self) -> usize {
+        let checks = self.workers.iter().filter(|w| w.config.enabled).map(|w| check_worker(w));
+        let results = join_all(checks).await;
+        if results.iter().any(|changed| *changed) {
+            self.rebuild_catalog();
+        }
+        self.workers.iter().filter(|w| w.status().healthy).count()
+    }
+
+    /// Runs health checks every `interval` until `shutdown` resolves.
+    pub fn spawn_health_loop(
+        self: &Arc<Self>,
+        interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let registry = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => { registry.refresh_all().await; }
+                    _ = shutdown.changed() => break,
+                }
+            }
+        })
+    }
+
+    fn rebuild_catalog(&self) {
+        let mut entries: Vec<ToolEntry> =
+            self.builtin.iter().cloned().map(|d| ToolEntry::new(d, ToolSource::Builtin)).collect();
+        for w in self.workers.iter().filter(|w| w.config.enabled) {
+            let source = ToolSource::Worker(Arc::from(w.config.id.as_str()));
+            for def in w.status().tools {
+                entries.push(ToolEntry::new(def, source.clone()));
+            }
+        }
+        let catalog = Catalog::new(entries);
+        tracing::info!(tools = catalog.len(), "tool catalog updated");
+        self.catalog.replace(catalog);
+    }
+}
+
+/// One health check; returns true when the worker's tool list changed.
+async fn check_worker(worker: &WorkerHandle) -> bool {
+    let id = &worker.config.id;
+    let was_healthy = worker.status().healthy;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let outcome = match worker.client.health().await {
+        Ok(_) => worker.client.tools().await.map(Some),
+        Err(e) => Err(e),
+    };
+    let mut status = worker.status.lock().unwrap_or_else(|p| p.into_inner());
+    status.checked_at_ms = Some(now_ms);
+    match outcome {
+        Ok(Some(tools)) => {
+            let digest = digest(&tools);
+            let changed = digest != status.tools_digest || status.tools.is_empty() != tools.is_empty();
+            if !was_healthy {
+                tracing::info!(worker = %id, tools = tools.len(), "worker is healthy");
+            }
+            status.healthy = true;
+            status.message = "ok".into();
+            if changed {
+                status.tools = tools;
+                status.tools_digest = digest;
+            }
+            changed
+        }
+        Ok(None) => false,
+        Err(e) => {
+            if was_healthy || status.message == "not checked yet" {
+                tracing::warn!(worker = %id, error = %e, "worker is unhealthy");
+            }
+            status.healthy = false;
+            status.message = e.to_string();
+            false
+        }
+    }
+}
+
+fn digest(tools: &[ToolDefinition]) -> u64 {
+    let mut h = DefaultHasher::new();
+    serde_json::to_string(tools).unwrap_or_default().hash(&mut h);
+    h.finish()
+}

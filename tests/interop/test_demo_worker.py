@@ -1,0 +1,132 @@
+"""The TDK example worker (examples/demo-worker) end to end through the gateway, driven by arcadepy."""
+
+from __future__ import annotations
+
+import pytest
+from arcadepy import Arcade
+
+from conftest import DEMO_API_KEY_VALUE, Gateway, Worker
+
+DEMO_TOOLS = {"Demo.Echo", "Demo.Add", "Demo.Greet", "Demo.SecretCheck", "Demo.Fail", "Demo.Slow"}
+
+
+@pytest.fixture(scope="module")
+def gw(gateway_factory, demo_worker: Worker) -> Gateway:
+    gateway = gateway_factory([demo_worker.engine_entry()])
+    gateway.wait_for_tools(*DEMO_TOOLS)
+    return gateway
+
+
+@pytest.fixture(scope="module")
+def client(gw: Gateway) -> Arcade:
+    return gw.client()
+
+
+def execute(client: Arcade, tool: str, **inputs: object):
+    return client.tools.execute(tool_name=tool, input=inputs, user_id="alice")
+
+
+def test_the_demo_toolkit_is_listed(client: Arcade) -> None:
+    tools = {tool.qualified_name: tool for tool in client.tools.list(toolkit="Demo")}
+    assert DEMO_TOOLS <= set(tools)
+    for tool in tools.values():
+        assert tool.toolkit.name == "Demo"
+        assert isinstance(tool.description, str)
+        for param in tool.input.parameters:
+            assert param.value_schema.val_type in {
+                "string", "integer", "number", "boolean", "json", "array",
+            }
+
+
+def test_the_tools_that_need_a_secret_say_so(client: Arcade) -> None:
+    tool = client.tools.get("Demo.SecretCheck")
+    assert tool.requirements is not None
+    keys = {s.key for s in tool.requirements.secrets or []}
+    assert "DEMO_API_KEY" in keys
+
+
+def test_echo_returns_its_message(client: Arcade) -> None:
+    result = execute(client, "Demo.Echo", message="hello there")
+    assert result.success is True, result
+    assert result.output is not None and result.output.value == "hello there"
+
+
+def test_add_adds_two_numbers(client: Arcade) -> None:
+    result = execute(client, "Demo.Add", a=2, b=3.5)
+    assert result.success is True, result
+    assert result.output is not None and result.output.value == 5.5
+
+
+def test_greet_uses_the_name(client: Arcade) -> None:
+    result = execute(client, "Demo.Greet", name="Ada")
+    assert result.success is True, result
+    assert result.output is not None
+    assert "Ada" in str(result.output.value)
+
+
+def test_greet_accepts_its_optional_style(client: Arcade) -> None:
+    plain = execute(client, "Demo.Greet", name="Ada")
+    styled = [execute(client, "Demo.Greet", name="Ada", style=style)
+              for style in ("formal", "casual", "pirate")]
+    # At least one style must be known to the tool and change the greeting; unknown ones may
+    # be refused, but never with anything other than a bad-input error.
+    accepted = [r for r in styled if r.success]
+    assert accepted, [r.output for r in styled]
+    for r in styled:
+        if not r.success:
+            assert r.output is not None and r.output.error is not None
+            assert r.output.error.kind == "TOOL_RUNTIME_BAD_INPUT_VALUE"
+    assert any(r.output is not None and r.output.value != plain.output.value for r in accepted)
+
+
+def test_the_configured_secret_is_injected(client: Arcade) -> None:
+    result = execute(client, "Demo.SecretCheck")
+    assert result.success is True, result
+    assert result.output is not None
+    assert result.output.value == {"configured": True, "length": len(DEMO_API_KEY_VALUE)}
+    assert DEMO_API_KEY_VALUE not in str(result), "the secret's value leaked into the result"
+
+
+def test_a_retryable_failure_keeps_its_kind_and_can_retry(client: Arcade) -> None:
+    result = execute(client, "Demo.Fail", mode="retry")
+    assert result.success is False, result
+    assert result.output is not None and result.output.error is not None, result
+    assert result.output.error.kind == "TOOL_RUNTIME_RETRY"
+    assert result.output.error.can_retry is True
+
+
+def test_a_fatal_failure_cannot_be_retried(client: Arcade) -> None:
+    result = execute(client, "Demo.Fail", mode="fatal")
+    assert result.success is False, result
+    assert result.output is not None and result.output.error is not None, result
+    assert result.output.error.kind == "TOOL_RUNTIME_FATAL"
+    assert result.output.error.can_retry is False
+
+
+def test_a_slow_tool_finishes_within_the_workers_timeout(client: Arcade) -> None:
+    result = execute(client, "Demo.Slow", millis=200)
+    assert result.success is True, result
+
+
+def test_the_execute_response_carries_arcades_fields(gw: Gateway) -> None:
+    with gw.http() as http:
+        resp = http.post("/v1/tools/execute",
+                         json={"tool_name": "Demo.Echo", "input": {"message": "x"},
+                               "user_id": "alice"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    for key in ("id", "execution_id", "status", "success", "duration", "finished_at", "output"):
+        assert key in body, f"{key} missing from {body}"
+    assert body["output"]["value"] == "x"
+
+
+def test_the_cli_lists_the_demo_tools(gw: Gateway) -> None:
+    out = gw.cli("tools", "list", "--toolkit", "Demo")
+    assert out.returncode == 0, out.stderr
+    assert "Echo" in out.stdout
+
+
+def test_the_cli_lists_the_worker(gw: Gateway) -> None:
+    out = gw.cli("worker", "list")
+    assert out.returncode == 0, out.stderr
+    assert "demo" in out.stdout
