@@ -21,7 +21,11 @@ impl ToolContext {
         execution_id: Option<String>,
         inner: switchboard_wire::ToolContext,
     ) -> Self {
-        ToolContext { tool: tool.into(), execution_id, inner }
+        ToolContext {
+            tool: tool.into(),
+            execution_id,
+            inner,
+        }
     }
 
     /// The tool's fully qualified name, `Toolkit.Tool`.
@@ -60,7 +64,10 @@ impl ToolContext {
 
     /// What the provider told the gateway about the user, if anything.
     pub fn user_info(&self) -> Option<&Value> {
-        self.inner.authorization.as_ref().and_then(|a| a.user_info.as_ref())
+        self.inner
+            .authorization
+            .as_ref()
+            .and_then(|a| a.user_info.as_ref())
     }
 
     /// A secret by key (case-insensitive, as Arcade looks them up). A missing or empty
@@ -109,10 +116,19 @@ mod tests {
                     user_info: None,
                 }),
                 secrets: vec![
-                    KeyValue { key: "API_KEY".into(), value: "sk-abc".into() },
-                    KeyValue { key: "EMPTY".into(), value: String::new() },
+                    KeyValue {
+                        key: "API_KEY".into(),
+                        value: "sk-abc".into(),
+                    },
+                    KeyValue {
+                        key: "EMPTY".into(),
+                        value: String::new(),
+                    },
                 ],
-                metadata: vec![KeyValue { key: "client_id".into(), value: "c1".into() }],
+                metadata: vec![KeyValue {
+                    key: "client_id".into(),
+                    value: "c1".into(),
+                }],
                 user_id: Some("alice".into()),
             },
         )
@@ -137,6 +153,9 @@ mod tests {
     #[test]
     fn debug_output_hides_the_token_and_secret_values() {
         let shown = format!("{:?}", ctx());
-        assert!(!shown.contains("tok-123") && !shown.contains("sk-abc"), "{shown}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("sk-abc"),
+            "{shown}"
+        );
     }
 }

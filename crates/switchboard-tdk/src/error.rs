@@ -233,7 +233,10 @@ mod tests {
         assert_eq!(wire.kind.as_deref(), Some("TOOL_RUNTIME_RETRY"));
         assert!(wire.can_retry);
         assert_eq!(wire.retry_after_ms, Some(250));
-        assert_eq!(wire.additional_prompt_content.as_deref(), Some("wait a bit"));
+        assert_eq!(
+            wire.additional_prompt_content.as_deref(),
+            Some("wait a bit")
+        );
     }
 
     #[test]

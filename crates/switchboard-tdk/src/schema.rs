@@ -22,7 +22,8 @@ pub enum SchemaError {
 const MAX_DEPTH: usize = 8;
 
 /// The Arcade parameters for input type `T`, in the struct's field order.
-pub fn parameters_for<T: JsonSchema + DeserializeOwned>() -> Result<Vec<InputParameter>, SchemaError> {
+pub fn parameters_for<T: JsonSchema + DeserializeOwned>() -> Result<Vec<InputParameter>, SchemaError>
+{
     let root = root_schema::<T>();
     let r = Resolver::new(&root);
     let obj = r.resolve(&root);
@@ -31,7 +32,10 @@ pub fn parameters_for<T: JsonSchema + DeserializeOwned>() -> Result<Vec<InputPar
         return Err(SchemaError::NotAnObject(shown));
     }
     let empty = Map::new();
-    let props = obj.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+    let props = obj
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let required: Vec<&str> = obj
         .get("required")
         .and_then(Value::as_array)
@@ -61,7 +65,10 @@ pub fn parameters_for<T: JsonSchema + DeserializeOwned>() -> Result<Vec<InputPar
                 name: name.to_owned(),
                 required: required.contains(&name),
                 description: r.description(prop),
-                value_schema: ValueSchema { description: None, ..value_schema },
+                value_schema: ValueSchema {
+                    description: None,
+                    ..value_schema
+                },
                 inferrable: true,
             })
         })
@@ -167,7 +174,10 @@ impl<'a> Resolver<'a> {
                 .iter()
                 .map(|(name, prop)| {
                     let vs = self.value_schema(prop, depth);
-                    (name.clone(), serde_json::to_value(vs).unwrap_or(Value::Null))
+                    (
+                        name.clone(),
+                        serde_json::to_value(vs).unwrap_or(Value::Null),
+                    )
                 })
                 .collect(),
         )
@@ -175,7 +185,9 @@ impl<'a> Resolver<'a> {
 }
 
 fn union(s: &Value) -> Option<&Vec<Value>> {
-    s.get("anyOf").or_else(|| s.get("oneOf")).and_then(Value::as_array)
+    s.get("anyOf")
+        .or_else(|| s.get("oneOf"))
+        .and_then(Value::as_array)
 }
 
 fn is_null(s: &Value) -> bool {
@@ -208,7 +220,10 @@ fn arcade_type(s: &Value) -> &'static str {
 /// The allowed values of a string enum, written as `enum`, `const` or a union of either.
 fn string_enum(s: &Value) -> Option<Vec<String>> {
     if let Some(values) = s.get("enum").and_then(Value::as_array) {
-        return values.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+        return values
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect();
     }
     if let Some(c) = s.get("const") {
         return c.as_str().map(|c| vec![c.to_owned()]);
@@ -337,8 +352,18 @@ mod tests {
         assert_eq!(
             names,
             [
-                "zname", "style", "count", "ratio", "loud", "tags", "styles", "documented",
-                "inner", "many", "anything", "renamedField"
+                "zname",
+                "style",
+                "count",
+                "ratio",
+                "loud",
+                "tags",
+                "styles",
+                "documented",
+                "inner",
+                "many",
+                "anything",
+                "renamedField"
             ]
         );
     }
@@ -373,19 +398,31 @@ mod tests {
     fn string_enums_list_their_values_even_when_optional_or_documented() {
         let style = param("style").value_schema;
         assert_eq!(style.val_type, "string");
-        assert_eq!(style.enum_values, Some(vec!["formal".into(), "casual".into()]));
+        assert_eq!(
+            style.enum_values,
+            Some(vec!["formal".into(), "casual".into()])
+        );
         let documented = param("documented").value_schema;
         assert_eq!(documented.val_type, "string");
-        assert_eq!(documented.enum_values, Some(vec!["First".into(), "Second".into()]));
+        assert_eq!(
+            documented.enum_values,
+            Some(vec!["First".into(), "Second".into()])
+        );
     }
 
     #[test]
     fn arrays_carry_their_inner_type() {
         let tags = param("tags").value_schema;
-        assert_eq!((tags.val_type.as_str(), tags.inner_val_type.as_deref()), ("array", Some("string")));
+        assert_eq!(
+            (tags.val_type.as_str(), tags.inner_val_type.as_deref()),
+            ("array", Some("string"))
+        );
         let styles = param("styles").value_schema;
         assert_eq!(styles.inner_val_type.as_deref(), Some("string"));
-        assert_eq!(styles.enum_values, Some(vec!["formal".into(), "casual".into()]));
+        assert_eq!(
+            styles.enum_values,
+            Some(vec!["formal".into(), "casual".into()])
+        );
         let many = param("many").value_schema;
         assert_eq!(many.inner_val_type.as_deref(), Some("json"));
         assert!(many.inner_properties.unwrap().contains_key("x"));
@@ -401,7 +438,10 @@ mod tests {
 
     #[test]
     fn a_non_struct_input_is_refused() {
-        assert!(matches!(parameters_for::<String>(), Err(SchemaError::NotAnObject(_))));
+        assert!(matches!(
+            parameters_for::<String>(),
+            Err(SchemaError::NotAnObject(_))
+        ));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use switchboard_wire::{
-    AuthRequirement, InputParameter, KeyRequirement, OAuth2Requirement, ToolDefinition,
-    ToolInput, ToolOutputDefinition, ToolRequirements, ToolkitDefinition, ValueSchema,
+    AuthRequirement, InputParameter, KeyRequirement, OAuth2Requirement, ToolDefinition, ToolInput,
+    ToolOutputDefinition, ToolRequirements, ToolkitDefinition, ValueSchema,
 };
 
 use crate::schema::{parameters_for, value_schema_for};
@@ -39,7 +39,12 @@ pub struct Toolkit {
 impl Toolkit {
     /// A toolkit; by Arcade's convention `name` is PascalCase.
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Toolkit { name: name.into(), version: version.into(), description: None, tools: Vec::new() }
+        Toolkit {
+            name: name.into(),
+            version: version.into(),
+            description: None,
+            tools: Vec::new(),
+        }
     }
 
     pub fn description(mut self, description: impl Into<String>) -> Self {
@@ -49,7 +54,8 @@ impl Toolkit {
 
     /// Adds a tool. A second tool with the same name (ignoring case) replaces the first.
     pub fn tool(mut self, tool: Tool) -> Self {
-        self.tools.retain(|t| !t.name.eq_ignore_ascii_case(&tool.name));
+        self.tools
+            .retain(|t| !t.name.eq_ignore_ascii_case(&tool.name));
         self.tools.push(tool);
         self
     }
@@ -102,7 +108,11 @@ impl Tool {
     /// # Panics
     /// If `I` is not a struct with named fields (a tool's input is always an object): a
     /// bug in the tool's declaration, found when the worker is built.
-    pub fn new<I, O, F, Fut>(name: impl Into<String>, description: impl Into<String>, handler: F) -> Self
+    pub fn new<I, O, F, Fut>(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        handler: F,
+    ) -> Self
     where
         I: DeserializeOwned + JsonSchema + Send + 'static,
         O: Serialize + 'static,
@@ -119,7 +129,10 @@ impl Tool {
             let input = match I::deserialize(Value::Object(inputs)) {
                 Ok(input) => input,
                 Err(e) => {
-                    let err = ToolError::bad_input(format!("Invalid input for tool '{}': {e}", ctx.tool_name()));
+                    let err = ToolError::bad_input(format!(
+                        "Invalid input for tool '{}': {e}",
+                        ctx.tool_name()
+                    ));
                     return Box::pin(std::future::ready(Err(err)));
                 }
             };
@@ -127,7 +140,10 @@ impl Tool {
             Box::pin(async move {
                 let out = fut.await?;
                 serde_json::to_value(out).map_err(|e| {
-                    ToolError::new(crate::ErrorKind::BadOutputValue, format!("The tool's output could not be serialized: {e}"))
+                    ToolError::new(
+                        crate::ErrorKind::BadOutputValue,
+                        format!("The tool's output could not be serialized: {e}"),
+                    )
                 })
             })
         });
@@ -196,7 +212,11 @@ impl Tool {
 
     pub(crate) fn definition(&self, toolkit: &Toolkit) -> ToolDefinition {
         let keys = |ks: &[String]| {
-            (!ks.is_empty()).then(|| ks.iter().map(|k| KeyRequirement { key: k.clone() }).collect())
+            (!ks.is_empty()).then(|| {
+                ks.iter()
+                    .map(|k| KeyRequirement { key: k.clone() })
+                    .collect()
+            })
         };
         ToolDefinition {
             name: self.name.clone(),
@@ -207,7 +227,9 @@ impl Tool {
                 description: toolkit.description.clone(),
                 version: Some(toolkit.version.clone()),
             },
-            input: ToolInput { parameters: self.parameters.clone() },
+            input: ToolInput {
+                parameters: self.parameters.clone(),
+            },
             output: self.output.clone(),
             requirements: ToolRequirements {
                 authorization: self.auth.as_ref().map(Auth::to_wire),
@@ -233,12 +255,20 @@ pub struct Auth {
 impl Auth {
     /// Requires a token from the provider service `provider_id`.
     pub fn oauth2(provider_id: impl Into<String>) -> Self {
-        Auth { provider_id: Some(provider_id.into()), id: None, scopes: Vec::new() }
+        Auth {
+            provider_id: Some(provider_id.into()),
+            id: None,
+            scopes: Vec::new(),
+        }
     }
 
     /// Requires a token from the configured provider with this `id`.
     pub fn oauth2_id(id: impl Into<String>) -> Self {
-        Auth { provider_id: None, id: Some(id.into()), scopes: Vec::new() }
+        Auth {
+            provider_id: None,
+            id: Some(id.into()),
+            scopes: Vec::new(),
+        }
     }
 
     /// Also names the configured provider `id` (with a `provider_id`).
@@ -263,7 +293,9 @@ impl Auth {
             // The Arcade CLI drops a tool whose authorization lacks provider_type.
             provider_type: Some("oauth2".into()),
             id: self.id.clone(),
-            oauth2: Some(OAuth2Requirement { scopes: self.scopes.clone() }),
+            oauth2: Some(OAuth2Requirement {
+                scopes: self.scopes.clone(),
+            }),
         }
     }
 }

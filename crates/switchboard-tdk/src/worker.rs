@@ -50,7 +50,9 @@ pub struct Worker {
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.toolkits.iter().map(|t| t.name.as_str()).collect();
-        f.debug_struct("Worker").field("toolkits", &names).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("toolkits", &names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,13 +70,17 @@ impl Worker {
     pub fn new(secret: impl Into<String>) -> Self {
         let secret = secret.into();
         let shared = Arc::new(Shared::build(secret, &[]));
-        Worker { toolkits: Vec::new(), shared }
+        Worker {
+            toolkits: Vec::new(),
+            shared,
+        }
     }
 
     /// Adds a toolkit; one with the same name and version replaces it.
     pub fn toolkit(mut self, toolkit: Toolkit) -> Self {
-        self.toolkits
-            .retain(|t| !(t.name.eq_ignore_ascii_case(&toolkit.name) && t.version == toolkit.version));
+        self.toolkits.retain(|t| {
+            !(t.name.eq_ignore_ascii_case(&toolkit.name) && t.version == toolkit.version)
+        });
         self.toolkits.push(toolkit);
         self.shared = Arc::new(Shared::build(self.shared.secret.clone(), &self.toolkits));
         self
@@ -95,7 +101,9 @@ impl Worker {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 
     /// Runs one call in-process, as `POST /worker/tools/invoke` would (no JWT check).
@@ -135,16 +143,17 @@ impl Shared {
         for toolkit in toolkits {
             for tool in &toolkit.tools {
                 let definition = tool.definition(toolkit);
-                tools.entry(definition.fully_qualified_name.to_lowercase()).or_default().push(
-                    Registered {
+                tools
+                    .entry(definition.fully_qualified_name.to_lowercase())
+                    .or_default()
+                    .push(Registered {
                         fqn: definition.fully_qualified_name.clone(),
                         version: toolkit.version.clone(),
                         requires_token: tool.auth.is_some(),
                         secrets: tool.secrets.clone(),
                         parameters: tool.parameters.clone(),
                         handler: tool.handler.clone(),
-                    },
-                );
+                    });
                 definitions.push(definition);
             }
         }
@@ -161,20 +170,37 @@ impl Shared {
         }
     }
 
-    fn find(&self, toolkit: &str, name: &str, version: Option<&str>) -> Result<&Registered, InvokeError> {
+    fn find(
+        &self,
+        toolkit: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<&Registered, InvokeError> {
         let key = format!("{toolkit}.{name}").to_lowercase();
-        let candidates = self.tools.get(&key).ok_or_else(|| InvokeError::UnknownTool(format!("{toolkit}.{name}")))?;
+        let candidates = self
+            .tools
+            .get(&key)
+            .ok_or_else(|| InvokeError::UnknownTool(format!("{toolkit}.{name}")))?;
         match version.filter(|v| !v.is_empty()) {
             None => candidates.first().ok_or(InvokeError::UnknownTool(key)),
             Some(v) => candidates.iter().find(|t| t.version == v).ok_or_else(|| {
-                InvokeError::VersionMismatch { name: format!("{toolkit}.{name}"), version: v.to_owned() }
+                InvokeError::VersionMismatch {
+                    name: format!("{toolkit}.{name}"),
+                    version: v.to_owned(),
+                }
             }),
         }
     }
 
     async fn invoke(&self, request: ToolCallRequest) -> Result<ToolCallResponse, InvokeError> {
         let started = Instant::now();
-        let ToolCallRequest { execution_id, tool, inputs, context, .. } = request;
+        let ToolCallRequest {
+            execution_id,
+            tool,
+            inputs,
+            context,
+            ..
+        } = request;
         let registered = self.find(&tool.toolkit, &tool.name, tool.version.as_deref())?;
         let ctx = ToolContext::new(registered.fqn.clone(), execution_id.clone(), context);
 
@@ -184,16 +210,27 @@ impl Shared {
         };
         let duration = started.elapsed().as_secs_f64() * 1000.0;
         let output = match result {
-            Ok(value) => ToolCallOutput { value: Some(value), ..ToolCallOutput::default() },
+            Ok(value) => ToolCallOutput {
+                value: Some(value),
+                ..ToolCallOutput::default()
+            },
             Err(e) => {
                 tracing::debug!(tool = %registered.fqn, kind = %e.kind(), "tool call failed");
-                ToolCallOutput { error: Some(e.into_wire()), ..ToolCallOutput::default() }
+                ToolCallOutput {
+                    error: Some(e.into_wire()),
+                    ..ToolCallOutput::default()
+                }
             }
         };
         Ok(ToolCallResponse {
             execution_id: Some(execution_id.unwrap_or_default()),
             // arcade-serve sends naive local time; clients expect no zone suffix.
-            finished_at: Some(chrono::Local::now().naive_local().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+            finished_at: Some(
+                chrono::Local::now()
+                    .naive_local()
+                    .format("%Y-%m-%dT%H:%M:%S%.6f")
+                    .to_string(),
+            ),
             duration: Some(duration),
             success: output.error.is_none(),
             output,
@@ -202,7 +239,11 @@ impl Shared {
 }
 
 /// Runs the handler; a panic becomes `TOOL_RUNTIME_FATAL` instead of a dropped connection.
-async fn run(tool: &Registered, ctx: ToolContext, inputs: Map<String, Value>) -> Result<Value, ToolError> {
+async fn run(
+    tool: &Registered,
+    ctx: ToolContext,
+    inputs: Map<String, Value>,
+) -> Result<Value, ToolError> {
     let panicked = || {
         // The panic's text may quote anything the tool held, so it stays in the tool's log.
         tracing::error!(tool = %tool.fqn, "tool handler panicked");
@@ -223,7 +264,11 @@ async fn run(tool: &Registered, ctx: ToolContext, inputs: Map<String, Value>) ->
 /// there, and each declared parameter is present and of its type. Deserialization into
 /// the input type checks the rest; this pass only makes the common errors name the
 /// parameter.
-fn preflight(tool: &Registered, ctx: &ToolContext, inputs: &Map<String, Value>) -> Result<(), ToolError> {
+fn preflight(
+    tool: &Registered,
+    ctx: &ToolContext,
+    inputs: &Map<String, Value>,
+) -> Result<(), ToolError> {
     if tool.requires_token {
         ctx.require_token()?;
     }
@@ -234,7 +279,10 @@ fn preflight(tool: &Registered, ctx: &ToolContext, inputs: &Map<String, Value>) 
         let vs = &p.value_schema;
         let value = match inputs.get(&p.name) {
             None | Some(Value::Null) if p.required && vs.val_type != "json" => {
-                return Err(ToolError::bad_input(format!("Missing required parameter '{}'", p.name)));
+                return Err(ToolError::bad_input(format!(
+                    "Missing required parameter '{}'",
+                    p.name
+                )));
             }
             None | Some(Value::Null) => continue,
             Some(v) => v,
@@ -297,7 +345,11 @@ fn to_bytes<T: serde::Serialize>(value: &T) -> Bytes {
 }
 
 fn json_bytes(body: Bytes) -> Response {
-    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /worker/health` (no auth): `{"status":"ok","tool_count":"N"}`.
@@ -355,14 +407,20 @@ impl IntoResponse for AuthRejection {
 impl FromRequestParts<Arc<Shared>> for EngineToken {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .ok_or(AuthRejection::Missing)?;
         // FastAPI's HTTPBearer: "<scheme> <credentials>", scheme in any case.
-        let (scheme, token) = header.trim().split_once(' ').ok_or(AuthRejection::Missing)?;
+        let (scheme, token) = header
+            .trim()
+            .split_once(' ')
+            .ok_or(AuthRejection::Missing)?;
         let token = token.trim();
         if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
             return Err(AuthRejection::Missing);

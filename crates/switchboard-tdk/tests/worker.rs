@@ -36,46 +36,78 @@ struct GreetInput {
 fn toolkit() -> Toolkit {
     Toolkit::new("Testkit", "1.2.3")
         .description("Tools for tests")
-        .tool(Tool::new("Echo", "Echo a message back", |_ctx: ToolContext, i: EchoInput| async move {
-            Ok::<_, ToolError>(i.message)
-        }))
-        .tool(Tool::new("Greet", "Greet someone", |_ctx: ToolContext, i: GreetInput| async move {
-            let greeting = match i.style {
-                Some(Style::Formal) => format!("Good day, {}.", i.name),
-                _ => format!("Hi {}!", i.name),
-            };
-            Ok::<_, ToolError>(json!({"greeting": greeting, "tags": i.tags, "times": i.times}))
-        }))
+        .tool(Tool::new(
+            "Echo",
+            "Echo a message back",
+            |_ctx: ToolContext, i: EchoInput| async move { Ok::<_, ToolError>(i.message) },
+        ))
+        .tool(Tool::new(
+            "Greet",
+            "Greet someone",
+            |_ctx: ToolContext, i: GreetInput| async move {
+                let greeting = match i.style {
+                    Some(Style::Formal) => format!("Good day, {}.", i.name),
+                    _ => format!("Hi {}!", i.name),
+                };
+                Ok::<_, ToolError>(json!({"greeting": greeting, "tags": i.tags, "times": i.times}))
+            },
+        ))
         .tool(
-            Tool::new("WhoAmI", "Who the call is for", |ctx: ToolContext, _: NoInput| async move {
-                let token = ctx.require_token()?;
-                Ok::<_, ToolError>(json!({"user_id": ctx.user_id(), "token_len": token.len()}))
-            })
+            Tool::new(
+                "WhoAmI",
+                "Who the call is for",
+                |ctx: ToolContext, _: NoInput| async move {
+                    let token = ctx.require_token()?;
+                    Ok::<_, ToolError>(json!({"user_id": ctx.user_id(), "token_len": token.len()}))
+                },
+            )
             .requires_auth(Auth::oauth2("sandbox").scopes(["profile"])),
         )
         .tool(
-            Tool::new("SecretLen", "Length of a secret", |ctx: ToolContext, _: NoInput| async move {
-                Ok::<_, ToolError>(ctx.secret("API_KEY")?.len())
-            })
+            Tool::new(
+                "SecretLen",
+                "Length of a secret",
+                |ctx: ToolContext, _: NoInput| async move {
+                    Ok::<_, ToolError>(ctx.secret("API_KEY")?.len())
+                },
+            )
             .secret("API_KEY"),
         )
-        .tool(Tool::new("Flaky", "Always asks for a retry", |_ctx: ToolContext, _: NoInput| async move {
-            Err::<Value, _>(ToolError::retry("try again").retry_after_ms(100).additional_prompt_content("wait"))
-        }))
-        .tool(Tool::new("Boom", "Panics", |_ctx: ToolContext, _: NoInput| async move {
-            if true {
-                panic!("the handler blew up");
-            }
-            Ok::<_, ToolError>(Value::Null)
-        }))
+        .tool(Tool::new(
+            "Flaky",
+            "Always asks for a retry",
+            |_ctx: ToolContext, _: NoInput| async move {
+                Err::<Value, _>(
+                    ToolError::retry("try again")
+                        .retry_after_ms(100)
+                        .additional_prompt_content("wait"),
+                )
+            },
+        ))
+        .tool(Tool::new(
+            "Boom",
+            "Panics",
+            |_ctx: ToolContext, _: NoInput| async move {
+                if true {
+                    panic!("the handler blew up");
+                }
+                Ok::<_, ToolError>(Value::Null)
+            },
+        ))
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn bearer() -> String {
-    format!("Bearer {}", switchboard_wire::jwt::sign(SECRET, now()).unwrap())
+    format!(
+        "Bearer {}",
+        switchboard_wire::jwt::sign(SECRET, now()).unwrap()
+    )
 }
 
 struct TestWorker {
@@ -90,7 +122,10 @@ impl TestWorker {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let worker = Worker::new(SECRET).toolkit(toolkit());
         tokio::spawn(worker.serve(listener, std::future::pending()));
-        TestWorker { base, http: reqwest::Client::new() }
+        TestWorker {
+            base,
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn invoke_raw(&self, body: Value) -> reqwest::Response {
@@ -135,7 +170,12 @@ fn error_kind(res: &Value) -> &str {
 #[tokio::test]
 async fn health_needs_no_token_and_counts_tools_as_a_string() {
     let w = TestWorker::start().await;
-    let res = w.http.get(format!("{}/worker/health", w.base)).send().await.unwrap();
+    let res = w
+        .http
+        .get(format!("{}/worker/health", w.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body, json!({"status": "ok", "tool_count": "6"}));
@@ -176,8 +216,14 @@ async fn an_expired_token_is_refused() {
 async fn the_bearer_scheme_is_accepted_in_any_case() {
     let w = TestWorker::start().await;
     let token = switchboard_wire::jwt::sign(SECRET, now()).unwrap();
-    assert_eq!(w.tools(Some(&format!("bearer {token}"))).await.status(), 200);
-    assert_eq!(w.tools(Some(&format!("BEARER {token}"))).await.status(), 200);
+    assert_eq!(
+        w.tools(Some(&format!("bearer {token}"))).await.status(),
+        200
+    );
+    assert_eq!(
+        w.tools(Some(&format!("BEARER {token}"))).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -192,7 +238,10 @@ async fn listed_tools_carry_arcade_parameter_schemas_and_requirements() {
     let echo = tool("Echo");
     assert_eq!(echo["fully_qualified_name"], "Testkit.Echo");
     assert_eq!(echo["description"], "Echo a message back");
-    assert_eq!(echo["toolkit"], json!({"name": "Testkit", "description": "Tools for tests", "version": "1.2.3"}));
+    assert_eq!(
+        echo["toolkit"],
+        json!({"name": "Testkit", "description": "Tools for tests", "version": "1.2.3"})
+    );
     let p = &echo["input"]["parameters"][0];
     assert_eq!(p["name"], "message");
     assert_eq!(p["required"], true);
@@ -200,7 +249,10 @@ async fn listed_tools_carry_arcade_parameter_schemas_and_requirements() {
     assert_eq!(p["value_schema"]["val_type"], "string");
     assert_eq!(p["inferrable"], true);
     assert_eq!(echo["output"]["available_modes"], json!(["value", "error"]));
-    assert_eq!(echo["requirements"], json!({"authorization": null, "secrets": null, "metadata": null}));
+    assert_eq!(
+        echo["requirements"],
+        json!({"authorization": null, "secrets": null, "metadata": null})
+    );
 
     let greet = tool("Greet");
     let params = greet["input"]["parameters"].as_array().unwrap();
@@ -210,7 +262,10 @@ async fn listed_tools_carry_arcade_parameter_schemas_and_requirements() {
     assert_eq!(params[1]["required"], false);
     assert_eq!(params[1]["description"], "How formal the greeting is.");
     assert_eq!(params[1]["value_schema"]["val_type"], "string");
-    assert_eq!(params[1]["value_schema"]["enum"], json!(["formal", "casual"]));
+    assert_eq!(
+        params[1]["value_schema"]["enum"],
+        json!(["formal", "casual"])
+    );
     assert_eq!(params[2]["required"], false);
     assert_eq!(params[2]["value_schema"]["val_type"], "array");
     assert_eq!(params[2]["value_schema"]["inner_val_type"], "string");
@@ -221,7 +276,10 @@ async fn listed_tools_carry_arcade_parameter_schemas_and_requirements() {
         json!({"provider_id": "sandbox", "provider_type": "oauth2", "id": null, "oauth2": {"scopes": ["profile"]}})
     );
     assert_eq!(tool("WhoAmI")["input"]["parameters"], json!([]));
-    assert_eq!(tool("SecretLen")["requirements"]["secrets"], json!([{"key": "API_KEY"}]));
+    assert_eq!(
+        tool("SecretLen")["requirements"]["secrets"],
+        json!([{"key": "API_KEY"}])
+    );
 }
 
 #[tokio::test]
@@ -234,7 +292,10 @@ async fn echo_returns_its_message_with_the_execution_id_and_timing() {
     assert_eq!(res["execution_id"], "exec-1");
     assert!(res["duration"].as_f64().unwrap() >= 0.0);
     let finished = res["finished_at"].as_str().unwrap();
-    assert!(chrono::NaiveDateTime::parse_from_str(finished, "%Y-%m-%dT%H:%M:%S%.f").is_ok(), "{finished}");
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(finished, "%Y-%m-%dT%H:%M:%S%.f").is_ok(),
+        "{finished}"
+    );
 }
 
 #[tokio::test]
@@ -259,9 +320,20 @@ async fn tool_lookup_ignores_case_and_accepts_the_matching_version() {
 #[tokio::test]
 async fn optional_enum_parameters_are_accepted_and_used() {
     let w = TestWorker::start().await;
-    let res = w.call("Greet", json!({"name": "Ada", "style": "formal", "tags": ["a"]}), json!({})).await;
-    assert_eq!(res["output"]["value"]["greeting"], "Good day, Ada.", "{res}");
-    let res = w.call("Greet", json!({"name": "Ada", "style": null}), json!({})).await;
+    let res = w
+        .call(
+            "Greet",
+            json!({"name": "Ada", "style": "formal", "tags": ["a"]}),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        res["output"]["value"]["greeting"], "Good day, Ada.",
+        "{res}"
+    );
+    let res = w
+        .call("Greet", json!({"name": "Ada", "style": null}), json!({}))
+        .await;
     assert_eq!(res["output"]["value"]["greeting"], "Hi Ada!", "{res}");
 }
 
@@ -280,19 +352,33 @@ async fn input_of_the_wrong_shape_is_bad_input_value_naming_the_parameter() {
         let msg = res["output"]["error"]["message"].as_str().unwrap();
         assert!(msg.contains(param), "{msg}");
     }
-    let res = w.call("Greet", json!({"name": "Ada", "style": "rude"}), json!({})).await;
+    let res = w
+        .call("Greet", json!({"name": "Ada", "style": "rude"}), json!({}))
+        .await;
     assert_eq!(error_kind(&res), "TOOL_RUNTIME_BAD_INPUT_VALUE");
-    assert!(res["output"]["error"]["message"].as_str().unwrap().contains("formal, casual"), "{res}");
-    let res = w.call("Greet", json!({"name": "Ada", "times": 1.5}), json!({})).await;
+    assert!(
+        res["output"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("formal, casual"),
+        "{res}"
+    );
+    let res = w
+        .call("Greet", json!({"name": "Ada", "times": 1.5}), json!({}))
+        .await;
     assert_eq!(error_kind(&res), "TOOL_RUNTIME_BAD_INPUT_VALUE");
-    let res = w.call("Greet", json!({"name": "Ada", "times": -1}), json!({})).await;
+    let res = w
+        .call("Greet", json!({"name": "Ada", "times": -1}), json!({}))
+        .await;
     assert_eq!(error_kind(&res), "TOOL_RUNTIME_BAD_INPUT_VALUE", "{res}");
 }
 
 #[tokio::test]
 async fn a_tool_that_requires_auth_without_a_token_is_context_required() {
     let w = TestWorker::start().await;
-    let res = w.call("WhoAmI", json!({}), json!({"user_id": "alice"})).await;
+    let res = w
+        .call("WhoAmI", json!({}), json!({"user_id": "alice"}))
+        .await;
     assert_eq!(res["success"], false);
     assert_eq!(error_kind(&res), "TOOL_RUNTIME_CONTEXT_REQUIRED");
 }
@@ -300,20 +386,35 @@ async fn a_tool_that_requires_auth_without_a_token_is_context_required() {
 #[tokio::test]
 async fn a_tool_that_requires_auth_gets_the_token_and_the_user() {
     let w = TestWorker::start().await;
-    let context = json!({"user_id": "alice", "authorization": {"token": "tok-abc", "user_info": {}}});
+    let context =
+        json!({"user_id": "alice", "authorization": {"token": "tok-abc", "user_info": {}}});
     let res = w.call("WhoAmI", json!({}), context).await;
-    assert_eq!(res["output"]["value"], json!({"user_id": "alice", "token_len": 7}), "{res}");
+    assert_eq!(
+        res["output"]["value"],
+        json!({"user_id": "alice", "token_len": 7}),
+        "{res}"
+    );
 }
 
 #[tokio::test]
 async fn a_declared_secret_reaches_the_tool_and_its_absence_names_the_key() {
     let w = TestWorker::start().await;
     let res = w
-        .call("SecretLen", json!({}), json!({"secrets": [{"key": "API_KEY", "value": "sk-12345"}]}))
+        .call(
+            "SecretLen",
+            json!({}),
+            json!({"secrets": [{"key": "API_KEY", "value": "sk-12345"}]}),
+        )
         .await;
     assert_eq!(res["output"]["value"], 8, "{res}");
 
-    let res = w.call("SecretLen", json!({}), json!({"secrets": [{"key": "OTHER", "value": "zzz"}]})).await;
+    let res = w
+        .call(
+            "SecretLen",
+            json!({}),
+            json!({"secrets": [{"key": "OTHER", "value": "zzz"}]}),
+        )
+        .await;
     assert_eq!(error_kind(&res), "TOOL_RUNTIME_CONTEXT_REQUIRED");
     let msg = res["output"]["error"]["message"].as_str().unwrap();
     assert!(msg.contains("API_KEY") && !msg.contains("zzz"), "{msg}");
@@ -334,7 +435,9 @@ async fn a_retryable_error_carries_its_retry_hints() {
 #[tokio::test]
 async fn an_unknown_tool_is_a_plain_500_like_arcade_serve() {
     let w = TestWorker::start().await;
-    let res = w.invoke_raw(json!({"tool": {"name": "Nope", "toolkit": "Testkit"}, "inputs": {}})).await;
+    let res = w
+        .invoke_raw(json!({"tool": {"name": "Nope", "toolkit": "Testkit"}, "inputs": {}}))
+        .await;
     assert_eq!(res.status(), 500);
     assert_eq!(res.text().await.unwrap(), "Internal Server Error");
 }
@@ -364,7 +467,13 @@ async fn a_malformed_body_is_400_invalid_params() {
         assert_eq!(res.status(), 400, "{body}");
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["code"], -32602);
-        assert!(v["message"].as_str().unwrap().starts_with("Invalid params: "), "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid params: "),
+            "{v}"
+        );
     }
 }
 
@@ -387,8 +496,15 @@ async fn a_panicking_handler_is_a_fatal_error_and_the_worker_keeps_serving() {
     let res = w.call("Boom", json!({}), json!({})).await;
     assert_eq!(res["success"], false);
     assert_eq!(error_kind(&res), "TOOL_RUNTIME_FATAL");
-    assert!(!res["output"]["error"]["message"].as_str().unwrap().contains("blew up"));
-    let res = w.call("Echo", json!({"message": "still here"}), json!({})).await;
+    assert!(
+        !res["output"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("blew up")
+    );
+    let res = w
+        .call("Echo", json!({"message": "still here"}), json!({}))
+        .await;
     assert_eq!(res["output"]["value"], "still here");
 }
 
@@ -396,7 +512,10 @@ async fn a_panicking_handler_is_a_fatal_error_and_the_worker_keeps_serving() {
 async fn in_process_invoke_answers_like_the_http_route() {
     let worker = Worker::new(SECRET).toolkit(toolkit());
     assert_eq!(worker.tool_count(), 6);
-    let request = serde_json::from_value(json!({"tool": {"name": "Echo", "toolkit": "Testkit"}, "inputs": {"message": "x"}})).unwrap();
+    let request = serde_json::from_value(
+        json!({"tool": {"name": "Echo", "toolkit": "Testkit"}, "inputs": {"message": "x"}}),
+    )
+    .unwrap();
     let res = worker.invoke(request).await.unwrap();
     assert!(res.success);
     assert_eq!(res.output.value, Some(json!("x")));

@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn expired_token_is_rejected() {
         let token = sign("s3cret", now() - 3600).unwrap();
-        assert!(matches!(verify("s3cret", &token), Err(JwtError::Invalid(_))));
+        assert!(matches!(
+            verify("s3cret", &token),
+            Err(JwtError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -355,7 +355,8 @@ mod tests {
 
     #[test]
     fn health_tool_count_accepts_string_and_number() {
-        let a: HealthResponse = serde_json::from_str(r#"{"status":"ok","tool_count":"3"}"#).unwrap();
+        let a: HealthResponse =
+            serde_json::from_str(r#"{"status":"ok","tool_count":"3"}"#).unwrap();
         let b: HealthResponse = serde_json::from_str(r#"{"status":"ok","tool_count":3}"#).unwrap();
         assert_eq!(a.tool_count.as_deref(), Some("3"));
         assert_eq!(b.tool_count.as_deref(), Some("3"));
@@ -368,12 +369,18 @@ mod tests {
                 token: Some("tok-very-secret".into()),
                 user_info: None,
             }),
-            secrets: vec![KeyValue { key: "API_KEY".into(), value: "sk-hidden".into() }],
+            secrets: vec![KeyValue {
+                key: "API_KEY".into(),
+                value: "sk-hidden".into(),
+            }],
             metadata: vec![],
             user_id: Some("alice".into()),
         };
         let shown = format!("{ctx:?}");
-        assert!(!shown.contains("tok-very-secret") && !shown.contains("sk-hidden"), "{shown}");
+        assert!(
+            !shown.contains("tok-very-secret") && !shown.contains("sk-hidden"),
+            "{shown}"
+        );
         assert!(shown.contains("API_KEY") && shown.contains("alice"));
     }
 }

@@ -74,7 +74,11 @@ impl Gateway {
         root_keys: Vec<RootKeyConfig>,
     ) -> Result<Gateway, ServeError> {
         let http = http_client()?;
-        let builtin_tools = if config.builtin_toolkit { builtin::definitions() } else { Vec::new() };
+        let builtin_tools = if config.builtin_toolkit {
+            builtin::definitions()
+        } else {
+            Vec::new()
+        };
         let catalog = Arc::new(CatalogHandle::default());
         let registry = Arc::new(WorkerRegistry::new(
             &config.workers,
@@ -85,24 +89,56 @@ impl Gateway {
         )?);
         registry.refresh_all().await;
         let (recorder, recorder_task) = Recorder::start(store.clone(), &config.execution_logging);
-        let executor = Arc::new(Executor::new(registry.clone(), config.secrets.clone(), recorder));
-        let auth = Arc::new(Authenticator::new(store.clone(), config.api.development, DEFAULT_KEY_CACHE_TTL));
-        let state = AppState { config: Arc::new(config), store, auth, executor };
-        Ok(Gateway { state, registry, root_keys, recorder_task })
+        let executor = Arc::new(Executor::new(
+            registry.clone(),
+            config.secrets.clone(),
+            recorder,
+        ));
+        let auth = Arc::new(Authenticator::new(
+            store.clone(),
+            config.api.development,
+            DEFAULT_KEY_CACHE_TTL,
+        ));
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            auth,
+            executor,
+        };
+        Ok(Gateway {
+            state,
+            registry,
+            root_keys,
+            recorder_task,
+        })
     }
 
     /// Serves until `shutdown` completes; then stops accepting, waits for in-flight
     /// requests, stops health checks and drains the execution log.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let health = self.registry.spawn_health_loop(self.state.config.worker_health_interval, stop_rx);
+        let health = self
+            .registry
+            .spawn_health_loop(self.state.config.worker_health_interval, stop_rx);
         let app = api::router(self.state.clone());
-        let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         let _ = stop_tx.send(true);
         let _ = health.await;
-        let Gateway { state, registry, recorder_task, .. } = self;
+        let Gateway {
+            state,
+            registry,
+            recorder_task,
+            ..
+        } = self;
         // The executor holds the last recorder; dropping it closes the log channel.
         drop(state);
         drop(registry);
@@ -122,17 +158,26 @@ fn load_root_keys(config: &Config) -> Result<Vec<RootKeyConfig>, ServeError> {
             let dir = path.parent().unwrap_or_else(|| Path::new("."));
             let key_path = dir.join(ROOT_KEY_FILE);
             let value = load_or_create_key_file(&key_path)?;
-            Ok(vec![RootKeyConfig { id: "generated".into(), default: true, value: SecretValue::new(value) }])
+            Ok(vec![RootKeyConfig {
+                id: "generated".into(),
+                default: true,
+                value: SecretValue::new(value),
+            }])
         }
         StorageConfig::Postgres { .. } => {
-            tracing::warn!("no security.root_keys configured; replicas on PostgreSQL must share root keys from the config");
+            tracing::warn!(
+                "no security.root_keys configured; replicas on PostgreSQL must share root keys from the config"
+            );
             Ok(Vec::new())
         }
     }
 }
 
 fn load_or_create_key_file(path: &Path) -> Result<String, ServeError> {
-    let err = |message: String| ServeError::RootKey { path: path.to_path_buf(), message };
+    let err = |message: String| ServeError::RootKey {
+        path: path.to_path_buf(),
+        message,
+    };
     match std::fs::read_to_string(path) {
         Ok(existing) if !existing.trim().is_empty() => return Ok(existing.trim().to_string()),
         Ok(_) => {}
@@ -154,7 +199,11 @@ fn load_or_create_key_file(path: &Path) -> Result<String, ServeError> {
 fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(value.as_bytes())?;
     f.sync_all()
 }

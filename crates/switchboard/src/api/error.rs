@@ -25,7 +25,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -61,10 +64,14 @@ fn error_name(status: StatusCode) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { name: error_name(self.status).to_string(), message: self.message };
+        let body = ErrorBody {
+            name: error_name(self.status).to_string(),
+            message: self.message,
+        };
         let mut res = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -73,9 +80,9 @@ impl IntoResponse for ApiError {
 impl From<ExecError> for ApiError {
     fn from(e: ExecError) -> Self {
         match e {
-            ExecError::Resolve(r @ (ResolveError::UnknownTool(_) | ResolveError::UnknownVersion { .. })) => {
-                ApiError::not_found(r.to_string())
-            }
+            ExecError::Resolve(
+                r @ (ResolveError::UnknownTool(_) | ResolveError::UnknownVersion { .. }),
+            ) => ApiError::not_found(r.to_string()),
         }
     }
 }
@@ -89,7 +96,9 @@ impl From<ResolveError> for ApiError {
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
         match e {
-            IdentityError::Missing | IdentityError::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            IdentityError::Missing | IdentityError::Invalid => {
+                ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
+            }
             IdentityError::Store(cause) => ApiError::internal(cause),
         }
     }

@@ -29,9 +29,15 @@ where
             Ok(axum::Json(v)) => Ok(AppJson(v)),
             Err(rejection) => {
                 let message = match &rejection {
-                    JsonRejection::JsonSyntaxError(e) => format!("malformed JSON body: {}", inner_cause(e)),
-                    JsonRejection::JsonDataError(e) => format!("invalid request body: {}", inner_cause(e)),
-                    JsonRejection::MissingJsonContentType(_) => "expected a request with `Content-Type: application/json`".to_string(),
+                    JsonRejection::JsonSyntaxError(e) => {
+                        format!("malformed JSON body: {}", inner_cause(e))
+                    }
+                    JsonRejection::JsonDataError(e) => {
+                        format!("invalid request body: {}", inner_cause(e))
+                    }
+                    JsonRejection::MissingJsonContentType(_) => {
+                        "expected a request with `Content-Type: application/json`".to_string()
+                    }
                     other => other.body_text(),
                 };
                 Err(ApiError::new(rejection.status(), message))
@@ -51,9 +57,19 @@ fn inner_cause(e: &dyn std::error::Error) -> String {
 }
 
 /// Requires an API key (or dev-mode loopback) on every route it wraps.
-pub async fn require_caller(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+pub async fn require_caller(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let caller: Caller = state.auth.authenticate(authorization, peer).await?;
     if let Caller::ApiKey { name, .. } = &caller {
         tracing::Span::current().record("caller", tracing::field::display(name));

@@ -41,11 +41,16 @@ fn protected(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(tools::router())
         .merge(workers::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), extract::require_caller))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::require_caller,
+        ))
 }
 
 fn v1(state: &AppState) -> Router<AppState> {
-    Router::new().route("/health", get(health)).merge(protected(state))
+    Router::new()
+        .route("/health", get(health))
+        .merge(protected(state))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,7 +63,11 @@ pub fn router(state: AppState) -> Router {
         // Outermost, so the span covers every layer below, rejections included. The
         // span names the route template, never the raw URI (it could carry a code).
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str)
+                .unwrap_or("unmatched");
             tracing::info_span!(
                 "request",
                 method = %req.method(),
@@ -76,7 +85,10 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, Json(json!({"healthy": true}))),
         Err(e) => {
             tracing::error!(error = %e, "health check: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"healthy": false})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"healthy": false})),
+            )
         }
     }
 }

@@ -19,7 +19,10 @@ impl Page {
             .and_then(|l| l.trim().parse::<i64>().ok())
             .map(|l| l.clamp(1, MAX_LIMIT as i64) as usize)
             .unwrap_or(DEFAULT_LIMIT);
-        let offset = offset.and_then(|o| o.trim().parse::<i64>().ok()).map(|o| o.max(0) as usize).unwrap_or(0);
+        let offset = offset
+            .and_then(|o| o.trim().parse::<i64>().ok())
+            .map(|o| o.max(0) as usize)
+            .unwrap_or(0);
         Self { offset, limit }
     }
 
@@ -53,8 +56,14 @@ mod tests {
     fn limit_is_clamped_not_rejected() {
         assert_eq!(Page::from_query(Some("1000"), None).limit, MAX_LIMIT);
         assert_eq!(Page::from_query(Some("0"), None).limit, 1);
-        assert_eq!(Page::from_query(Some("abc"), Some("-3")).limit, DEFAULT_LIMIT);
+        assert_eq!(
+            Page::from_query(Some("abc"), Some("-3")).limit,
+            DEFAULT_LIMIT
+        );
         let page = Page::from_query(Some("2"), Some("1")).apply(vec![1, 2, 3, 4, 5]);
-        assert_eq!((page.items, page.total_count, page.page_count), (vec![2, 3], 5, 3));
+        assert_eq!(
+            (page.items, page.total_count, page.page_count),
+            (vec![2, 3], 5, 3)
+        );
     }
 }

@@ -15,7 +15,10 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::AppJson;
 use super::pagination::Page;
-use crate::catalog::{EngineToolOptions, RequirementsView, ToolEntry, ToolFormat, engine_tool_definition, formatted_tool};
+use crate::catalog::{
+    EngineToolOptions, RequirementsView, ToolEntry, ToolFormat, engine_tool_definition,
+    formatted_tool,
+};
 use crate::exec::{Execution, ToolCall};
 
 pub fn router() -> Router<AppState> {
@@ -43,21 +46,33 @@ pub struct NamePath {
 }
 
 fn parse_formats(raw: Option<&str>) -> Result<Vec<ToolFormat>, ApiError> {
-    let Some(raw) = raw else { return Ok(Vec::new()) };
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
     raw.split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
             ToolFormat::parse(s).ok_or_else(|| {
-                ApiError::bad_request(format!("unknown format '{}' (use arcade, openai or anthropic)", s.trim()))
+                ApiError::bad_request(format!(
+                    "unknown format '{}' (use arcade, openai or anthropic)",
+                    s.trim()
+                ))
             })
         })
         .collect()
 }
 
-pub(super) fn options_for(state: &AppState, formats: Vec<ToolFormat>, _user_id: Option<&str>) -> EngineToolOptions {
+pub(super) fn options_for(
+    state: &AppState,
+    formats: Vec<ToolFormat>,
+    _user_id: Option<&str>,
+) -> EngineToolOptions {
     EngineToolOptions {
         formats,
-        requirements: RequirementsView { secrets_present: state.executor.secret_keys(), authorization_met: None },
+        requirements: RequirementsView {
+            secrets_present: state.executor.secret_keys(),
+            authorization_met: None,
+        },
     }
 }
 
@@ -71,8 +86,15 @@ fn filtered(state: &AppState, toolkit: Option<&str>) -> Vec<Arc<ToolEntry>> {
 }
 
 /// GET /v1/tools
-async fn list_tools(State(state): State<AppState>, Query(q): Query<ToolsQuery>) -> Result<Json<Value>, ApiError> {
-    let options = options_for(&state, parse_formats(q.include_format.as_deref())?, q.user_id.as_deref());
+async fn list_tools(
+    State(state): State<AppState>,
+    Query(q): Query<ToolsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let options = options_for(
+        &state,
+        parse_formats(q.include_format.as_deref())?,
+        q.user_id.as_deref(),
+    );
     let items: Vec<Value> = filtered(&state, q.toolkit.as_deref())
         .iter()
         .map(|t| engine_tool_definition(t, &options))
@@ -87,8 +109,17 @@ async fn get_tool(
     Path(path): Path<NamePath>,
     Query(q): Query<ToolsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let tool = state.executor.workers().catalog().snapshot().resolve(&path.name, None)?;
-    let options = options_for(&state, parse_formats(q.include_format.as_deref())?, q.user_id.as_deref());
+    let tool = state
+        .executor
+        .workers()
+        .catalog()
+        .snapshot()
+        .resolve(&path.name, None)?;
+    let options = options_for(
+        &state,
+        parse_formats(q.include_format.as_deref())?,
+        q.user_id.as_deref(),
+    );
     Ok(Json(engine_tool_definition(&tool, &options)))
 }
 
@@ -98,9 +129,15 @@ fn single_format(raw: Option<&str>) -> Result<ToolFormat, ApiError> {
 }
 
 /// GET /v1/formatted_tools
-async fn list_formatted(State(state): State<AppState>, Query(q): Query<ToolsQuery>) -> Result<Json<Value>, ApiError> {
+async fn list_formatted(
+    State(state): State<AppState>,
+    Query(q): Query<ToolsQuery>,
+) -> Result<Json<Value>, ApiError> {
     let format = single_format(q.format.as_deref())?;
-    let items: Vec<Value> = filtered(&state, q.toolkit.as_deref()).iter().map(|t| formatted_tool(t, format)).collect();
+    let items: Vec<Value> = filtered(&state, q.toolkit.as_deref())
+        .iter()
+        .map(|t| formatted_tool(t, format))
+        .collect();
     let page = Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(items);
     Ok(Json(json!(page)))
 }
@@ -112,7 +149,12 @@ async fn get_formatted(
     Query(q): Query<ToolsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let format = single_format(q.format.as_deref())?;
-    let tool = state.executor.workers().catalog().snapshot().resolve(&path.name, None)?;
+    let tool = state
+        .executor
+        .workers()
+        .catalog()
+        .snapshot()
+        .resolve(&path.name, None)?;
     Ok(Json(formatted_tool(&tool, format)))
 }
 
@@ -134,9 +176,14 @@ pub struct ExecuteRequest {
 /// POST /v1/tools/execute. Tool failures are 200 with `success: false`; every reply says
 /// `x-should-retry: false`, because an SDK retry after a slow or failed call could run
 /// the tool twice.
-async fn execute_tool(State(state): State<AppState>, AppJson(req): AppJson<ExecuteRequest>) -> Result<Response, ApiError> {
+async fn execute_tool(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<ExecuteRequest>,
+) -> Result<Response, ApiError> {
     if req.run_at.as_deref().is_some_and(|r| !r.is_empty()) {
-        return Err(ApiError::bad_request("scheduled execution (run_at) is not supported by this gateway"));
+        return Err(ApiError::bad_request(
+            "scheduled execution (run_at) is not supported by this gateway",
+        ));
     }
     if req.tool_name.trim().is_empty() {
         return Err(ApiError::bad_request("tool_name must not be empty"));
@@ -149,8 +196,12 @@ async fn execute_tool(State(state): State<AppState>, AppJson(req): AppJson<Execu
     };
     tracing::Span::current().record("tool", tracing::field::display(&call.tool_name));
     let execution = state.executor.execute(call).await?;
-    let mut res = Json(execution_response(&execution, req.include_error_stacktrace)).into_response();
-    res.headers_mut().insert(HeaderName::from_static("x-should-retry"), HeaderValue::from_static("false"));
+    let mut res =
+        Json(execution_response(&execution, req.include_error_stacktrace)).into_response();
+    res.headers_mut().insert(
+        HeaderName::from_static("x-should-retry"),
+        HeaderValue::from_static("false"),
+    );
     Ok(res)
 }
 

@@ -34,7 +34,11 @@ pub struct PageQuery {
 }
 
 fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a std::sync::Arc<WorkerHandle>, ApiError> {
-    state.executor.workers().get(id).ok_or_else(|| ApiError::not_found(format!("worker '{id}' not found")))
+    state
+        .executor
+        .workers()
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("worker '{id}' not found")))
 }
 
 /// WorkerResponse. The secret is described, never shown.
@@ -62,17 +66,31 @@ fn worker_response(w: &WorkerHandle) -> Value {
 
 /// GET /v1/workers
 async fn list_workers(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Json<Value> {
-    let items: Vec<Value> = state.executor.workers().workers().iter().map(|w| worker_response(w)).collect();
-    Json(json!(Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(items)))
+    let items: Vec<Value> = state
+        .executor
+        .workers()
+        .workers()
+        .iter()
+        .map(|w| worker_response(w))
+        .collect();
+    Json(json!(
+        Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(items)
+    ))
 }
 
 /// GET /v1/workers/{id}
-async fn get_worker(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<Json<Value>, ApiError> {
+async fn get_worker(
+    State(state): State<AppState>,
+    Path(p): Path<IdPath>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(worker_response(find(&state, &p.id)?)))
 }
 
 /// GET /v1/workers/{id}/health: the last check, as `{id, enabled, healthy, message}`.
-async fn worker_health(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<Json<Value>, ApiError> {
+async fn worker_health(
+    State(state): State<AppState>,
+    Path(p): Path<IdPath>,
+) -> Result<Json<Value>, ApiError> {
     let w = find(&state, &p.id)?;
     let status = w.status();
     Ok(Json(json!({
@@ -95,6 +113,11 @@ async fn worker_tools(
     let catalog = state.executor.workers().catalog().snapshot();
     let mut tools: Vec<_> = catalog.from_source(&source).cloned().collect();
     tools.sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
-    let items: Vec<Value> = tools.iter().map(|t| engine_tool_definition(t, &options)).collect();
-    Ok(Json(json!(Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(items))))
+    let items: Vec<Value> = tools
+        .iter()
+        .map(|t| engine_tool_definition(t, &options))
+        .collect();
+    Ok(Json(json!(
+        Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(items)
+    )))
 }

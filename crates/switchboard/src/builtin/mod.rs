@@ -19,7 +19,10 @@ fn param(name: &str, val_type: &str, required: bool, description: &str) -> Input
         name: name.into(),
         required,
         description: Some(description.into()),
-        value_schema: ValueSchema { val_type: val_type.into(), ..Default::default() },
+        value_schema: ValueSchema {
+            val_type: val_type.into(),
+            ..Default::default()
+        },
         inferrable: true,
     }
 }
@@ -43,7 +46,11 @@ fn tool(name: &str, description: &str, parameters: Vec<InputParameter>) -> ToolD
 
 pub fn definitions() -> Vec<ToolDefinition> {
     vec![
-        tool("Echo", "Return the given message unchanged.", vec![param("message", "string", true, "The message to echo.")]),
+        tool(
+            "Echo",
+            "Return the given message unchanged.",
+            vec![param("message", "string", true, "The message to echo.")],
+        ),
         tool(
             "CurrentTime",
             "The current date and time in UTC (RFC 3339), with the Unix timestamp.",
@@ -53,7 +60,12 @@ pub fn definitions() -> Vec<ToolDefinition> {
         tool(
             "Sleep",
             "Wait the given number of seconds (at most 30), then return how long it waited.",
-            vec![param("seconds", "number", true, "How long to wait, in seconds (0 to 30).")],
+            vec![param(
+                "seconds",
+                "number",
+                true,
+                "How long to wait, in seconds (0 to 30).",
+            )],
         ),
     ]
 }
@@ -64,14 +76,18 @@ pub async fn call(tool_name: &str, input: &Map<String, Value>) -> Result<Value, 
         "Echo" => Ok(input.get("message").cloned().unwrap_or(Value::Null)),
         "CurrentTime" => {
             let now = chrono::Utc::now();
-            Ok(json!({"utc": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "unix": now.timestamp()}))
+            Ok(
+                json!({"utc": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "unix": now.timestamp()}),
+            )
         }
         "RandomUuid" => Ok(json!(uuid::Uuid::new_v4().to_string())),
         "Sleep" => {
             let seconds = input.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
             if !(0.0..=MAX_SLEEP_SECS).contains(&seconds) {
                 return Err(ToolCallError {
-                    message: format!("seconds must be between 0 and {MAX_SLEEP_SECS}, got {seconds}"),
+                    message: format!(
+                        "seconds must be between 0 and {MAX_SLEEP_SECS}, got {seconds}"
+                    ),
                     kind: Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE.into()),
                     status_code: Some(400),
                     ..Default::default()

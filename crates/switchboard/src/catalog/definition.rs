@@ -162,21 +162,30 @@ mod tests {
         let mut def = ToolDefinition {
             name: "List".into(),
             description: "List things".into(),
-            toolkit: ToolkitDefinition { name: "Kit".into(), description: None, version: Some("1.2.0".into()) },
+            toolkit: ToolkitDefinition {
+                name: "Kit".into(),
+                description: None,
+                version: Some("1.2.0".into()),
+            },
             ..Default::default()
         };
         def.input.parameters.push(InputParameter {
             name: "ids".into(),
             required: false,
             description: None,
-            value_schema: ValueSchema { val_type: "array".into(), ..Default::default() },
+            value_schema: ValueSchema {
+                val_type: "array".into(),
+                ..Default::default()
+            },
             inferrable: true,
         });
         def.requirements.authorization = Some(AuthRequirement {
             provider_id: Some("google".into()),
             provider_type: None,
             id: None,
-            oauth2: Some(OAuth2Requirement { scopes: vec!["a".into()] }),
+            oauth2: Some(OAuth2Requirement {
+                scopes: vec!["a".into()],
+            }),
         });
         let entry = ToolEntry::new(def, ToolSource::Builtin);
         let v = engine_tool_definition(&entry, &EngineToolOptions::default());
@@ -184,8 +193,14 @@ mod tests {
         assert_eq!(v["qualified_name"], "Kit.List");
         assert!(v["output"].is_object() && v["requirements"].is_object());
         assert_eq!(v["input"]["parameters"][0]["required"], false);
-        assert_eq!(v["input"]["parameters"][0]["value_schema"]["inner_val_type"], "json");
-        assert_eq!(v["requirements"]["authorization"]["provider_type"], "oauth2");
+        assert_eq!(
+            v["input"]["parameters"][0]["value_schema"]["inner_val_type"],
+            "json"
+        );
+        assert_eq!(
+            v["requirements"]["authorization"]["provider_type"],
+            "oauth2"
+        );
         assert_eq!(v["requirements"]["met"], false);
     }
 }

@@ -119,7 +119,10 @@ mod tests {
                 name: "a".into(),
                 required: true,
                 description: Some("first".into()),
-                value_schema: ValueSchema { val_type: "number".into(), ..Default::default() },
+                value_schema: ValueSchema {
+                    val_type: "number".into(),
+                    ..Default::default()
+                },
                 inferrable: true,
             },
             InputParameter {
@@ -135,7 +138,10 @@ mod tests {
             },
         ];
         let s = input_json_schema(&params);
-        assert_eq!(s["properties"]["a"], json!({"type": "number", "description": "first"}));
+        assert_eq!(
+            s["properties"]["a"],
+            json!({"type": "number", "description": "first"})
+        );
         assert_eq!(s["properties"]["tags"]["items"]["type"], "string");
         assert_eq!(s["required"], json!(["a"]));
     }

@@ -80,7 +80,11 @@ pub enum ResolveError {
     #[error("tool '{0}' not found")]
     UnknownTool(String),
     #[error("tool '{name}' has no version '{version}' (available: {available})")]
-    UnknownVersion { name: String, version: String, available: String },
+    UnknownVersion {
+        name: String,
+        version: String,
+        available: String,
+    },
 }
 
 /// An immutable set of tools with a case-insensitive name index.
@@ -100,7 +104,8 @@ impl Catalog {
         for entry in entries {
             let key = entry.qualified_name.to_lowercase();
             let duplicate = catalog.index.get(&key).is_some_and(|ids| {
-                ids.iter().any(|&i| catalog.tools[i].version == entry.version)
+                ids.iter()
+                    .any(|&i| catalog.tools[i].version == entry.version)
             });
             if duplicate {
                 tracing::warn!(
@@ -112,7 +117,11 @@ impl Catalog {
             }
             let at = catalog.tools.len();
             catalog.index.entry(key).or_default().push(at);
-            catalog.index.entry(entry.underscore_name.to_lowercase()).or_default().push(at);
+            catalog
+                .index
+                .entry(entry.underscore_name.to_lowercase())
+                .or_default()
+                .push(at);
             catalog.tools.push(Arc::new(entry));
         }
         catalog
@@ -130,18 +139,27 @@ impl Catalog {
     pub fn sorted(&self) -> Vec<Arc<ToolEntry>> {
         let mut all = self.tools.clone();
         all.sort_by(|a, b| {
-            (a.toolkit.to_lowercase(), a.definition.name.to_lowercase(), &a.version).cmp(&(
-                b.toolkit.to_lowercase(),
-                b.definition.name.to_lowercase(),
-                &b.version,
-            ))
+            (
+                a.toolkit.to_lowercase(),
+                a.definition.name.to_lowercase(),
+                &a.version,
+            )
+                .cmp(&(
+                    b.toolkit.to_lowercase(),
+                    b.definition.name.to_lowercase(),
+                    &b.version,
+                ))
         });
         all
     }
 
     /// Resolves `Toolkit.Tool`, `Toolkit_Tool` or either with `@version`, in any case.
     /// An explicit `version` argument wins over an `@version` suffix.
-    pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ToolEntry>, ResolveError> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<ToolEntry>, ResolveError> {
         let (base, suffix) = match name.rsplit_once('@') {
             Some((base, v)) if !v.is_empty() => (base, Some(v)),
             _ => (name, None),
@@ -163,14 +181,22 @@ impl Catalog {
                     version: v.to_string(),
                     available: ids
                         .iter()
-                        .map(|&i| self.tools[i].version.clone().unwrap_or_else(|| "unversioned".into()))
+                        .map(|&i| {
+                            self.tools[i]
+                                .version
+                                .clone()
+                                .unwrap_or_else(|| "unversioned".into())
+                        })
                         .collect::<Vec<_>>()
                         .join(", "),
                 }),
         }
     }
 
-    pub fn from_source<'a>(&'a self, source: &'a ToolSource) -> impl Iterator<Item = &'a Arc<ToolEntry>> {
+    pub fn from_source<'a>(
+        &'a self,
+        source: &'a ToolSource,
+    ) -> impl Iterator<Item = &'a Arc<ToolEntry>> {
         self.tools.iter().filter(move |t| &t.source == source)
     }
 }
@@ -185,7 +211,9 @@ pub struct CatalogHandle {
 
 impl CatalogHandle {
     pub fn new(catalog: Catalog) -> Self {
-        Self { current: RwLock::new(Arc::new(catalog)) }
+        Self {
+            current: RwLock::new(Arc::new(catalog)),
+        }
     }
 
     pub fn snapshot(&self) -> Arc<Catalog> {
@@ -227,19 +255,50 @@ mod tests {
 
     #[test]
     fn names_resolve_with_dot_underscore_any_case_and_version() {
-        let c = Catalog::new([tool("Gmail", "SendEmail", Some("1.0.0")), tool("Gmail", "SendEmail", Some("2.0.0"))]);
-        for name in ["Gmail.SendEmail", "gmail_sendemail", "GMAIL.SENDEMAIL", "Gmail_SendEmail"] {
-            assert_eq!(c.resolve(name, None).unwrap().qualified_name, "Gmail.SendEmail");
+        let c = Catalog::new([
+            tool("Gmail", "SendEmail", Some("1.0.0")),
+            tool("Gmail", "SendEmail", Some("2.0.0")),
+        ]);
+        for name in [
+            "Gmail.SendEmail",
+            "gmail_sendemail",
+            "GMAIL.SENDEMAIL",
+            "Gmail_SendEmail",
+        ] {
+            assert_eq!(
+                c.resolve(name, None).unwrap().qualified_name,
+                "Gmail.SendEmail"
+            );
         }
-        assert_eq!(c.resolve("Gmail.SendEmail@2.0.0", None).unwrap().version.as_deref(), Some("2.0.0"));
-        assert_eq!(c.resolve("Gmail_SendEmail", Some("2.0.0")).unwrap().version.as_deref(), Some("2.0.0"));
-        assert_eq!(c.resolve("Gmail.SendEmail", None).unwrap().version.as_deref(), Some("1.0.0"));
+        assert_eq!(
+            c.resolve("Gmail.SendEmail@2.0.0", None)
+                .unwrap()
+                .version
+                .as_deref(),
+            Some("2.0.0")
+        );
+        assert_eq!(
+            c.resolve("Gmail_SendEmail", Some("2.0.0"))
+                .unwrap()
+                .version
+                .as_deref(),
+            Some("2.0.0")
+        );
+        assert_eq!(
+            c.resolve("Gmail.SendEmail", None)
+                .unwrap()
+                .version
+                .as_deref(),
+            Some("1.0.0")
+        );
     }
 
     #[test]
     fn unknown_tool_and_unknown_version_are_distinct_errors() {
         let c = Catalog::new([tool("Demo", "Echo", Some("0.1.0"))]);
-        assert!(matches!(c.resolve("Demo.Nope", None), Err(ResolveError::UnknownTool(n)) if n == "Demo.Nope"));
+        assert!(
+            matches!(c.resolve("Demo.Nope", None), Err(ResolveError::UnknownTool(n)) if n == "Demo.Nope")
+        );
         let err = c.resolve("Demo.Echo", Some("9.9.9")).unwrap_err();
         assert!(matches!(err, ResolveError::UnknownVersion { .. }));
         assert!(err.to_string().contains("0.1.0"), "{err}");

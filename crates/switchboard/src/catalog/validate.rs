@@ -9,9 +9,17 @@ pub enum InputError {
     #[error("missing required parameter '{0}'")]
     Missing(String),
     #[error("parameter '{name}' must be {expected}, got {got}")]
-    WrongType { name: String, expected: String, got: &'static str },
+    WrongType {
+        name: String,
+        expected: String,
+        got: &'static str,
+    },
     #[error("parameter '{name}' must be one of [{allowed}], got {got}")]
-    NotInEnum { name: String, allowed: String, got: String },
+    NotInEnum {
+        name: String,
+        allowed: String,
+        got: String,
+    },
     #[error("unknown parameter '{name}' (expected: {known})")]
     Unknown { name: String, known: String },
 }
@@ -20,24 +28,38 @@ impl InputError {
     pub fn parameter(&self) -> &str {
         match self {
             InputError::Missing(n) => n,
-            InputError::WrongType { name, .. } | InputError::NotInEnum { name, .. } | InputError::Unknown { name, .. } => name,
+            InputError::WrongType { name, .. }
+            | InputError::NotInEnum { name, .. }
+            | InputError::Unknown { name, .. } => name,
         }
     }
 }
 
 /// Validates `input` against `parameters`. A `null` for an optional parameter counts as
 /// absent.
-pub fn validate_input(parameters: &[InputParameter], input: &Map<String, Value>) -> Result<(), InputError> {
+pub fn validate_input(
+    parameters: &[InputParameter],
+    input: &Map<String, Value>,
+) -> Result<(), InputError> {
     for (name, _) in input.iter() {
         if !parameters.iter().any(|p| &p.name == name) {
             let known: Vec<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
-            let known = if known.is_empty() { "no parameters".to_string() } else { known.join(", ") };
-            return Err(InputError::Unknown { name: name.clone(), known });
+            let known = if known.is_empty() {
+                "no parameters".to_string()
+            } else {
+                known.join(", ")
+            };
+            return Err(InputError::Unknown {
+                name: name.clone(),
+                known,
+            });
         }
     }
     for p in parameters {
         match input.get(&p.name) {
-            None | Some(Value::Null) if p.required => return Err(InputError::Missing(p.name.clone())),
+            None | Some(Value::Null) if p.required => {
+                return Err(InputError::Missing(p.name.clone()));
+            }
             None | Some(Value::Null) => {}
             Some(value) => check_value(&p.name, &p.value_schema, value)?,
         }
@@ -61,8 +83,10 @@ fn check_value(name: &str, schema: &ValueSchema, value: &Value) -> Result<(), In
             got: json_kind(value),
         });
     }
-    if let (Some(allowed), Some(s)) = (schema.enum_values.as_ref().filter(|e| !e.is_empty()), value.as_str())
-        && !allowed.iter().any(|a| a == s)
+    if let (Some(allowed), Some(s)) = (
+        schema.enum_values.as_ref().filter(|e| !e.is_empty()),
+        value.as_str(),
+    ) && !allowed.iter().any(|a| a == s)
     {
         return Err(InputError::NotInEnum {
             name: name.to_string(),
@@ -71,7 +95,10 @@ fn check_value(name: &str, schema: &ValueSchema, value: &Value) -> Result<(), In
         });
     }
     if let (Value::Array(items), Some(inner)) = (value, schema.inner_val_type.as_deref()) {
-        let inner_schema = ValueSchema { val_type: inner.to_string(), ..Default::default() };
+        let inner_schema = ValueSchema {
+            val_type: inner.to_string(),
+            ..Default::default()
+        };
         for (i, item) in items.iter().enumerate() {
             check_value(&format!("{name}[{i}]"), &inner_schema, item)?;
         }
@@ -110,7 +137,10 @@ mod tests {
             name: name.into(),
             required,
             description: None,
-            value_schema: ValueSchema { val_type: val_type.into(), ..Default::default() },
+            value_schema: ValueSchema {
+                val_type: val_type.into(),
+                ..Default::default()
+            },
             inferrable: true,
         }
     }
@@ -127,9 +157,14 @@ mod tests {
 
     #[test]
     fn wrong_type_names_parameter_and_types() {
-        let err = validate_input(&[param("a", "number", true)], &obj(json!({"a": "x"}))).unwrap_err();
-        assert_eq!(err.to_string(), "parameter 'a' must be a number, got a string");
-        let err = validate_input(&[param("n", "integer", true)], &obj(json!({"n": 1.5}))).unwrap_err();
+        let err =
+            validate_input(&[param("a", "number", true)], &obj(json!({"a": "x"}))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "parameter 'a' must be a number, got a string"
+        );
+        let err =
+            validate_input(&[param("n", "integer", true)], &obj(json!({"n": 1.5}))).unwrap_err();
         assert_eq!(err.parameter(), "n");
     }
 
@@ -137,7 +172,10 @@ mod tests {
     fn enum_and_array_items_are_checked() {
         let mut p = param("style", "string", false);
         p.value_schema.enum_values = Some(vec!["formal".into(), "casual".into()]);
-        assert!(matches!(validate_input(std::slice::from_ref(&p), &obj(json!({"style": "rude"}))), Err(InputError::NotInEnum { .. })));
+        assert!(matches!(
+            validate_input(std::slice::from_ref(&p), &obj(json!({"style": "rude"}))),
+            Err(InputError::NotInEnum { .. })
+        ));
         let mut arr = param("ids", "array", true);
         arr.value_schema.inner_val_type = Some("integer".into());
         let err = validate_input(&[arr], &obj(json!({"ids": [1, "2"]}))).unwrap_err();

@@ -34,10 +34,15 @@ pub async fn run(loaded: LoadedConfig, cmd: KeysCommand) -> anyhow::Result<ExitC
             let key = generate_key(&name, now);
             match store.insert_api_key(&key.record).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict(_)) => anyhow::bail!("an active key named '{name}' already exists"),
+                Err(StoreError::Conflict(_)) => {
+                    anyhow::bail!("an active key named '{name}' already exists")
+                }
                 Err(e) => return Err(e.into()),
             }
-            println!("Created API key '{name}' (id {}). It is shown once; store it now:", key.record.id);
+            println!(
+                "Created API key '{name}' (id {}). It is shown once; store it now:",
+                key.record.id
+            );
             println!("{}", key.plaintext);
         }
         KeysCommand::List => {
@@ -46,8 +51,18 @@ pub async fn run(loaded: LoadedConfig, cmd: KeysCommand) -> anyhow::Result<ExitC
             table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
             table.set_header(["ID", "Name", "Key", "Created", "Status"]);
             for k in keys {
-                let status = if k.revoked_at_ms.is_some() { "revoked" } else { "active" };
-                table.add_row([k.id, k.name, k.hint, format_ms(k.created_at_ms), status.to_string()]);
+                let status = if k.revoked_at_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                table.add_row([
+                    k.id,
+                    k.name,
+                    k.hint,
+                    format_ms(k.created_at_ms),
+                    status.to_string(),
+                ]);
             }
             println!("{table}");
         }

@@ -16,7 +16,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Config, ConfigError, LoadOptions, Loaded};
 
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about = "Multi-tenant MCP and tool-calling gateway")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Multi-tenant MCP and tool-calling gateway"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -77,7 +81,10 @@ pub enum ToolsCommand {
 /// Entry point for `main`: runs the command and turns the one error into a message.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
@@ -100,7 +107,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(load_config(&options)?, args).await,
         Command::Keys(cmd) => keys::run(load_config(&options)?, cmd).await,
         Command::Worker(WorkerCommand::List) => tables::worker_list(load_config(&options)?).await,
-        Command::Tools(ToolsCommand::List { toolkit }) => tables::tools_list(load_config(&options)?, toolkit).await,
+        Command::Tools(ToolsCommand::List { toolkit }) => {
+            tables::tools_list(load_config(&options)?, toolkit).await
+        }
     }
 }
 
@@ -128,9 +137,15 @@ pub struct LoadedConfig {
 
 fn load_config(options: &LoadOptions) -> anyhow::Result<LoadedConfig> {
     match config::discover(options) {
-        None => Ok(LoadedConfig { config: config::defaults(&options.data_dir), warnings: Vec::new() }),
+        None => Ok(LoadedConfig {
+            config: config::defaults(&options.data_dir),
+            warnings: Vec::new(),
+        }),
         Some(path) => {
-            let opts = LoadOptions { config_path: Some(path.clone()), ..options.clone() };
+            let opts = LoadOptions {
+                config_path: Some(path.clone()),
+                ..options.clone()
+            };
             match config::load(&opts) {
                 Ok(Loaded { config, warnings }) => Ok(LoadedConfig { config, warnings }),
                 Err(ConfigError::Invalid(problems)) => {
@@ -145,10 +160,15 @@ fn load_config(options: &LoadOptions) -> anyhow::Result<LoadedConfig> {
 
 fn config_check(options: &LoadOptions) -> ExitCode {
     let Some(path) = config::discover(options) else {
-        println!("no config file found; `switchboard serve` would run on built-in defaults (dev mode, SQLite)");
+        println!(
+            "no config file found; `switchboard serve` would run on built-in defaults (dev mode, SQLite)"
+        );
         return ExitCode::SUCCESS;
     };
-    let opts = LoadOptions { config_path: Some(path.clone()), ..options.clone() };
+    let opts = LoadOptions {
+        config_path: Some(path.clone()),
+        ..options.clone()
+    };
     match config::load(&opts) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -161,7 +181,10 @@ fn config_check(options: &LoadOptions) -> ExitCode {
             for p in &problems {
                 println!("{p}");
             }
-            let errors = problems.iter().filter(|p| p.severity == config::Severity::Error).count();
+            let errors = problems
+                .iter()
+                .filter(|p| p.severity == config::Severity::Error)
+                .count();
             println!("{}: {errors} error(s)", path.display());
             ExitCode::FAILURE
         }

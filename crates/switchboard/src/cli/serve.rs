@@ -23,7 +23,10 @@ pub struct ServeArgs {
 }
 
 pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let LoadedConfig { mut config, warnings } = loaded;
+    let LoadedConfig {
+        mut config,
+        warnings,
+    } = loaded;
     telemetry::init(&config.telemetry.level, &config.telemetry.encoding);
     for w in &warnings {
         tracing::warn!("{w}");
@@ -35,10 +38,18 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
         config.api.port = port;
     }
     let bind = format!("{}:{}", config.api.host, config.api.port);
-    let listener = TcpListener::bind(&bind).await.with_context(|| format!("could not listen on {bind}"))?;
-    let addr = listener.local_addr().context("listener has no local address")?;
+    let listener = TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("could not listen on {bind}"))?;
+    let addr = listener
+        .local_addr()
+        .context("listener has no local address")?;
 
-    let source = config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults (no config file found)".into());
+    let source = config
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in defaults (no config file found)".into());
     let storage = match &config.storage {
         StorageConfig::Sqlite { path } => format!("sqlite {}", path.display()),
         StorageConfig::Postgres { .. } => "postgres".to_string(),
@@ -46,25 +57,46 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
     let development = config.api.development;
     let gateway = Gateway::start(config).await?;
 
-    let host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     let base = format!("http://{host}:{}", addr.port());
-    println!("Switchboard {} listening on {addr}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "Switchboard {} listening on {addr}",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("  config    {source}");
     println!("  storage   {storage}");
     println!("  REST API  {base}/v1");
-    println!("  MCP       {base}/v1/mcps/{{user_id}}/mcp  (MCP endpoint not served by this version yet)");
+    println!(
+        "  MCP       {base}/v1/mcps/{{user_id}}/mcp  (MCP endpoint not served by this version yet)"
+    );
     for w in gateway.registry.workers() {
         let status = w.status();
-        let state = if !w.config.enabled { "disabled".to_string() } else if status.healthy { format!("healthy, {} tools", status.tools.len()) } else { format!("unreachable: {}", status.message) };
+        let state = if !w.config.enabled {
+            "disabled".to_string()
+        } else if status.healthy {
+            format!("healthy, {} tools", status.tools.len())
+        } else {
+            format!("unreachable: {}", status.message)
+        };
         println!("  worker    {} ({state})", w.config.id);
     }
-    println!("  tools     {}", gateway.registry.catalog().snapshot().len());
+    println!(
+        "  tools     {}",
+        gateway.registry.catalog().snapshot().len()
+    );
     if development {
         let banner = "DEV MODE: requests from loopback addresses need no API key, and workers without a secret use 'dev'. Do not expose this gateway.";
         println!("\n  !!! {banner}\n");
         tracing::warn!("{banner}");
     }
-    gateway.serve(listener, shutdown_signal()).await.context("server error")?;
+    gateway
+        .serve(listener, shutdown_signal())
+        .await
+        .context("server error")?;
     println!("Switchboard stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,11 @@ use crate::workers::WorkerRegistry;
 
 async fn registry(loaded: &LoadedConfig) -> anyhow::Result<WorkerRegistry> {
     let config = &loaded.config;
-    let builtin_tools = if config.builtin_toolkit { builtin::definitions() } else { Vec::new() };
+    let builtin_tools = if config.builtin_toolkit {
+        builtin::definitions()
+    } else {
+        Vec::new()
+    };
     let registry = WorkerRegistry::new(
         &config.workers,
         config.api.development,
@@ -47,7 +51,12 @@ pub async fn worker_list(loaded: LoadedConfig) -> anyhow::Result<ExitCode> {
             format!("Unreachable ({})", s.message)
         };
         let enabled = if w.config.enabled { "True" } else { "False" };
-        t.add_row([w.config.id.clone(), enabled.to_string(), s.toolkits().join(", "), status]);
+        t.add_row([
+            w.config.id.clone(),
+            enabled.to_string(),
+            s.toolkits().join(", "),
+            status,
+        ]);
     }
     if registry.workers().is_empty() {
         println!("No workers configured.");
@@ -62,10 +71,19 @@ pub async fn tools_list(loaded: LoadedConfig, toolkit: Option<String>) -> anyhow
     let mut t = table(&["Name", "Version", "Source", "Description"]);
     let mut shown = 0;
     for tool in registry.catalog().snapshot().sorted() {
-        if toolkit.as_deref().is_some_and(|k| !tool.toolkit.eq_ignore_ascii_case(k)) {
+        if toolkit
+            .as_deref()
+            .is_some_and(|k| !tool.toolkit.eq_ignore_ascii_case(k))
+        {
             continue;
         }
-        let mut description = tool.definition.description.lines().next().unwrap_or("").to_string();
+        let mut description = tool
+            .definition
+            .description
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
         if description.chars().count() > 70 {
             description = description.chars().take(69).collect::<String>() + "…";
         }

@@ -57,20 +57,29 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
             discover::read_env_file(env_file)?;
         }
         tracing::debug!("no configuration file; using built-in defaults");
-        return Ok(Loaded { config: defaults(&opts.data_dir), warnings: Vec::new() });
+        return Ok(Loaded {
+            config: defaults(&opts.data_dir),
+            warnings: Vec::new(),
+        });
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ConfigError::Read { path: path.clone(), message: e.to_string() })?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let env = discover::environment(opts, dir)?;
     tracing::debug!(path = %path.display(), "loading configuration");
 
     let mut problems = Vec::new();
     let config = resolve::resolve(&text, &path, &env, &opts.data_dir, &mut problems);
     match config {
-        Some(config) if !problems.iter().any(Problem::is_error) => {
-            Ok(Loaded { config, warnings: problems })
-        }
+        Some(config) if !problems.iter().any(Problem::is_error) => Ok(Loaded {
+            config,
+            warnings: problems,
+        }),
         _ => Err(ConfigError::Invalid(problems)),
     }
 }

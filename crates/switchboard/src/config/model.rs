@@ -61,10 +61,14 @@ pub struct CorsConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StorageConfig {
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
     /// A full connection URL (built from `host/port/user/password/db/sslmode` when the
     /// file gave fields). Redacted in `Debug`.
-    Postgres { url: SecretValue },
+    Postgres {
+        url: SecretValue,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -167,7 +171,10 @@ impl Default for ApiConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { level: "info".into(), encoding: "text".into() }
+        Self {
+            level: "info".into(),
+            encoding: "text".into(),
+        }
     }
 }
 

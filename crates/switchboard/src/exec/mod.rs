@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 use switchboard_wire::{
-    KeyValue, ToolCallError, ToolCallOutput, ToolCallRequest, ToolContext, ToolReference, error_kind,
+    KeyValue, ToolCallError, ToolCallOutput, ToolCallRequest, ToolContext, ToolReference,
+    error_kind,
 };
 
 pub use record::{Recorder, RecorderTask};
@@ -63,8 +64,16 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(workers: Arc<WorkerRegistry>, secrets: BTreeMap<String, SecretValue>, recorder: Recorder) -> Self {
-        Self { workers, secrets: Arc::new(secrets), recorder }
+    pub fn new(
+        workers: Arc<WorkerRegistry>,
+        secrets: BTreeMap<String, SecretValue>,
+        recorder: Recorder,
+    ) -> Self {
+        Self {
+            workers,
+            secrets: Arc::new(secrets),
+            recorder,
+        }
     }
 
     pub fn workers(&self) -> &Arc<WorkerRegistry> {
@@ -84,7 +93,10 @@ impl Executor {
         let execution_id = uuid::Uuid::now_v7().to_string();
 
         let output = match self.prepare(&tool, &call) {
-            Err(error) => ToolCallOutput { error: Some(error), ..Default::default() },
+            Err(error) => ToolCallOutput {
+                error: Some(error),
+                ..Default::default()
+            },
             Ok(secrets) => self.dispatch(&tool, &call, &execution_id, secrets).await,
         };
 
@@ -103,15 +115,21 @@ impl Executor {
 
     /// Input validation and requirements, before anything leaves the gateway.
     fn prepare(&self, tool: &ToolEntry, call: &ToolCall) -> Result<Vec<KeyValue>, ToolCallError> {
-        validate_input(&tool.definition.input.parameters, &call.input).map_err(|e| ToolCallError {
-            message: format!("Invalid input for tool '{}': {e}", tool.qualified_name),
-            kind: Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE.into()),
-            status_code: Some(400),
-            extra: Some(serde_json::json!({"parameter": e.parameter()})),
-            ..Default::default()
+        validate_input(&tool.definition.input.parameters, &call.input).map_err(|e| {
+            ToolCallError {
+                message: format!("Invalid input for tool '{}': {e}", tool.qualified_name),
+                kind: Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE.into()),
+                status_code: Some(400),
+                extra: Some(serde_json::json!({"parameter": e.parameter()})),
+                ..Default::default()
+            }
         })?;
         if let Some(auth) = &tool.definition.requirements.authorization {
-            let provider = auth.id.as_deref().or(auth.provider_id.as_deref()).unwrap_or("unknown");
+            let provider = auth
+                .id
+                .as_deref()
+                .or(auth.provider_id.as_deref())
+                .unwrap_or("unknown");
             return Err(requirements_not_met(format!(
                 "tool '{}' needs an authorization for provider '{provider}', and this gateway has no OAuth connections yet",
                 tool.qualified_name
@@ -120,7 +138,10 @@ impl Executor {
         let mut secrets = Vec::new();
         for req in tool.definition.requirements.secrets.iter().flatten() {
             match self.secrets.get(&req.key) {
-                Some(value) => secrets.push(KeyValue { key: req.key.clone(), value: value.expose().to_string() }),
+                Some(value) => secrets.push(KeyValue {
+                    key: req.key.clone(),
+                    value: value.expose().to_string(),
+                }),
                 None => {
                     return Err(requirements_not_met(format!(
                         "tool '{}' needs the secret '{}', which is not configured (add it under `secrets:` in engine.yaml)",
@@ -132,20 +153,41 @@ impl Executor {
         Ok(secrets)
     }
 
-    async fn dispatch(&self, tool: &ToolEntry, call: &ToolCall, execution_id: &str, secrets: Vec<KeyValue>) -> ToolCallOutput {
+    async fn dispatch(
+        &self,
+        tool: &ToolEntry,
+        call: &ToolCall,
+        execution_id: &str,
+        secrets: Vec<KeyValue>,
+    ) -> ToolCallOutput {
         match &tool.source {
             ToolSource::Builtin => match builtin::call(&tool.definition.name, &call.input).await {
-                Ok(value) => ToolCallOutput { value: Some(value), ..Default::default() },
-                Err(error) => ToolCallOutput { error: Some(error), ..Default::default() },
+                Ok(value) => ToolCallOutput {
+                    value: Some(value),
+                    ..Default::default()
+                },
+                Err(error) => ToolCallOutput {
+                    error: Some(error),
+                    ..Default::default()
+                },
             },
             ToolSource::Worker(worker_id) => {
                 let Some(worker) = self.workers.get(worker_id) else {
-                    return failure(error_kind::NETWORK_TRANSPORT_RUNTIME_UNREACHABLE, format!("worker '{worker_id}' is not configured"), true);
+                    return failure(
+                        error_kind::NETWORK_TRANSPORT_RUNTIME_UNREACHABLE,
+                        format!("worker '{worker_id}' is not configured"),
+                        true,
+                    );
                 };
                 let request = ToolCallRequest {
                     run_id: None,
                     execution_id: Some(execution_id.to_string()),
-                    created_at: Some(chrono::Utc::now().naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+                    created_at: Some(
+                        chrono::Utc::now()
+                            .naive_utc()
+                            .format("%Y-%m-%dT%H:%M:%S%.6f")
+                            .to_string(),
+                    ),
                     tool: ToolReference {
                         name: tool.definition.name.clone(),
                         toolkit: tool.toolkit.clone(),
@@ -176,7 +218,11 @@ impl Executor {
             toolkit: execution.tool.toolkit.clone(),
             tool_version: execution.tool.version.clone(),
             source: execution.tool.source.label().to_string(),
-            status: if execution.success { "success".into() } else { "failed".into() },
+            status: if execution.success {
+                "success".into()
+            } else {
+                "failed".into()
+            },
             error_kind: execution.error_kind().map(str::to_string),
             duration_ms: execution.duration_ms,
             started_at_ms,
@@ -196,7 +242,12 @@ fn requirements_not_met(message: String) -> ToolCallError {
 
 fn failure(kind: &str, message: String, can_retry: bool) -> ToolCallOutput {
     ToolCallOutput {
-        error: Some(ToolCallError { message, kind: Some(kind.into()), can_retry, ..Default::default() }),
+        error: Some(ToolCallError {
+            message,
+            kind: Some(kind.into()),
+            can_retry,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -218,9 +269,13 @@ fn normalise_worker_output(success: bool, mut output: ToolCallOutput) -> ToolCal
 
 fn worker_failure(e: &WorkerError) -> ToolCallOutput {
     let (kind, can_retry) = match e {
-        WorkerError::Unreachable { .. } | WorkerError::Token { .. } => (error_kind::NETWORK_TRANSPORT_RUNTIME_UNREACHABLE, true),
+        WorkerError::Unreachable { .. } | WorkerError::Token { .. } => {
+            (error_kind::NETWORK_TRANSPORT_RUNTIME_UNREACHABLE, true)
+        }
         WorkerError::Timeout { .. } => (error_kind::NETWORK_TRANSPORT_RUNTIME_TIMEOUT, false),
-        WorkerError::Status { .. } | WorkerError::BadReply { .. } => (error_kind::NETWORK_TRANSPORT_RUNTIME_UNMAPPED, false),
+        WorkerError::Status { .. } | WorkerError::BadReply { .. } => {
+            (error_kind::NETWORK_TRANSPORT_RUNTIME_UNMAPPED, false)
+        }
     };
     failure(kind, e.to_string(), can_retry)
 }

@@ -29,15 +29,32 @@ impl Recorder {
     pub fn start(store: Arc<dyn Store>, cfg: &ExecutionLoggingConfig) -> (Recorder, RecorderTask) {
         if !cfg.enabled {
             return (
-                Recorder { tx: None, dropped: Arc::default() },
-                RecorderTask { handle: None, drain_timeout: cfg.drain_timeout },
+                Recorder {
+                    tx: None,
+                    dropped: Arc::default(),
+                },
+                RecorderTask {
+                    handle: None,
+                    drain_timeout: cfg.drain_timeout,
+                },
             );
         }
         let (tx, rx) = mpsc::channel(cfg.buffer_size.max(1));
-        let handle = tokio::spawn(write_batches(store, rx, cfg.write_batch_size.max(1), cfg.write_batch_timeout));
+        let handle = tokio::spawn(write_batches(
+            store,
+            rx,
+            cfg.write_batch_size.max(1),
+            cfg.write_batch_timeout,
+        ));
         (
-            Recorder { tx: Some(tx), dropped: Arc::default() },
-            RecorderTask { handle: Some(handle), drain_timeout: cfg.drain_timeout },
+            Recorder {
+                tx: Some(tx),
+                dropped: Arc::default(),
+            },
+            RecorderTask {
+                handle: Some(handle),
+                drain_timeout: cfg.drain_timeout,
+            },
         )
     }
 
@@ -59,7 +76,9 @@ impl RecorderTask {
     /// first, which closes the channel), at most the configured drain timeout.
     pub async fn drain(mut self) {
         if let Some(handle) = self.handle.take()
-            && tokio::time::timeout(self.drain_timeout, handle).await.is_err()
+            && tokio::time::timeout(self.drain_timeout, handle)
+                .await
+                .is_err()
         {
             tracing::warn!("execution log did not drain in time; some records are lost");
         }

@@ -16,7 +16,9 @@ pub struct GeneratedKey {
 
 impl std::fmt::Debug for GeneratedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeneratedKey").field("record", &self.record).finish_non_exhaustive()
+        f.debug_struct("GeneratedKey")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
     }
 }
 
@@ -24,7 +26,9 @@ impl std::fmt::Debug for GeneratedKey {
 pub fn generate_key(name: &str, now_ms: i64) -> GeneratedKey {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let body: String = (0..40).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let body: String = (0..40)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     let plaintext = format!("{KEY_PREFIX}sb{body}");
     let record = ApiKeyRecord {
         id: uuid::Uuid::now_v7().to_string(),

@@ -16,7 +16,10 @@ use crate::store::{Store, StoreError};
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Caller {
-    ApiKey { key_id: String, name: String },
+    ApiKey {
+        key_id: String,
+        name: String,
+    },
     /// Dev mode, a loopback peer, no credential.
     DevLoopback,
 }
@@ -48,7 +51,12 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>, development: bool, ttl: Duration) -> Self {
-        Self { store, development, ttl, cache: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            development,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn development(&self) -> bool {
@@ -57,7 +65,11 @@ impl Authenticator {
 
     /// Authenticates from the `Authorization` header value (raw key or `Bearer <key>`)
     /// and the peer address.
-    pub async fn authenticate(&self, authorization: Option<&str>, peer: Option<SocketAddr>) -> Result<Caller, IdentityError> {
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Caller, IdentityError> {
         let key = authorization.map(strip_bearer).filter(|k| !k.is_empty());
         let Some(key) = key else {
             if self.development && peer.is_some_and(|p| p.ip().is_loopback()) {
@@ -73,14 +85,20 @@ impl Authenticator {
             .store
             .find_active_api_key(&hash)
             .await?
-            .map(|record| Caller::ApiKey { key_id: record.id, name: record.name });
+            .map(|record| Caller::ApiKey {
+                key_id: record.id,
+                name: record.name,
+            });
         self.remember(hash, found.clone());
         found.ok_or(IdentityError::Invalid)
     }
 
     fn cached(&self, hash: &str) -> Option<Option<Caller>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(c, _)| c.clone())
+        cache
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(c, _)| c.clone())
     }
 
     fn remember(&self, hash: String, caller: Option<Caller>) {

@@ -34,7 +34,10 @@ pub enum WorkerError {
 impl WorkerError {
     /// True when the request certainly did not run the tool.
     pub fn never_reached_worker(&self) -> bool {
-        matches!(self, WorkerError::Unreachable { .. } | WorkerError::Token { .. })
+        matches!(
+            self,
+            WorkerError::Unreachable { .. } | WorkerError::Token { .. }
+        )
     }
 }
 
@@ -51,7 +54,10 @@ pub struct WorkerClient {
 
 impl std::fmt::Debug for WorkerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerClient").field("id", &self.id).field("base_url", &self.base_url).finish()
+        f.debug_struct("WorkerClient")
+            .field("id", &self.id)
+            .field("base_url", &self.base_url)
+            .finish()
     }
 }
 
@@ -88,25 +94,39 @@ impl WorkerClient {
     }
 
     fn bearer(&self) -> Result<String, WorkerError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let mut cached = self.token.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((token, minted)) = cached.as_ref()
             && now.saturating_sub(*minted) < TOKEN_REUSE_SECS
         {
             return Ok(format!("Bearer {token}"));
         }
-        let token = jwt::sign(self.secret.expose(), now).map_err(|_| WorkerError::Token { worker: self.id.clone() })?;
+        let token = jwt::sign(self.secret.expose(), now).map_err(|_| WorkerError::Token {
+            worker: self.id.clone(),
+        })?;
         *cached = Some((token.clone(), now));
         Ok(format!("Bearer {token}"))
     }
 
     fn classify(&self, err: reqwest::Error, timeout: Duration) -> WorkerError {
         if err.is_timeout() {
-            WorkerError::Timeout { worker: self.id.clone(), seconds: timeout.as_secs().max(1) }
+            WorkerError::Timeout {
+                worker: self.id.clone(),
+                seconds: timeout.as_secs().max(1),
+            }
         } else if err.is_connect() || err.is_builder() || err.is_request() && !err.is_body() {
-            WorkerError::Unreachable { worker: self.id.clone(), reason: short_reason(&err) }
+            WorkerError::Unreachable {
+                worker: self.id.clone(),
+                reason: short_reason(&err),
+            }
         } else {
-            WorkerError::BadReply { worker: self.id.clone(), reason: short_reason(&err) }
+            WorkerError::BadReply {
+                worker: self.id.clone(),
+                reason: short_reason(&err),
+            }
         }
     }
 
@@ -165,14 +185,25 @@ impl WorkerClient {
         }
     }
 
-    async fn decode<T: serde::de::DeserializeOwned>(&self, res: reqwest::Response) -> Result<T, WorkerError> {
+    async fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        res: reqwest::Response,
+    ) -> Result<T, WorkerError> {
         let status = res.status();
         if !status.is_success() {
-            return Err(WorkerError::Status { worker: self.id.clone(), status: status.as_u16() });
+            return Err(WorkerError::Status {
+                worker: self.id.clone(),
+                status: status.as_u16(),
+            });
         }
-        let bytes = res.bytes().await.map_err(|e| self.classify(e, self.timeout))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| WorkerError::BadReply { worker: self.id.clone(), reason: e.to_string() })
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| self.classify(e, self.timeout))?;
+        serde_json::from_slice(&bytes).map_err(|e| WorkerError::BadReply {
+            worker: self.id.clone(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -185,6 +216,10 @@ fn short_reason(err: &reqwest::Error) -> String {
         source = s.source();
     }
     last.unwrap_or_else(|| {
-        if err.is_connect() { "connection failed".into() } else { "request failed".into() }
+        if err.is_connect() {
+            "connection failed".into()
+        } else {
+            "request failed".into()
+        }
     })
 }

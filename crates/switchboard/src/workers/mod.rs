@@ -60,7 +60,10 @@ pub struct WorkerHandle {
 
 impl WorkerHandle {
     pub fn status(&self) -> WorkerStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -88,14 +91,28 @@ impl WorkerRegistry {
                 (_, false) if !cfg.enabled => SecretValue::new(""),
                 (_, false) => return Err(RegistryError::MissingSecret(cfg.id.clone())),
             };
-            let client = WorkerClient::new(&cfg.id, &cfg.uri, secret, cfg.timeout, cfg.retry, http.clone());
+            let client = WorkerClient::new(
+                &cfg.id,
+                &cfg.uri,
+                secret,
+                cfg.timeout,
+                cfg.retry,
+                http.clone(),
+            );
             workers.push(Arc::new(WorkerHandle {
                 config: cfg.clone(),
                 client: Arc::new(client),
-                status: Mutex::new(WorkerStatus { message: "not checked yet".into(), ..Default::default() }),
+                status: Mutex::new(WorkerStatus {
+                    message: "not checked yet".into(),
+                    ..Default::default()
+                }),
             }));
         }
-        let registry = Self { workers, builtin, catalog };
+        let registry = Self {
+            workers,
+            builtin,
+            catalog,
+        };
         registry.rebuild_catalog();
         Ok(registry)
     }
@@ -115,7 +132,11 @@ impl WorkerRegistry {
     /// Checks every enabled worker at once; rebuilds the catalog if any tool list
     /// changed. Returns how many workers are healthy.
     pub async fn refresh_all(&self) -> usize {
-        let checks = self.workers.iter().filter(|w| w.config.enabled).map(|w| check_worker(w));
+        let checks = self
+            .workers
+            .iter()
+            .filter(|w| w.config.enabled)
+            .map(|w| check_worker(w));
         let results = join_all(checks).await;
         if results.iter().any(|changed| *changed) {
             self.rebuild_catalog();
@@ -144,8 +165,12 @@ impl WorkerRegistry {
     }
 
     fn rebuild_catalog(&self) {
-        let mut entries: Vec<ToolEntry> =
-            self.builtin.iter().cloned().map(|d| ToolEntry::new(d, ToolSource::Builtin)).collect();
+        let mut entries: Vec<ToolEntry> = self
+            .builtin
+            .iter()
+            .cloned()
+            .map(|d| ToolEntry::new(d, ToolSource::Builtin))
+            .collect();
         for w in self.workers.iter().filter(|w| w.config.enabled) {
             let source = ToolSource::Worker(Arc::from(w.config.id.as_str()));
             for def in w.status().tools {
@@ -172,7 +197,8 @@ async fn check_worker(worker: &WorkerHandle) -> bool {
     match outcome {
         Ok(Some(tools)) => {
             let digest = digest(&tools);
-            let changed = digest != status.tools_digest || status.tools.is_empty() != tools.is_empty();
+            let changed =
+                digest != status.tools_digest || status.tools.is_empty() != tools.is_empty();
             if !was_healthy {
                 tracing::info!(worker = %id, tools = tools.len(), "worker is healthy");
             }
@@ -198,6 +224,8 @@ async fn check_worker(worker: &WorkerHandle) -> bool {
 
 fn digest(tools: &[ToolDefinition]) -> u64 {
     let mut h = DefaultHasher::new();
-    serde_json::to_string(tools).unwrap_or_default().hash(&mut h);
+    serde_json::to_string(tools)
+        .unwrap_or_default()
+        .hash(&mut h);
     h.finish()
 }

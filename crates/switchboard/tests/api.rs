@@ -1,0 +1,566 @@
+//! The REST API end to end: a real gateway on 127.0.0.1:0, real TDK workers over HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use switchboard::config::SecretValue;
+
+#[tokio::test]
+async fn health_needs_no_key() {
+    let gw = start_gateway(|_| {}).await;
+    let res = gw.http.get(gw.url("/v1/health")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"healthy": true}));
+}
+
+#[tokio::test]
+async fn missing_or_wrong_key_is_401_with_name_and_message() {
+    let gw = start_gateway(|_| {}).await;
+    let res = gw.http.get(gw.url("/v1/tools")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["name"], "unauthorized");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing API key"),
+        "{body}"
+    );
+
+    for bad in ["arc_nope", "Bearer arc_nope", ""] {
+        let res = gw
+            .http
+            .get(gw.url("/v1/tools"))
+            .header("Authorization", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn key_is_accepted_raw_and_as_bearer() {
+    let gw = start_gateway(|_| {}).await;
+    for header in [
+        gw.key.clone(),
+        format!("Bearer {}", gw.key),
+        format!("bearer {}", gw.key),
+    ] {
+        let res = gw
+            .http
+            .get(gw.url("/v1/tools"))
+            .header("Authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn revoked_key_is_refused_once_the_cache_forgets_it() {
+    let gw = start_gateway(|_| {}).await;
+    let key = switchboard::identity::generate_key("temp", 0);
+    gw.store.insert_api_key(&key.record).await.unwrap();
+    gw.store.revoke_api_key("temp", 1).await.unwrap();
+    let res = gw
+        .http
+        .get(gw.url("/v1/tools"))
+        .header("Authorization", &key.plaintext)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn tool_list_uses_arcade_envelope_clamps_limit_and_filters_toolkit() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("kit", &worker.url()))).await;
+
+    let (status, page) = gw.get("/v1/tools?limit=1000").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["limit"], 100);
+    assert_eq!(page["offset"], 0);
+    let total = page["total_count"].as_u64().unwrap();
+    assert_eq!(total as usize, page["items"].as_array().unwrap().len());
+    assert_eq!(total, 4 + 6, "4 built-in tools and 6 worker tools");
+
+    let (_, page) = gw.get("/v1/tools?toolkit=kit&limit=2&offset=2").await;
+    assert_eq!(page["total_count"], 6);
+    assert_eq!(page["page_count"], 3);
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["qualified_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Kit.Flaky", "Kit.NeedsSecret"]);
+
+    let (_, page) = gw
+        .get("/v1/tools?toolkit=Kit&include_format=arcade,openai,anthropic")
+        .await;
+    let first = &page["items"][0];
+    assert_eq!(
+        first["formatted_schema"]["openai"]["function"]["name"],
+        "Kit_Add"
+    );
+    assert_eq!(first["formatted_schema"]["anthropic"]["name"], "Kit_Add");
+
+    let (status, body) = gw.get("/v1/tools?include_format=yaml").await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("yaml"));
+}
+
+#[tokio::test]
+async fn tool_definition_has_the_fields_arcade_clients_need() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("kit", &worker.url()))).await;
+    for name in ["Kit.Echo", "kit_echo", "KIT.ECHO", "Kit.Echo@1.0.0"] {
+        let (status, tool) = gw.get(&format!("/v1/tools/{name}")).await;
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(tool["qualified_name"], "Kit.Echo");
+        assert_eq!(tool["fully_qualified_name"], "Kit.Echo@1.0.0");
+        assert_eq!(tool["toolkit"]["name"], "Kit");
+        assert_eq!(tool["input"]["parameters"][0]["name"], "message");
+        assert_eq!(tool["input"]["parameters"][0]["required"], true);
+        assert_eq!(
+            tool["input"]["parameters"][0]["value_schema"]["val_type"],
+            "string"
+        );
+        assert!(tool["output"].is_object() && tool["requirements"].is_object());
+        assert!(tool["description"].is_string());
+    }
+    let (_, tool) = gw.get("/v1/tools/Kit.NeedsSecret").await;
+    assert_eq!(tool["requirements"]["secrets"][0]["key"], "KIT_KEY");
+    assert_eq!(tool["requirements"]["secrets"][0]["met"], false);
+    assert_eq!(tool["requirements"]["met"], false);
+
+    let (status, body) = gw.get("/v1/tools/Kit.Missing").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["name"], "not_found");
+}
+
+#[tokio::test]
+async fn formatted_tools_serve_openai_and_anthropic() {
+    let gw = start_gateway(|_| {}).await;
+    let (_, page) = gw
+        .get("/v1/formatted_tools?format=openai&toolkit=builtin")
+        .await;
+    assert_eq!(page["total_count"], 4);
+    let echo = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "Builtin_Echo")
+        .unwrap();
+    assert_eq!(echo["type"], "function");
+    assert_eq!(
+        echo["function"]["parameters"]["required"],
+        json!(["message"])
+    );
+    let (status, tool) = gw
+        .get("/v1/formatted_tools/Builtin.Echo?format=anthropic")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        tool["input_schema"]["properties"]["message"]["type"],
+        "string"
+    );
+}
+
+#[tokio::test]
+async fn execute_runs_worker_tool_for_the_user_and_records_it() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("kit", &worker.url()))).await;
+
+    let res = gw
+        .http
+        .post(gw.url("/v1/tools/execute"))
+        .header("Authorization", &gw.key)
+        .json(&json!({"tool_name": "Kit_Echo", "input": {"message": "hello"}, "user_id": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-should-retry"], "false");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["output"]["value"], "hello");
+    assert!(body["execution_id"].is_string() && body["duration"].is_number());
+
+    let (_, body) = gw
+        .execute(json!({"tool_name": "Kit.WhoAmI", "input": {}, "user_id": "bob"}))
+        .await;
+    assert_eq!(body["output"]["value"]["user_id"], "bob");
+
+    let records = gw.executions(2).await;
+    assert_eq!(records.len(), 2);
+    let echo = records.iter().find(|r| r.tool_name == "Kit.Echo").unwrap();
+    assert_eq!(echo.user_id.as_deref(), Some("alice"));
+    assert_eq!(echo.status, "success");
+    assert_eq!(echo.source, "kit");
+    let whoami = records
+        .iter()
+        .find(|r| r.tool_name == "Kit.WhoAmI")
+        .unwrap();
+    assert_eq!(whoami.execution_id, body["execution_id"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn unknown_tool_is_404_and_records_nothing() {
+    let gw = start_gateway(|_| {}).await;
+    let (status, body) = gw
+        .execute(json!({"tool_name": "Nope.Tool", "input": {}}))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["name"], "not_found");
+    assert_eq!(body["message"], "tool 'Nope.Tool' not found");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(gw.executions(0).await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_names_the_parameter_and_never_reaches_the_worker() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("kit", &worker.url()))).await;
+    let cases = [
+        (json!({"a": 1}), "missing required parameter 'b'"),
+        (
+            json!({"a": "x", "b": 2}),
+            "parameter 'a' must be a number, got a string",
+        ),
+        (json!({"a": 1, "b": 2, "c": 3}), "unknown parameter 'c'"),
+    ];
+    for (input, expected) in cases {
+        let (status, body) = gw
+            .execute(json!({"tool_name": "Kit.Add", "input": input}))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["success"], false);
+        let error = &body["output"]["error"];
+        assert_eq!(error["kind"], "TOOL_RUNTIME_BAD_INPUT_VALUE");
+        assert!(
+            error["message"].as_str().unwrap().contains(expected),
+            "{error}"
+        );
+    }
+    assert_eq!(worker.invocations(), 0);
+    let (_, body) = gw
+        .execute(json!({"tool_name": "Kit.Add", "input": {"a": 1, "b": 2.5}}))
+        .await;
+    assert_eq!(body["output"]["value"], 3.5);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_specific_400s() {
+    let gw = start_gateway(|_| {}).await;
+    let send = |body: &'static str, content_type: &'static str| {
+        gw.http
+            .post(gw.url("/v1/tools/execute"))
+            .header("Authorization", &gw.key)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+    };
+    let res = send("{\"tool_name\": ", "application/json").await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON body"),
+        "{body}"
+    );
+
+    let res = send("{\"input\": {}}", "application/json").await.unwrap();
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("tool_name"),
+        "{body}"
+    );
+
+    let res = send("{}", "text/plain").await.unwrap();
+    assert_eq!(res.status(), 415);
+
+    let res = send(
+        "{\"tool_name\": \"Builtin.Echo\", \"run_at\": \"2030-01-01T00:00:00\"}",
+        "application/json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn oversized_body_is_rejected_with_413() {
+    let gw = start_gateway(|c| c.api.max_request_body_size = 1024).await;
+    let big = "x".repeat(4096);
+    let (status, body) = gw
+        .execute(json!({"tool_name": "Builtin.Echo", "input": {"message": big}}))
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(body["name"], "payload_too_large");
+}
+
+#[tokio::test]
+async fn configured_secrets_are_injected_and_missing_ones_are_named() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| {
+        c.workers.push(worker_config("kit", &worker.url()));
+        c.secrets
+            .insert("KIT_KEY".into(), SecretValue::new("twelve-chars"));
+    })
+    .await;
+    let (_, body) = gw
+        .execute(json!({"tool_name": "Kit.NeedsSecret", "input": {}}))
+        .await;
+    assert_eq!(body["output"]["value"]["length"], 12);
+    assert!(!body.to_string().contains("twelve-chars"));
+    let (_, tool) = gw.get("/v1/tools/Kit.NeedsSecret").await;
+    assert_eq!(tool["requirements"]["met"], true);
+
+    let worker2 = start_worker("Kit").await;
+    let gw2 = start_gateway(|c| c.workers.push(worker_config("kit", &worker2.url()))).await;
+    let (_, body) = gw2
+        .execute(json!({"tool_name": "Kit.NeedsSecret", "input": {}}))
+        .await;
+    assert_eq!(body["output"]["error"]["kind"], "TOOL_REQUIREMENTS_NOT_MET");
+    assert!(
+        body["output"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("KIT_KEY")
+    );
+    assert_eq!(worker2.invocations(), 0);
+}
+
+#[tokio::test]
+async fn tool_errors_keep_their_kind_and_retry_hints() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("kit", &worker.url()))).await;
+    let (status, body) = gw
+        .execute(json!({"tool_name": "Kit.Flaky", "input": {}}))
+        .await;
+    assert_eq!(status, 200);
+    let error = &body["output"]["error"];
+    assert_eq!(error["kind"], "TOOL_RUNTIME_RETRY");
+    assert_eq!(error["can_retry"], true);
+    assert_eq!(error["retry_after_ms"], 500);
+    assert_eq!(body["status"], "failed");
+    let records = gw.executions(1).await;
+    assert_eq!(records[0].error_kind.as_deref(), Some("TOOL_RUNTIME_RETRY"));
+}
+
+#[tokio::test]
+async fn a_worker_that_goes_down_fails_only_its_own_tools() {
+    let up = start_worker("Up").await;
+    let down = start_worker("Down").await;
+    let gw = start_gateway(|c| {
+        c.workers.push(worker_config("up", &up.url()));
+        c.workers.push(worker_config("down", &down.url()));
+    })
+    .await;
+    let (_, body) = gw
+        .execute(json!({"tool_name": "Down.Echo", "input": {"message": "x"}}))
+        .await;
+    assert_eq!(body["success"], true);
+    down.stop().await;
+
+    let (status, body) = gw
+        .execute(json!({"tool_name": "Down.Echo", "input": {"message": "x"}}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["output"]["error"]["kind"],
+        "NETWORK_TRANSPORT_RUNTIME_UNREACHABLE"
+    );
+    assert_eq!(body["output"]["error"]["can_retry"], true);
+    let (_, body) = gw
+        .execute(json!({"tool_name": "Up.Echo", "input": {"message": "still here"}}))
+        .await;
+    assert_eq!(body["output"]["value"], "still here");
+
+    assert!(
+        eventually(|| async { gw.get("/v1/workers/down/health").await.1["healthy"] == false })
+            .await,
+        "health check notices the worker is down"
+    );
+    let (_, health) = gw.get("/v1/workers/up/health").await;
+    assert_eq!(
+        health,
+        json!({"id": "up", "enabled": true, "healthy": true, "message": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn worker_timeout_is_honoured() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| {
+        let mut w = worker_config("kit", &worker.url());
+        w.timeout = Duration::from_millis(300);
+        c.workers.push(w);
+    })
+    .await;
+    let (_, body) = gw
+        .execute(json!({"tool_name": "Kit.Sleep", "input": {"millis": 3000}}))
+        .await;
+    assert_eq!(
+        body["output"]["error"]["kind"],
+        "NETWORK_TRANSPORT_RUNTIME_TIMEOUT"
+    );
+    assert_eq!(body["output"]["error"]["can_retry"], false);
+    assert_eq!(
+        worker.invocations(),
+        1,
+        "a timed-out call is not retried: it may have run"
+    );
+}
+
+#[tokio::test]
+async fn catalog_refreshes_when_a_worker_comes_back() {
+    // Reserve a port, start the gateway while nothing listens there, then start the worker.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let gw = start_gateway(|c| {
+        c.workers
+            .push(worker_config("late", &format!("http://{addr}")))
+    })
+    .await;
+    let (status, _) = gw.get("/v1/tools/Late.Echo").await;
+    assert_eq!(status, 404);
+    let (_, health) = gw.get("/v1/workers/late/health").await;
+    assert_eq!(health["healthy"], false);
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _worker = start_worker_on(listener, "Late").await;
+    assert!(eventually(|| async { gw.get("/v1/tools/Late.Echo").await.0 == 200 }).await);
+    let (_, body) = gw
+        .execute(json!({"tool_name": "Late.Echo", "input": {"message": "back"}}))
+        .await;
+    assert_eq!(body["output"]["value"], "back");
+}
+
+#[tokio::test]
+async fn worker_endpoints_describe_workers_without_their_secret() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("kit", &worker.url()))).await;
+    let (status, page) = gw.get("/v1/workers").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total_count"], 1);
+    let w = &page["items"][0];
+    assert_eq!(w["id"], "kit");
+    assert_eq!(w["type"], "http");
+    assert_eq!(w["enabled"], true);
+    assert_eq!(w["http"]["uri"], worker.url());
+    assert_eq!(w["toolkits"], json!(["Kit"]));
+    assert!(!page.to_string().contains(WORKER_SECRET));
+
+    let (_, tools) = gw.get("/v1/workers/kit/tools?limit=2").await;
+    assert_eq!(tools["total_count"], 6);
+    assert_eq!(tools["items"].as_array().unwrap().len(), 2);
+    let (status, _) = gw.get("/v1/workers/nope").await;
+    assert_eq!(status, 404);
+    let (status, _) = gw.get("/v1/workers/nope/health").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn org_scoped_paths_serve_the_same_api() {
+    let gw = start_gateway(|_| {}).await;
+    let (status, page) = gw
+        .get("/v1/orgs/o1/projects/p1/tools?toolkit=Builtin")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total_count"], 4);
+    let (status, tool) = gw.get("/v1/orgs/o1/projects/p1/tools/Builtin.Echo").await;
+    assert_eq!(status, 200);
+    assert_eq!(tool["name"], "Echo");
+    let res = gw
+        .http
+        .post(gw.url("/v1/orgs/o1/projects/p1/tools/execute"))
+        .header("Authorization", &gw.key)
+        .json(&json!({"tool_name": "Builtin.Echo", "input": {"message": "org"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["output"]["value"], "org");
+    let res = gw
+        .http
+        .get(gw.url("/v1/orgs/o1/projects/p1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn dev_mode_lets_loopback_callers_in_without_a_key_but_not_with_a_wrong_one() {
+    let gw = start_gateway(|c| c.api.development = true).await;
+    let res = gw.http.get(gw.url("/v1/tools")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = gw
+        .http
+        .get(gw.url("/v1/tools"))
+        .header("Authorization", "arc_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn worker_without_secret_is_refused_outside_dev_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    let mut w = worker_config("nosecret", "http://127.0.0.1:9");
+    w.secret = None;
+    config.workers.push(w);
+    let err = switchboard::server::Gateway::start(config.clone())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "worker 'nosecret' has no secret; set http.secret (only dev mode defaults it to 'dev')"
+    );
+    config.api.development = true;
+    assert!(switchboard::server::Gateway::start(config).await.is_ok());
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_calls_finish_and_flushes_records() {
+    let mut gw = start_gateway(|_| {}).await;
+    let http = gw.http.clone();
+    let url = gw.url("/v1/tools/execute");
+    let key = gw.key.clone();
+    let call = tokio::spawn(async move {
+        http.post(url)
+            .header("Authorization", key)
+            .json(&json!({"tool_name": "Builtin.Sleep", "input": {"seconds": 0.5}}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    gw.signal_shutdown();
+    assert_eq!(call.await.unwrap().unwrap(), 200);
+    let store = gw.store.clone();
+    gw.shutdown().await.unwrap();
+    let records = store.list_executions(&Default::default()).await.unwrap();
+    assert_eq!(
+        records.len(),
+        1,
+        "the in-flight call's record is written before exit"
+    );
+}

@@ -1,0 +1,279 @@
+//! A fresh gateway per test: SQLite in a temp dir, an API key, optional TDK workers, all
+//! on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard::config::{self, Config, SecretValue, WorkerConfig};
+use switchboard::identity::generate_key;
+use switchboard::server::Gateway;
+use switchboard::store::{ExecutionFilter, ExecutionRecord, Store};
+use switchboard_tdk::{Tool, ToolContext, ToolError, Toolkit, Worker};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const WORKER_SECRET: &str = "test-worker-secret";
+
+pub struct TestWorker {
+    pub addr: SocketAddr,
+    pub invocations: Arc<AtomicUsize>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl TestWorker {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn invocations(&self) -> usize {
+        self.invocations.load(Ordering::SeqCst)
+    }
+
+    /// Stops the worker and waits until its port is closed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.handle.await;
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct EchoInput {
+    /// The message to echo.
+    pub message: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct AddInput {
+    pub a: f64,
+    pub b: f64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct SleepInput {
+    pub millis: u64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Empty {}
+
+/// A toolkit named `toolkit` with Echo, Add, Sleep, WhoAmI (user id), NeedsSecret
+/// (secret KIT_KEY) and Flaky (retryable error).
+pub fn test_toolkit(toolkit: &str, invocations: Arc<AtomicUsize>) -> Toolkit {
+    let count = move || {
+        let c = invocations.clone();
+        move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let (c1, c2, c3, c4, c5, c6) = (count(), count(), count(), count(), count(), count());
+    Toolkit::new(toolkit, "1.0.0")
+        .description("test toolkit")
+        .tool(Tool::new("Echo", "Echo a message", move |_ctx: ToolContext, i: EchoInput| {
+            c1();
+            async move { Ok::<_, ToolError>(i.message) }
+        }))
+        .tool(Tool::new("Add", "Add two numbers", move |_ctx: ToolContext, i: AddInput| {
+            c2();
+            async move { Ok::<_, ToolError>(i.a + i.b) }
+        }))
+        .tool(Tool::new("Sleep", "Sleep", move |_ctx: ToolContext, i: SleepInput| {
+            c3();
+            async move {
+                tokio::time::sleep(Duration::from_millis(i.millis)).await;
+                Ok::<_, ToolError>(json!({"slept": i.millis}))
+            }
+        }))
+        .tool(Tool::new("WhoAmI", "The user id the gateway sent", move |ctx: ToolContext, _i: Empty| {
+            c4();
+            let user = ctx.user_id().map(str::to_string);
+            async move { Ok::<_, ToolError>(json!({"user_id": user})) }
+        }))
+        .tool(
+            Tool::new("NeedsSecret", "Uses KIT_KEY", move |ctx: ToolContext, _i: Empty| {
+                c5();
+                let len = ctx.secret("KIT_KEY").map(str::len);
+                async move { Ok::<_, ToolError>(json!({"length": len?})) }
+            })
+            .secret("KIT_KEY"),
+        )
+        .tool(Tool::new("Flaky", "Always asks to retry", move |_ctx: ToolContext, _i: Empty| {
+            c6();
+            async move { Err::<Value, _>(ToolError::retry("try again later").retry_after_ms(500)) }
+        }))
+}
+
+pub async fn start_worker_on(listener: TcpListener, toolkit_name: &str) -> TestWorker {
+    let addr = listener.local_addr().expect("bound");
+    let invocations = Arc::new(AtomicUsize::new(0));
+    let worker =
+        Worker::new(WORKER_SECRET).toolkit(test_toolkit(toolkit_name, invocations.clone()));
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(async move {
+        let _ = worker
+            .serve(listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    TestWorker {
+        addr,
+        invocations,
+        stop: Some(tx),
+        handle,
+    }
+}
+
+pub async fn start_worker(toolkit_name: &str) -> TestWorker {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    start_worker_on(listener, toolkit_name).await
+}
+
+pub fn worker_config(id: &str, url: &str) -> WorkerConfig {
+    WorkerConfig {
+        id: id.into(),
+        enabled: true,
+        director: None,
+        uri: url.into(),
+        secret: Some(SecretValue::new(WORKER_SECRET)),
+        timeout: Duration::from_secs(5),
+        retry: 1,
+    }
+}
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub key: String,
+    pub store: Arc<dyn Store>,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Defaults for tests: not dev mode, SQLite in `dir`, quick health checks, fast log flush.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = config::defaults(dir);
+    c.api.development = false;
+    c.worker_health_interval = Duration::from_millis(200);
+    c.execution_logging.write_batch_timeout = Duration::from_millis(20);
+    c
+}
+
+pub async fn start_gateway(customise: impl FnOnce(&mut Config)) -> TestGateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    customise(&mut config);
+    let gateway = Gateway::start(config).await.expect("gateway starts");
+    let store = gateway.state.store.clone();
+    let key = generate_key("test", 0);
+    store.insert_api_key(&key.record).await.expect("key stored");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(gateway.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    TestGateway {
+        addr,
+        key: key.plaintext,
+        store,
+        http: reqwest::Client::new(),
+        dir,
+        stop: Some(tx),
+        handle,
+    }
+}
+
+impl TestGateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .get(self.url(path))
+            .header("Authorization", &self.key)
+            .send()
+            .await
+            .expect("sent");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn execute(&self, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.url("/v1/tools/execute"))
+            .header("Authorization", format!("Bearer {}", self.key))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits (bounded) until `n` execution records are stored.
+    pub async fn executions(&self, n: usize) -> Vec<ExecutionRecord> {
+        for _ in 0..100 {
+            let got = self
+                .store
+                .list_executions(&ExecutionFilter {
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .expect("list");
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.store
+            .list_executions(&ExecutionFilter {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+    }
+
+    /// Signals shutdown and waits for the server to finish (drain included).
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.handle.await.expect("server task")
+    }
+
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Polls until `check` holds (bounded: 5 s).
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..250 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
