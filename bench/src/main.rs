@@ -1,1 +1,322 @@
-fn main() {}
+//! `switchboard-bench`: REST execute through the gateway versus straight to a TDK worker,
+//! at several concurrencies, with the gateway's CPU per call. Prints Markdown for
+//! BENCHMARKS.md. A report, not a test: it exits 0 when targets are missed.
+
+mod load;
+mod procs;
+mod report;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+
+use load::{Env, Phase};
+use procs::{Machine, Proc};
+use report::{CpuTicks, PhaseResult, Report};
+
+#[derive(Parser)]
+#[command(name = "switchboard-bench", about = "Gateway versus direct worker calls")]
+struct Args {
+    /// Measured requests per phase at concurrency ≥ 16; concurrency 1 runs a quarter.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Divide every request count by 10.
+    #[arg(long)]
+    quick: bool,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Measured rounds per phase; their order alternates to cancel drift.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Where `switchboard` and `demo-worker` are (default: beside this program).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(args: Args) -> anyhow::Result<()> {
+    // reqwest is built without a TLS provider of its own; `Err` means one is already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if args.concurrency.contains(&0) || args.rounds == 0 {
+        bail!("--concurrency values and --rounds must be at least 1");
+    }
+
+    let bin_dir = match args.bin_dir.clone() {
+        Some(d) => d,
+        None => std::env::current_exe()
+            .context("locating this program")?
+            .parent()
+            .context("this program has no directory")?
+            .to_path_buf(),
+    };
+    let gateway_bin = bin_dir.join("switchboard");
+    let worker_bin = bin_dir.join("demo-worker");
+    for bin in [&gateway_bin, &worker_bin] {
+        if !bin.is_file() {
+            bail!(
+                "{} not found; build it first: cargo build --release -p switchboard -p demo-worker",
+                bin.display()
+            );
+        }
+    }
+
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = bench(&args, &gateway_bin, &worker_bin, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Starts both processes, runs every phase, prints the report. The `Proc` guards kill the
+/// children when this returns, on success or error.
+async fn bench(args: &Args, gateway_bin: &Path, worker_bin: &Path, dir: &Path) -> anyhow::Result<()> {
+    let machine = Machine::read();
+    let clk_tck = procs::clock_ticks_per_sec();
+    let secret = random_hex();
+
+    eprintln!("starting demo-worker…");
+    let mut cmd = Command::new(worker_bin);
+    cmd.args(["--host", "127.0.0.1", "--port", "0"])
+        .env("ARCADE_WORKER_SECRET", &secret)
+        .env("RUST_LOG", "warn");
+    let mut worker = Proc::spawn("demo-worker", cmd, dir.join("worker.log"))?;
+    let worker_url = worker
+        .wait_for_line("demo-worker listening on ", Duration::from_secs(15))?
+        .trim_end_matches('/')
+        .to_owned();
+
+    let port = free_port()?;
+    let config = dir.join("engine.yaml");
+    std::fs::write(&config, gateway_config(port, dir, &worker_url))
+        .with_context(|| format!("writing {}", config.display()))?;
+    let api_key = create_key(gateway_bin, &config, &secret)?;
+
+    eprintln!("starting the gateway…");
+    let mut cmd = Command::new(gateway_bin);
+    cmd.arg("serve").arg("--config").arg(&config).env("BENCH_WORKER_SECRET", &secret);
+    let mut gateway = Proc::spawn("switchboard", cmd, dir.join("gateway.log"))?;
+    let gateway_url = format!("http://127.0.0.1:{port}");
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    wait_ready(&client, &mut gateway, &gateway_url, &api_key).await?;
+
+    let env = Arc::new(Env::new(client, gateway_url, worker_url, api_key, secret));
+    let phases = load::phases();
+    let pids = Pids {
+        gateway: gateway.pid().to_string(),
+        worker: worker.pid().to_string(),
+    };
+
+    let mut results = Vec::new();
+    for &c in &args.concurrency {
+        let mut count = if c == 1 { args.requests / 4 } else { args.requests };
+        if args.quick {
+            count /= 10;
+        }
+        let count = count.max(c).max(args.rounds);
+        let warmup = (count / 10).max(200).max(4 * c);
+        for phase in &phases {
+            eprintln!("c={c}: warming up {}…", phase.id);
+            let batch = load::run_batch(&env, phase, c, warmup).await?;
+            load::ensure_clean(phase, &batch)?;
+        }
+        let mut merged: Vec<PhaseResult> = (0..phases.len())
+            .map(|i| PhaseResult {
+                phase: i,
+                concurrency: c,
+                latencies_ns: Vec::with_capacity(count),
+                errors: 0,
+                elapsed: Duration::ZERO,
+                cpu: CpuTicks::default(),
+            })
+            .collect();
+        for round in 0..args.rounds {
+            let per_round = count / args.rounds + usize::from(round < count % args.rounds);
+            let mut order: Vec<usize> = (0..phases.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                eprintln!("c={c}: round {}/{}: {} × {per_round}", round + 1, args.rounds, phases[i].id);
+                gateway.ensure_running()?;
+                worker.ensure_running()?;
+                let (batch, cpu) = measure(&env, &phases[i], c, per_round, &pids).await?;
+                let m = &mut merged[i];
+                m.latencies_ns.extend(batch.latencies_ns);
+                m.errors += batch.errors;
+                m.elapsed += batch.elapsed;
+                m.cpu += cpu;
+                if batch.errors > 0 {
+                    eprintln!(
+                        "  {} errors; first: {}",
+                        batch.errors,
+                        batch.first_error.as_deref().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        for mut m in merged {
+            m.latencies_ns.sort_unstable();
+            results.push(m);
+        }
+    }
+
+    let report = Report {
+        machine: &machine,
+        phases: &phases,
+        results: &results,
+        clk_tck,
+        rounds: args.rounds,
+        gateway_peak_rss_kib: procs::peak_rss_kib(gateway.pid()),
+        worker_peak_rss_kib: procs::peak_rss_kib(worker.pid()),
+    };
+    println!("{}", report.markdown());
+    Ok(())
+}
+
+struct Pids {
+    gateway: String,
+    worker: String,
+}
+
+fn cpu_now(pids: &Pids) -> anyhow::Result<CpuTicks> {
+    Ok(CpuTicks {
+        gateway: procs::cpu_ticks(&pids.gateway)?,
+        worker: procs::cpu_ticks(&pids.worker)?,
+        load: procs::cpu_ticks("self")?,
+    })
+}
+
+/// One measured batch and the CPU each process spent on it. After the batch, waits past
+/// the gateway's execution-log batch timeout (200 ms) so the writes the batch caused are
+/// counted with it, not with the next phase.
+async fn measure(
+    env: &Arc<Env>,
+    phase: &Phase,
+    concurrency: usize,
+    count: usize,
+    pids: &Pids,
+) -> anyhow::Result<(load::Batch, CpuTicks)> {
+    let before = cpu_now(pids)?;
+    let batch = load::run_batch(env, phase, concurrency, count).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu = cpu_now(pids)? - before;
+    Ok((batch, cpu))
+}
+
+/// The gateway's engine.yaml. The worker secret comes from the environment so it is not
+/// written to disk.
+fn gateway_config(port: u16, dir: &Path, worker_url: &str) -> String {
+    format!(
+        "api:\n  host: 127.0.0.1\n  port: {port}\n  development: false\n\
+         storage:\n  sqlite:\n    path: {db}\n\
+         telemetry:\n  logging:\n    level: warn\n    encoding: text\n\
+         workers:\n  - id: demo\n    enabled: true\n    http:\n      uri: \"{worker_url}\"\n      \
+         secret: ${{env:BENCH_WORKER_SECRET}}\n      timeout: 30s\n      retry: 1\n",
+        db = dir.join("sb.db").display(),
+    )
+}
+
+/// `switchboard keys create`: the key is alone on the last line of stdout.
+fn create_key(gateway_bin: &Path, config: &Path, secret: &str) -> anyhow::Result<String> {
+    let out = Command::new(gateway_bin)
+        .args(["keys", "create", "--name", "bench", "--config"])
+        .arg(config)
+        .env("BENCH_WORKER_SECRET", secret)
+        .output()
+        .context("running switchboard keys create")?;
+    if !out.status.success() {
+        bail!(
+            "switchboard keys create failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8(out.stdout).context("keys create printed non-UTF-8")?;
+    stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
+        .context("switchboard keys create printed no key")
+}
+
+/// Waits for `/v1/health`, then for the Demo toolkit to be in the catalog.
+async fn wait_ready(
+    client: &reqwest::Client,
+    gateway: &mut Proc,
+    url: &str,
+    key: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut healthy = false;
+    loop {
+        gateway.ensure_running()?;
+        if !healthy {
+            healthy = client
+                .get(format!("{url}/v1/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+        }
+        if healthy {
+            let res = client
+                .get(format!("{url}/v1/tools/Demo.Echo"))
+                .bearer_auth(key)
+                .send()
+                .await;
+            if res.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the gateway was not ready with Demo.Echo within 30 s (healthy: {healthy}); its log:\n{}",
+                procs::log_tail(&gateway.log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free loopback port (released just before the gateway binds it).
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// 128 random bits as hex, from the standard library's randomly seeded hasher.
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for i in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(Instant::now().elapsed().as_nanos());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}

@@ -176,14 +176,16 @@ def binaries() -> Binaries:
             cwd=REPO_ROOT,
             check=True,
         )
-    found = Binaries(
+    return Binaries(
         switchboard=TARGET_DIR / "switchboard",
         demo_worker=TARGET_DIR / "demo-worker",
     )
-    for path in (found.switchboard, found.demo_worker):
-        if not path.is_file():
-            pytest.fail(f"{path} is missing; run `cargo build -p switchboard -p demo-worker`")
-    return found
+
+
+def require_file(path: Path) -> str:
+    if not path.is_file():
+        pytest.fail(f"{path} is missing; run `cargo build -p switchboard -p demo-worker`")
+    return str(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +214,7 @@ def start_demo_worker(binaries: Binaries, log_dir: Path, worker_id: str = "demo"
     port = free_port()
     proc = start_process(
         f"demo-worker {worker_id}",
-        [str(binaries.demo_worker), "--host", "127.0.0.1", "--port", str(port),
+        [require_file(binaries.demo_worker), "--host", "127.0.0.1", "--port", str(port),
          "--secret", DEMO_SECRET],
         log_dir / f"demo-worker-{worker_id}.log",
         env={"RUST_LOG": os.environ.get("RUST_LOG", "info")},
@@ -329,7 +331,7 @@ class Gateway:
 def run_cli(binaries: Binaries, config_path: Path, env: dict[str, str],
             *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(binaries.switchboard), *args, "--config", str(config_path)],
+        [require_file(binaries.switchboard), *args, "--config", str(config_path)],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
@@ -369,7 +371,7 @@ def start_gateway(binaries: Binaries, work_dir: Path, workers: list[dict[str, An
     }
     proc = start_process(
         "switchboard serve",
-        [str(binaries.switchboard), "serve", "--config", str(config_path)],
+        [require_file(binaries.switchboard), "serve", "--config", str(config_path)],
         work_dir / "switchboard.log",
         env=env,
     )

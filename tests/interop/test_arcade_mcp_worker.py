@@ -86,7 +86,8 @@ def test_a_wrong_type_is_a_bad_input_error(client: Arcade) -> None:
     assert result.success is False, result
     assert result.output is not None and result.output.error is not None, result
     assert result.output.error.kind == "TOOL_RUNTIME_BAD_INPUT_VALUE"
-    assert "a" in result.output.error.message
+    # The gateway checks input against the tool's parameters before calling the worker.
+    assert "parameter 'a'" in result.output.error.message, result.output.error.message
 
 
 def test_the_worker_is_listed_and_healthy(gw: Gateway) -> None:

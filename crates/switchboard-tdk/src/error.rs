@@ -86,9 +86,15 @@ impl std::fmt::Display for ErrorKind {
 #[error("[{kind}] {message}")]
 pub struct ToolError {
     kind: ErrorKind,
-    message: String,
-    developer_message: Option<String>,
     can_retry: bool,
+    message: String,
+    /// Rarely set, so boxed: keeps `Result<_, ToolError>` small on the success path.
+    details: Option<Box<Details>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Details {
+    developer_message: Option<String>,
     retry_after_ms: Option<u64>,
     additional_prompt_content: Option<String>,
     status_code: Option<u16>,
@@ -108,14 +114,14 @@ impl ToolError {
         );
         ToolError {
             kind,
-            message: message.into(),
-            developer_message: None,
             can_retry,
-            retry_after_ms: None,
-            additional_prompt_content: None,
-            status_code: None,
-            extra: None,
+            message: message.into(),
+            details: None,
         }
+    }
+
+    fn details(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
     }
 
     /// A transient failure (`TOOL_RUNTIME_RETRY`, `can_retry: true`).
@@ -142,26 +148,24 @@ impl ToolError {
     /// An upstream API answered `status`: 401/403 → auth error, 404 → not found,
     /// 429 → rate limit, 5xx → server error, other 4xx → bad request.
     pub fn upstream(status: u16, message: impl Into<String>) -> Self {
-        let mut e = Self::new(ErrorKind::from_upstream_status(status), message);
-        e.status_code = Some(status);
-        e
+        Self::new(ErrorKind::from_upstream_status(status), message).status_code(status)
     }
 
     /// Detail for whoever runs the tool, not for the model.
     pub fn developer_message(mut self, message: impl Into<String>) -> Self {
-        self.developer_message = Some(message.into());
+        self.details().developer_message = Some(message.into());
         self
     }
 
     /// Text the model should read before it retries (e.g. how to fix its input).
     pub fn additional_prompt_content(mut self, content: impl Into<String>) -> Self {
-        self.additional_prompt_content = Some(content.into());
+        self.details().additional_prompt_content = Some(content.into());
         self
     }
 
     /// How long the caller should wait before retrying; implies `can_retry`.
     pub fn retry_after_ms(mut self, millis: u64) -> Self {
-        self.retry_after_ms = Some(millis);
+        self.details().retry_after_ms = Some(millis);
         self.can_retry = true;
         self
     }
@@ -174,13 +178,13 @@ impl ToolError {
 
     /// The HTTP status that caused this error, if it came from an upstream.
     pub fn status_code(mut self, status: u16) -> Self {
-        self.status_code = Some(status);
+        self.details().status_code = Some(status);
         self
     }
 
     /// Structured detail passed through as `error.extra`.
     pub fn extra(mut self, extra: Value) -> Self {
-        self.extra = Some(extra);
+        self.details().extra = Some(extra);
         self
     }
 
@@ -194,16 +198,17 @@ impl ToolError {
 
     /// The error as it goes on the wire in `output.error`.
     pub fn into_wire(self) -> ToolCallError {
+        let d = self.details.map(|d| *d).unwrap_or_default();
         ToolCallError {
             message: self.message,
             kind: Some(self.kind.as_str().to_owned()),
-            developer_message: self.developer_message,
+            developer_message: d.developer_message,
             can_retry: self.can_retry,
-            additional_prompt_content: self.additional_prompt_content,
-            retry_after_ms: self.retry_after_ms,
+            additional_prompt_content: d.additional_prompt_content,
+            retry_after_ms: d.retry_after_ms,
             stacktrace: None,
-            status_code: self.status_code,
-            extra: self.extra,
+            status_code: d.status_code,
+            extra: d.extra,
         }
     }
 }

@@ -297,7 +297,7 @@ fn preflight(
         };
         if !fits {
             return Err(ToolError::bad_input(format!(
-                "Parameter '{}' must be {}, got {}",
+                "Invalid value for parameter '{}': expected {}, got {}",
                 p.name,
                 article(&vs.val_type),
                 json_type(value)
@@ -307,7 +307,7 @@ fn preflight(
             && !allowed.iter().any(|a| a == s)
         {
             return Err(ToolError::bad_input(format!(
-                "Parameter '{}' must be one of: {}",
+                "Invalid value for parameter '{}': must be one of: {}",
                 p.name,
                 allowed.join(", ")
             )));

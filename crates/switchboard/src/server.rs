@@ -13,7 +13,10 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::builtin;
 use crate::catalog::CatalogHandle;
-use crate::config::{Config, RootKeyConfig, SecretValue, StorageConfig};
+use crate::config::{AuthProviderConfig, Config, RootKeyConfig, SecretValue, StorageConfig, UserVerifier};
+use crate::oauth::{AuthError, AuthService, ProviderRegistry};
+use crate::sandbox::{Sandbox, SandboxSettings};
+use crate::vault::{Vault, VaultError};
 use crate::exec::{Executor, Recorder, RecorderTask};
 use crate::identity::{Authenticator, DEFAULT_KEY_CACHE_TTL};
 use crate::store::{self, Store, StoreError};
@@ -32,11 +35,19 @@ pub enum ServeError {
     RootKey { path: PathBuf, message: String },
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    #[error("security.root_keys: {0}")]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A gateway ready to serve.
 pub struct Gateway {
     pub state: AppState,
+    /// The dev-mode sandbox OAuth server, when a sandbox provider is configured.
+    pub sandbox: Option<Sandbox>,
     pub registry: Arc<WorkerRegistry>,
     pub root_keys: Vec<RootKeyConfig>,
     recorder_task: RecorderTask,
@@ -69,11 +80,28 @@ impl Gateway {
     }
 
     pub async fn with_store(
-        config: Config,
+        mut config: Config,
         store: Arc<dyn Store>,
         root_keys: Vec<RootKeyConfig>,
     ) -> Result<Gateway, ServeError> {
         let http = http_client()?;
+        let sandbox = sandbox_for(&mut config)?;
+        if !config.api.development && config.oauth.user_verifier == UserVerifier::Disabled {
+            tracing::warn!("auth.user_verifier is none: a shared authorization link could bind someone else's account to the sender's user id");
+        }
+        let vault = Arc::new(Vault::from_config(&root_keys)?);
+        let providers = ProviderRegistry::new(&config.auth_providers, &config.api.public_url)?;
+        let auth = Arc::new(AuthService::new(
+            store.clone(),
+            vault,
+            providers,
+            http.clone(),
+            &config.api.public_url,
+            config.oauth.clone(),
+        ));
+        if let Err(e) = auth.reload_providers().await {
+            tracing::warn!(error = %e, "could not load auth providers kept in the store");
+        }
         let builtin_tools = if config.builtin_toolkit {
             builtin::definitions()
         } else {
@@ -91,6 +119,7 @@ impl Gateway {
         let (recorder, recorder_task) = Recorder::start(store.clone(), &config.execution_logging);
         let executor = Arc::new(Executor::new(
             registry.clone(),
+            auth,
             config.secrets.clone(),
             recorder,
         ));
@@ -107,6 +136,7 @@ impl Gateway {
         };
         Ok(Gateway {
             state,
+            sandbox,
             registry,
             root_keys,
             recorder_task,
@@ -124,7 +154,10 @@ impl Gateway {
         let health = self
             .registry
             .spawn_health_loop(self.state.config.worker_health_interval, stop_rx);
-        let app = api::router(self.state.clone());
+        let mut app = api::router(self.state.clone());
+        if let Some(sandbox) = &self.sandbox {
+            app = app.nest("/sandbox", sandbox.router());
+        }
         let result = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -145,6 +178,54 @@ impl Gateway {
         recorder_task.drain().await;
         result
     }
+}
+
+/// The sandbox provider is dev mode only. In dev mode one is added (id `sandbox`) when
+/// none is configured, so the whole per-user flow can be tried offline.
+fn sandbox_for(config: &mut Config) -> Result<Option<Sandbox>, ServeError> {
+    let configured = config.auth_providers.iter().find(|p| p.enabled && p.provider_id.as_deref() == Some("sandbox")).cloned();
+    if !config.api.development {
+        return match configured {
+            Some(p) => Err(ServeError::Config(format!(
+                "auth provider '{}' uses provider_id sandbox, which only runs in dev mode (api.development: true)",
+                p.id
+            ))),
+            None => Ok(None),
+        };
+    }
+    let provider = match configured {
+        Some(p) => p,
+        None => {
+            let p = AuthProviderConfig {
+                id: "sandbox".into(),
+                description: Some("Switchboard Sandbox (dev mode)".into()),
+                enabled: true,
+                provider_type: "oauth2".into(),
+                provider_id: Some("sandbox".into()),
+                client_id: None,
+                client_secret: None,
+                extra: serde_json::json!({}),
+            };
+            config.auth_providers.push(p.clone());
+            p
+        }
+    };
+    let mut settings = SandboxSettings::default();
+    if let Some(id) = &provider.client_id {
+        settings.client_id = id.clone();
+    }
+    if let Some(secret) = &provider.client_secret {
+        settings.client_secret = secret.expose().to_string();
+    }
+    if let Some(lifetime) = provider.extra.get("token_lifetime") {
+        let parsed = match lifetime {
+            serde_json::Value::Number(n) => n.as_f64().map(std::time::Duration::from_secs_f64).ok_or_else(|| "not a number".to_string()),
+            serde_json::Value::String(s) => crate::config::parse_duration(s),
+            _ => Err("expected a duration".to_string()),
+        };
+        settings.access_token_lifetime = parsed.map_err(|e| ServeError::Config(format!("auth.providers '{}'.token_lifetime: {e}", provider.id)))?;
+    }
+    Ok(Some(Sandbox::new(settings)))
 }
 
 /// Root keys from `security.root_keys`; with none configured and SQLite storage, a key

@@ -289,6 +289,7 @@ fn an_unset_variable_in_an_enabled_provider_names_the_variable_and_the_key() {
     let lines = problems(load_yaml(
         "
 auth:
+  user_verifier: none
   providers:
     - id: google
       type: oauth2
@@ -393,6 +394,7 @@ tools:
         - id: shared
           http: {uri: 'http://localhost:3', secret: s}
 auth:
+  user_verifier: none
   providers:
     - {id: gh, type: oauth2, provider_id: github, client_id: a, client_secret: b}
     - {id: gh, type: oauth2, provider_id: github, client_id: c, client_secret: d}
@@ -465,7 +467,14 @@ fn a_bad_port_is_an_error() {
 #[test]
 fn engine_env_beside_the_config_is_loaded_and_the_real_environment_wins() {
     let (dir, path) = workspace(
-        "api:\n  host: ${env:HOST}\n  port: ${env:PORT}\nworkers:\n  - id: w1\n    http: {uri: 'http://localhost:1', secret: '${env:SECRET}'}\n",
+        "
+api:
+  host: ${env:HOST}
+  port: ${env:PORT}
+workers:
+  - id: w1
+    http: {uri: 'http://localhost:1', secret: '${env:SECRET}'}
+",
     );
     fs::write(
         dir.path().join("engine.env"),
@@ -613,7 +622,6 @@ fn invalid_yaml_reports_line_and_column() {
     assert_eq!(lines.len(), 1);
     assert!(lines[0].starts_with("error: invalid YAML: "), "{lines:?}");
     assert!(lines[0].contains("line 3 column"), "{lines:?}");
-    eprintln!("{}", lines[0]);
 }
 
 #[test]

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use sqlx::{Connection, PgConnection};
 use switchboard::store::{
-    ApiKeyRecord, ExecutionFilter, ExecutionRecord, PostgresStore, SqliteStore, Store, StoreError,
-    redact_url,
+    ApiKeyRecord, ConnectionFilter, ConnectionRecord, ExecutionFilter, ExecutionRecord, FlowRecord,
+    PostgresStore, SqliteStore, Store, StoreError, StoredProviderRecord, TokenUpdate,
+    UserKeyRecord, redact_url,
 };
 
 const PG_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
@@ -162,6 +163,24 @@ behaviours!(
     a_batch_with_a_bad_record_writes_nothing,
     reopening_keeps_data_and_applies_migrations_once,
     concurrent_execution_inserts_from_20_tasks_all_land,
+    ten_concurrent_user_key_inserts_all_get_the_same_winner,
+    a_user_key_rewrap_replaces_the_wrapping_of_known_users_only,
+    deleting_a_user_removes_their_key_connections_and_flows_only,
+    an_upsert_keeps_the_connection_id_and_creation_time_and_bumps_its_version,
+    a_token_update_with_a_stale_version_returns_false_and_changes_nothing,
+    a_connection_status_change_and_a_delete_touch_only_that_connection,
+    of_20_concurrent_refresh_lock_attempts_with_distinct_owners_exactly_one_wins,
+    an_expired_refresh_lease_can_be_taken_over,
+    unlocking_a_refresh_lease_by_a_non_owner_does_nothing,
+    a_flow_link_can_be_claimed_once,
+    an_expired_or_finished_flow_link_cannot_be_claimed,
+    a_flow_state_can_be_claimed_once,
+    flows_are_found_by_link_and_by_state_and_updated_in_place,
+    a_reusable_flow_ignores_used_expired_finished_and_other_scope_flows,
+    connections_are_listed_newest_first_with_filters_pages_and_a_total,
+    the_connection_list_limit_defaults_to_100_and_caps_at_1000,
+    stored_providers_are_created_read_updated_and_deleted_and_a_duplicate_create_conflicts,
+    oauth_rows_survive_a_reopen,
 );
 
 fn key(id: &str, name: &str, created_at_ms: i64) -> ApiKeyRecord {
@@ -492,4 +511,923 @@ async fn concurrent_execution_inserts_from_20_tasks_all_land(b: Backend) {
         ..Default::default()
     };
     assert_eq!(b.store.list_executions(&one_user).await.unwrap().len(), 15);
+}
+
+// --- Per-user OAuth: data keys, connections, flows, stored providers ---------------------
+
+fn user_key(user: &str, wrapped: &str) -> UserKeyRecord {
+    UserKeyRecord {
+        user_id: user.into(),
+        root_key_id: "root-1".into(),
+        wrapped_key: wrapped.into(),
+        created_at_ms: 1,
+    }
+}
+
+fn scopes(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn connection(id: &str, user: &str, provider: &str, updated_at_ms: i64) -> ConnectionRecord {
+    ConnectionRecord {
+        id: id.into(),
+        user_id: user.into(),
+        provider_id: provider.into(),
+        provider_service: "google".into(),
+        status: "active".into(),
+        scopes: scopes(&["email", "profile"]),
+        access_token_sealed: format!("sealed-access-{id}"),
+        refresh_token_sealed: Some(format!("sealed-refresh-{id}")),
+        expires_at_ms: Some(updated_at_ms + 3_600_000),
+        user_info: Some(r#"{"email":"a@example.com"}"#.into()),
+        provider_user_id: Some(format!("sub-{user}")),
+        created_at_ms: updated_at_ms,
+        updated_at_ms,
+        version: 1,
+    }
+}
+
+fn flow(id: &str, user: &str, provider: &str, created_at_ms: i64) -> FlowRecord {
+    FlowRecord {
+        id: id.into(),
+        user_id: user.into(),
+        provider_id: provider.into(),
+        scopes: scopes(&["email", "profile"]),
+        status: "pending".into(),
+        link_hash: format!("link-{id}"),
+        link_used: false,
+        state_hash: None,
+        state_used: false,
+        pkce_verifier_sealed: None,
+        next_uri: Some("https://app.example/done".into()),
+        failure_reason: None,
+        pending_grant_sealed: None,
+        created_at_ms,
+        expires_at_ms: created_at_ms + 600_000,
+        completed_at_ms: None,
+    }
+}
+
+fn provider(id: &str, at_ms: i64) -> StoredProviderRecord {
+    StoredProviderRecord {
+        id: id.into(),
+        config_json: format!(r#"{{"id":"{id}","client_id":"c"}}"#),
+        client_secret_sealed: Some(format!("sealed-secret-{id}")),
+        created_at_ms: at_ms,
+        updated_at_ms: at_ms,
+    }
+}
+
+fn connection_ids(records: &[ConnectionRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
+}
+
+async fn ten_concurrent_user_key_inserts_all_get_the_same_winner(b: Backend) {
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = Arc::clone(&b.store);
+            tokio::spawn(async move {
+                store
+                    .insert_user_key(&user_key("alice", &format!("wrapped-{i}")))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    for task in tasks {
+        stored.push(task.await.unwrap());
+    }
+    let winner = stored[0].clone();
+    assert!(winner.wrapped_key.starts_with("wrapped-"), "{winner:?}");
+    assert!(stored.iter().all(|k| *k == winner), "{stored:?}");
+    assert_eq!(b.store.get_user_key("alice").await.unwrap(), Some(winner));
+    assert_eq!(b.store.list_user_keys().await.unwrap().len(), 1);
+}
+
+async fn a_user_key_rewrap_replaces_the_wrapping_of_known_users_only(b: Backend) {
+    let store = b.store;
+    store
+        .insert_user_key(&user_key("bob", "w-b"))
+        .await
+        .unwrap();
+    store
+        .insert_user_key(&user_key("alice", "w-a"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_user_key("carol").await.unwrap(), None);
+
+    let rewrapped = UserKeyRecord {
+        root_key_id: "root-2".into(),
+        wrapped_key: "w-a2".into(),
+        // The creation time is not part of a rewrap.
+        created_at_ms: 99,
+        ..user_key("alice", "")
+    };
+    assert!(store.update_user_key(&rewrapped).await.unwrap());
+    assert!(
+        !store
+            .update_user_key(&user_key("carol", "w-c"))
+            .await
+            .unwrap()
+    );
+
+    let listed = store.list_user_keys().await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            UserKeyRecord {
+                root_key_id: "root-2".into(),
+                ..user_key("alice", "w-a2")
+            },
+            user_key("bob", "w-b"),
+        ]
+    );
+}
+
+async fn deleting_a_user_removes_their_key_connections_and_flows_only(b: Backend) {
+    let store = b.store;
+    for user in ["alice", "bob"] {
+        store
+            .insert_user_key(&user_key(user, &format!("w-{user}")))
+            .await
+            .unwrap();
+        for provider in ["google", "github"] {
+            let id = format!("{user}-{provider}");
+            store
+                .upsert_connection(&connection(&id, user, provider, 10))
+                .await
+                .unwrap();
+            store
+                .insert_flow(&flow(&id, user, provider, 10))
+                .await
+                .unwrap();
+        }
+    }
+
+    assert!(store.delete_user("alice").await.unwrap());
+    assert_eq!(store.get_user_key("alice").await.unwrap(), None);
+    assert_eq!(store.get_connection("alice", "google").await.unwrap(), None);
+    assert_eq!(store.get_flow("alice-github").await.unwrap(), None);
+
+    assert!(store.get_user_key("bob").await.unwrap().is_some());
+    let (bobs, total) = store
+        .list_connections(&ConnectionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert!(bobs.iter().all(|c| c.user_id == "bob"), "{bobs:?}");
+    assert!(store.get_flow("bob-google").await.unwrap().is_some());
+    assert!(store.get_flow("bob-github").await.unwrap().is_some());
+
+    // Nothing left for alice: a second delete reports it.
+    assert!(!store.delete_user("alice").await.unwrap());
+    // A user with connections but no data key yet is still deleted.
+    store
+        .upsert_connection(&connection("c-carol", "carol", "google", 10))
+        .await
+        .unwrap();
+    assert!(store.delete_user("carol").await.unwrap());
+    assert_eq!(store.get_connection_by_id("c-carol").await.unwrap(), None);
+}
+
+async fn an_upsert_keeps_the_connection_id_and_creation_time_and_bumps_its_version(b: Backend) {
+    let store = b.store;
+    let first = connection("c1", "alice", "google", 100);
+    let stored = store.upsert_connection(&first).await.unwrap();
+    assert_eq!(stored, first);
+    assert_eq!(
+        store.get_connection("alice", "google").await.unwrap(),
+        Some(first.clone())
+    );
+
+    // A held lease is cleared by the upsert: the new grant needs no old refresh to finish.
+    assert!(
+        store
+            .try_lock_refresh("c1", "r1", 150, 10_000)
+            .await
+            .unwrap()
+    );
+
+    let again = ConnectionRecord {
+        scopes: scopes(&["calendar", "email", "profile"]),
+        access_token_sealed: "sealed-access-new".into(),
+        refresh_token_sealed: None,
+        expires_at_ms: None,
+        user_info: None,
+        provider_user_id: None,
+        status: "active".into(),
+        created_at_ms: 200,
+        updated_at_ms: 200,
+        ..connection("c-other-id", "alice", "google", 200)
+    };
+    let replaced = store.upsert_connection(&again).await.unwrap();
+    let expected = ConnectionRecord {
+        id: "c1".into(),
+        created_at_ms: 100,
+        version: 2,
+        ..again.clone()
+    };
+    assert_eq!(replaced, expected);
+    assert_eq!(
+        store.get_connection_by_id("c1").await.unwrap(),
+        Some(expected)
+    );
+    assert_eq!(
+        store.get_connection_by_id("c-other-id").await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .try_lock_refresh("c1", "r2", 250, 10_000)
+            .await
+            .unwrap()
+    );
+
+    // Another provider of the same user is another connection.
+    let github = connection("c2", "alice", "github", 300);
+    assert_eq!(store.upsert_connection(&github).await.unwrap(), github);
+    let (_, total) = store
+        .list_connections(&ConnectionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+}
+
+async fn a_token_update_with_a_stale_version_returns_false_and_changes_nothing(b: Backend) {
+    let store = b.store;
+    let original = connection("c1", "alice", "google", 100);
+    store.upsert_connection(&original).await.unwrap();
+    assert!(
+        store
+            .set_connection_status("c1", "needs_reauth", 110)
+            .await
+            .unwrap()
+    );
+
+    let update = TokenUpdate {
+        access_token_sealed: "sealed-access-2".into(),
+        refresh_token_sealed: None,
+        expires_at_ms: Some(9_000),
+        scopes: scopes(&["email"]),
+        updated_at_ms: 120,
+    };
+    assert!(
+        !store
+            .update_connection_tokens("c1", 0, &update)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_connection_tokens("nope", 1, &update)
+            .await
+            .unwrap()
+    );
+    let unchanged = ConnectionRecord {
+        status: "needs_reauth".into(),
+        updated_at_ms: 110,
+        ..original.clone()
+    };
+    assert_eq!(
+        store.get_connection_by_id("c1").await.unwrap(),
+        Some(unchanged)
+    );
+
+    // The current version wins, sets the connection active and keeps the old refresh token
+    // when none came back.
+    assert!(
+        store
+            .update_connection_tokens("c1", 1, &update)
+            .await
+            .unwrap()
+    );
+    let refreshed = ConnectionRecord {
+        access_token_sealed: "sealed-access-2".into(),
+        expires_at_ms: Some(9_000),
+        scopes: scopes(&["email"]),
+        updated_at_ms: 120,
+        version: 2,
+        ..original.clone()
+    };
+    assert_eq!(
+        store.get_connection_by_id("c1").await.unwrap(),
+        Some(refreshed.clone())
+    );
+    // The same expected version again is now stale.
+    assert!(
+        !store
+            .update_connection_tokens("c1", 1, &update)
+            .await
+            .unwrap()
+    );
+
+    let rotated = TokenUpdate {
+        refresh_token_sealed: Some("sealed-refresh-3".into()),
+        updated_at_ms: 130,
+        ..update
+    };
+    assert!(
+        store
+            .update_connection_tokens("c1", 2, &rotated)
+            .await
+            .unwrap()
+    );
+    let stored = store.get_connection_by_id("c1").await.unwrap().unwrap();
+    assert_eq!(
+        stored.refresh_token_sealed.as_deref(),
+        Some("sealed-refresh-3")
+    );
+    assert_eq!(stored.version, 3);
+}
+
+async fn a_connection_status_change_and_a_delete_touch_only_that_connection(b: Backend) {
+    let store = b.store;
+    store
+        .upsert_connection(&connection("c1", "alice", "google", 100))
+        .await
+        .unwrap();
+    store
+        .upsert_connection(&connection("c2", "bob", "google", 100))
+        .await
+        .unwrap();
+
+    assert!(
+        store
+            .set_connection_status("c1", "needs_reauth", 150)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_connection_status("nope", "active", 150)
+            .await
+            .unwrap()
+    );
+    let c1 = store.get_connection_by_id("c1").await.unwrap().unwrap();
+    assert_eq!(
+        (c1.status.as_str(), c1.updated_at_ms, c1.version),
+        ("needs_reauth", 150, 1)
+    );
+    let c2 = store.get_connection_by_id("c2").await.unwrap().unwrap();
+    assert_eq!(c2.status, "active");
+
+    assert!(store.delete_connection("c1").await.unwrap());
+    assert!(!store.delete_connection("c1").await.unwrap());
+    assert_eq!(store.get_connection("alice", "google").await.unwrap(), None);
+    assert!(
+        store
+            .get_connection("bob", "google")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn of_20_concurrent_refresh_lock_attempts_with_distinct_owners_exactly_one_wins(b: Backend) {
+    b.store
+        .upsert_connection(&connection("c1", "alice", "google", 100))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = Arc::clone(&b.store);
+            tokio::spawn(async move {
+                let owner = format!("replica-{i}");
+                let won = store
+                    .try_lock_refresh("c1", &owner, 1_000, 31_000)
+                    .await
+                    .unwrap();
+                (owner, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (owner, won) = task.await.unwrap();
+        if won {
+            winners.push(owner);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+
+    // The winner may renew its own lease; anyone else still loses while it holds.
+    assert!(
+        b.store
+            .try_lock_refresh("c1", &winners[0], 2_000, 32_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.store
+            .try_lock_refresh("c1", "latecomer", 2_000, 32_000)
+            .await
+            .unwrap()
+    );
+    // There is no lease on a connection that does not exist.
+    assert!(
+        !b.store
+            .try_lock_refresh("nope", "latecomer", 2_000, 32_000)
+            .await
+            .unwrap()
+    );
+}
+
+async fn an_expired_refresh_lease_can_be_taken_over(b: Backend) {
+    let store = b.store;
+    store
+        .upsert_connection(&connection("c1", "alice", "google", 100))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .try_lock_refresh("c1", "crashed", 1_000, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_lock_refresh("c1", "next", 4_999, 9_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_lock_refresh("c1", "next", 5_001, 9_000)
+            .await
+            .unwrap()
+    );
+    // The old holder's late release must not free the new holder's lease.
+    store.unlock_refresh("c1", "crashed").await.unwrap();
+    assert!(
+        !store
+            .try_lock_refresh("c1", "third", 6_000, 9_000)
+            .await
+            .unwrap()
+    );
+}
+
+async fn unlocking_a_refresh_lease_by_a_non_owner_does_nothing(b: Backend) {
+    let store = b.store;
+    store
+        .upsert_connection(&connection("c1", "alice", "google", 100))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .try_lock_refresh("c1", "owner", 1_000, 60_000)
+            .await
+            .unwrap()
+    );
+
+    store.unlock_refresh("c1", "intruder").await.unwrap();
+    assert!(
+        !store
+            .try_lock_refresh("c1", "intruder", 1_001, 60_000)
+            .await
+            .unwrap()
+    );
+
+    store.unlock_refresh("c1", "owner").await.unwrap();
+    assert!(
+        store
+            .try_lock_refresh("c1", "intruder", 1_002, 60_000)
+            .await
+            .unwrap()
+    );
+    // Unlocking an unknown connection is not an error.
+    store.unlock_refresh("nope", "owner").await.unwrap();
+}
+
+async fn a_flow_link_can_be_claimed_once(b: Backend) {
+    let store = b.store;
+    store
+        .insert_flow(&flow("f1", "alice", "google", 1_000))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_flow_link("f1", "state-1", Some("sealed-verifier"), 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_flow_link("f1", "state-2", None, 2_001)
+            .await
+            .unwrap()
+    );
+    let claimed = store.get_flow("f1").await.unwrap().unwrap();
+    assert!(claimed.link_used);
+    assert_eq!(claimed.state_hash.as_deref(), Some("state-1"));
+    assert_eq!(
+        claimed.pkce_verifier_sealed.as_deref(),
+        Some("sealed-verifier")
+    );
+    assert!(
+        !store
+            .claim_flow_link("nope", "state-3", None, 2_000)
+            .await
+            .unwrap()
+    );
+}
+
+async fn an_expired_or_finished_flow_link_cannot_be_claimed(b: Backend) {
+    let store = b.store;
+    let expiring = flow("f1", "alice", "google", 1_000);
+    store.insert_flow(&expiring).await.unwrap();
+    assert!(
+        !store
+            .claim_flow_link("f1", "state-1", None, expiring.expires_at_ms)
+            .await
+            .unwrap()
+    );
+    let untouched = store.get_flow("f1").await.unwrap().unwrap();
+    assert_eq!(untouched, expiring);
+
+    let failed = FlowRecord {
+        status: "failed".into(),
+        failure_reason: Some("access_denied".into()),
+        ..flow("f2", "alice", "google", 1_000)
+    };
+    store.insert_flow(&failed).await.unwrap();
+    assert!(
+        !store
+            .claim_flow_link("f2", "state-2", None, 1_500)
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_flow_state_can_be_claimed_once(b: Backend) {
+    let store = b.store;
+    store
+        .insert_flow(&flow("f1", "alice", "google", 1_000))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_flow_link("f1", "state-1", None, 1_500)
+            .await
+            .unwrap()
+    );
+    assert!(store.claim_flow_state("f1").await.unwrap());
+    assert!(!store.claim_flow_state("f1").await.unwrap());
+    assert!(store.get_flow("f1").await.unwrap().unwrap().state_used);
+    assert!(!store.claim_flow_state("nope").await.unwrap());
+}
+
+async fn flows_are_found_by_link_and_by_state_and_updated_in_place(b: Backend) {
+    let store = b.store;
+    let mut f1 = flow("f1", "alice", "google", 1_000);
+    f1.scopes = Vec::new();
+    f1.next_uri = None;
+    store.insert_flow(&f1).await.unwrap();
+    store
+        .insert_flow(&flow("f2", "bob", "google", 1_000))
+        .await
+        .unwrap();
+
+    // Every field round-trips, an empty scope list and nulls included.
+    assert_eq!(
+        store.find_flow_by_link("link-f1").await.unwrap(),
+        Some(f1.clone())
+    );
+    assert_eq!(store.find_flow_by_link("link-nope").await.unwrap(), None);
+    assert_eq!(store.find_flow_by_state("state-1").await.unwrap(), None);
+
+    assert!(
+        store
+            .claim_flow_link("f1", "state-1", None, 1_500)
+            .await
+            .unwrap()
+    );
+    let by_state = store.find_flow_by_state("state-1").await.unwrap().unwrap();
+    assert_eq!(by_state.id, "f1");
+
+    // `update_flow` writes the outcome fields and leaves the rest as stored.
+    let finished = FlowRecord {
+        status: "awaiting_verification".into(),
+        failure_reason: Some("none yet".into()),
+        pending_grant_sealed: Some("sealed-grant".into()),
+        completed_at_ms: Some(1_800),
+        link_used: false,
+        state_hash: None,
+        link_hash: "ignored".into(),
+        ..by_state.clone()
+    };
+    store.update_flow(&finished).await.unwrap();
+    let stored = store.get_flow("f1").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        FlowRecord {
+            status: "awaiting_verification".into(),
+            failure_reason: Some("none yet".into()),
+            pending_grant_sealed: Some("sealed-grant".into()),
+            completed_at_ms: Some(1_800),
+            ..by_state
+        }
+    );
+
+    // A second flow with the same link is a conflict.
+    let err = store
+        .insert_flow(&FlowRecord {
+            link_hash: "link-f1".into(),
+            ..flow("f3", "alice", "google", 1_000)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+async fn a_reusable_flow_ignores_used_expired_finished_and_other_scope_flows(b: Backend) {
+    let store = b.store;
+    let wanted = scopes(&["email", "profile"]);
+    let lookup = |now: i64| {
+        let store = Arc::clone(&store);
+        let wanted = wanted.clone();
+        async move {
+            store
+                .find_reusable_flow("alice", "google", &wanted, now)
+                .await
+                .unwrap()
+                .map(|f| f.id)
+        }
+    };
+    assert_eq!(lookup(1_000).await, None);
+
+    let used = flow("used", "alice", "google", 1_000);
+    store.insert_flow(&used).await.unwrap();
+    assert!(
+        store
+            .claim_flow_link("used", "s1", None, 1_001)
+            .await
+            .unwrap()
+    );
+    let expired = FlowRecord {
+        expires_at_ms: 1_500,
+        ..flow("expired", "alice", "google", 1_400)
+    };
+    store.insert_flow(&expired).await.unwrap();
+    let other_scopes = FlowRecord {
+        scopes: scopes(&["email"]),
+        ..flow("other-scopes", "alice", "google", 1_600)
+    };
+    store.insert_flow(&other_scopes).await.unwrap();
+    let failed = FlowRecord {
+        status: "failed".into(),
+        ..flow("failed", "alice", "google", 1_700)
+    };
+    store.insert_flow(&failed).await.unwrap();
+    store
+        .insert_flow(&flow("bob", "bob", "google", 1_800))
+        .await
+        .unwrap();
+    store
+        .insert_flow(&flow("github", "alice", "github", 1_800))
+        .await
+        .unwrap();
+    assert_eq!(lookup(2_000).await, None);
+
+    store
+        .insert_flow(&flow("older", "alice", "google", 1_900))
+        .await
+        .unwrap();
+    store
+        .insert_flow(&flow("newer", "alice", "google", 1_950))
+        .await
+        .unwrap();
+    assert_eq!(lookup(2_000).await.as_deref(), Some("newer"));
+    // Once the newer one's link is used, the older one is still good.
+    assert!(
+        store
+            .claim_flow_link("newer", "s2", None, 2_001)
+            .await
+            .unwrap()
+    );
+    assert_eq!(lookup(2_002).await.as_deref(), Some("older"));
+    // And past its expiry, nothing is.
+    assert_eq!(lookup(1_900 + 600_000).await, None);
+}
+
+async fn connections_are_listed_newest_first_with_filters_pages_and_a_total(b: Backend) {
+    let store = b.store;
+    for (i, (user, provider)) in [
+        ("alice", "google"),
+        ("alice", "github"),
+        ("bob", "google"),
+        ("bob", "github"),
+        ("carol", "google"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = 100 * (i as i64 + 1);
+        store
+            .upsert_connection(&connection(
+                &format!("{user}-{provider}"),
+                user,
+                provider,
+                at,
+            ))
+            .await
+            .unwrap();
+    }
+
+    let (all, total) = store
+        .list_connections(&ConnectionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 5);
+    assert_eq!(
+        connection_ids(&all),
+        [
+            "carol-google",
+            "bob-github",
+            "bob-google",
+            "alice-github",
+            "alice-google"
+        ]
+    );
+    assert_eq!(all[4], connection("alice-google", "alice", "google", 100));
+
+    let alice = ConnectionFilter {
+        user_id: Some("alice".into()),
+        ..Default::default()
+    };
+    let (page, total) = store.list_connections(&alice).await.unwrap();
+    assert_eq!(
+        (connection_ids(&page), total),
+        (vec!["alice-github", "alice-google"], 2)
+    );
+
+    let google = ConnectionFilter {
+        provider_id: Some("google".into()),
+        limit: 1,
+        offset: 1,
+        ..Default::default()
+    };
+    let (page, total) = store.list_connections(&google).await.unwrap();
+    assert_eq!((connection_ids(&page), total), (vec!["bob-google"], 3));
+
+    let bob_github = ConnectionFilter {
+        user_id: Some("bob".into()),
+        provider_id: Some("github".into()),
+        ..Default::default()
+    };
+    let (page, total) = store.list_connections(&bob_github).await.unwrap();
+    assert_eq!((connection_ids(&page), total), (vec!["bob-github"], 1));
+
+    // A page past the end is empty but still counts what matches.
+    let past = ConnectionFilter {
+        offset: 10,
+        ..Default::default()
+    };
+    let (page, total) = store.list_connections(&past).await.unwrap();
+    assert_eq!((page.len(), total), (0, 5));
+
+    let nobody = ConnectionFilter {
+        user_id: Some("dave".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list_connections(&nobody).await.unwrap(),
+        (Vec::new(), 0)
+    );
+}
+
+async fn the_connection_list_limit_defaults_to_100_and_caps_at_1000(b: Backend) {
+    let store = b.store;
+    for i in 0..120 {
+        store
+            .upsert_connection(&connection(
+                &format!("c{i:03}"),
+                &format!("u{i:03}"),
+                "google",
+                i,
+            ))
+            .await
+            .unwrap();
+    }
+    let (page, total) = store
+        .list_connections(&ConnectionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!((page.len(), total, page[0].id.as_str()), (100, 120, "c119"));
+
+    let huge = ConnectionFilter {
+        limit: 5000,
+        ..Default::default()
+    };
+    assert_eq!(
+        ConnectionFilter {
+            limit: 5000,
+            ..Default::default()
+        }
+        .effective_limit(),
+        1000
+    );
+    let (page, _) = store.list_connections(&huge).await.unwrap();
+    assert_eq!(page.len(), 120);
+}
+
+async fn stored_providers_are_created_read_updated_and_deleted_and_a_duplicate_create_conflicts(
+    b: Backend,
+) {
+    let store = b.store;
+    assert!(store.list_stored_providers().await.unwrap().is_empty());
+    store
+        .put_stored_provider(&provider("zeta", 10), true)
+        .await
+        .unwrap();
+    store
+        .put_stored_provider(&provider("acme", 20), true)
+        .await
+        .unwrap();
+
+    let err = store
+        .put_stored_provider(&provider("acme", 30), true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(field) if field == "auth provider id"),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get_stored_provider("acme").await.unwrap(),
+        Some(provider("acme", 20))
+    );
+
+    // Without `create` it replaces, keeping the creation time...
+    let replacement = StoredProviderRecord {
+        config_json: r#"{"id":"acme","client_id":"c2"}"#.into(),
+        client_secret_sealed: None,
+        created_at_ms: 40,
+        updated_at_ms: 40,
+        ..provider("acme", 40)
+    };
+    store
+        .put_stored_provider(&replacement, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_stored_provider("acme").await.unwrap(),
+        Some(StoredProviderRecord {
+            created_at_ms: 20,
+            ..replacement
+        })
+    );
+    // ...and inserts a new id.
+    store
+        .put_stored_provider(&provider("mid", 50), false)
+        .await
+        .unwrap();
+
+    let ids: Vec<_> = store
+        .list_stored_providers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["acme", "mid", "zeta"]);
+
+    assert!(store.delete_stored_provider("zeta").await.unwrap());
+    assert!(!store.delete_stored_provider("zeta").await.unwrap());
+    assert_eq!(store.get_stored_provider("zeta").await.unwrap(), None);
+    assert_eq!(store.list_stored_providers().await.unwrap().len(), 2);
+}
+
+async fn oauth_rows_survive_a_reopen(b: Backend) {
+    b.store
+        .insert_user_key(&user_key("alice", "w-a"))
+        .await
+        .unwrap();
+    b.store
+        .upsert_connection(&connection("c1", "alice", "google", 100))
+        .await
+        .unwrap();
+    b.store
+        .insert_flow(&flow("f1", "alice", "google", 100))
+        .await
+        .unwrap();
+    b.store
+        .put_stored_provider(&provider("acme", 1), true)
+        .await
+        .unwrap();
+
+    let again = b.reopen().await;
+    assert_eq!(
+        again.get_user_key("alice").await.unwrap(),
+        Some(user_key("alice", "w-a"))
+    );
+    assert_eq!(
+        again.get_connection_by_id("c1").await.unwrap(),
+        Some(connection("c1", "alice", "google", 100))
+    );
+    assert_eq!(
+        again.get_flow("f1").await.unwrap(),
+        Some(flow("f1", "alice", "google", 100))
+    );
+    assert_eq!(again.list_stored_providers().await.unwrap().len(), 1);
 }

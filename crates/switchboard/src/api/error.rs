@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::catalog::ResolveError;
 use crate::exec::ExecError;
 use crate::identity::IdentityError;
+use crate::oauth::AuthError;
 
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
@@ -83,6 +84,8 @@ impl From<ExecError> for ApiError {
             ExecError::Resolve(
                 r @ (ResolveError::UnknownTool(_) | ResolveError::UnknownVersion { .. }),
             ) => ApiError::not_found(r.to_string()),
+            ExecError::BadRequest(m) => ApiError::bad_request(m),
+            ExecError::Internal(cause) => ApiError::internal(cause),
         }
     }
 }
@@ -100,6 +103,28 @@ impl From<IdentityError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
             }
             IdentityError::Store(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::UnknownFlow(_) => ApiError::not_found(e.to_string()),
+            AuthError::UnknownProvider(_) | AuthError::BadRequest(_) => ApiError::bad_request(e.to_string()),
+            AuthError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+            AuthError::NeedsAuthorization(_) => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
+            AuthError::ProviderUnavailable(_) => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+            AuthError::Config(_) | AuthError::Store(_) | AuthError::Vault(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, format!("{what} already exists")),
+            other => ApiError::internal(other),
         }
     }
 }

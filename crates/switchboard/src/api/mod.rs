@@ -3,6 +3,8 @@
 //! that form for non-`arc_` tokens).
 //! Must not: run pipeline steps itself; handlers adapt HTTP to `exec/` and back.
 
+mod admin;
+mod auth;
 mod error;
 mod extract;
 mod pagination;
@@ -41,6 +43,8 @@ fn protected(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(tools::router())
         .merge(workers::router())
+        .merge(auth::router())
+        .merge(admin::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             extract::require_caller,
@@ -50,6 +54,7 @@ fn protected(state: &AppState) -> Router<AppState> {
 fn v1(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
+        .merge(auth::browser_router())
         .merge(protected(state))
 }
 

@@ -196,8 +196,18 @@ async fn execute_tool(
     };
     tracing::Span::current().record("tool", tracing::field::display(&call.tool_name));
     let execution = state.executor.execute(call).await?;
-    let mut res =
-        Json(execution_response(&execution, req.include_error_stacktrace)).into_response();
+    let mut body = execution_response(&execution, req.include_error_stacktrace);
+    // A grant is missing: 403 with "authorization required" in the message, which is
+    // what arcadejs's isAuthorizationRequiredError looks for; the body is still the
+    // ExecuteToolResponse, with `output.authorization` holding the flow and its URL.
+    let status = if execution.authorization.is_some() {
+        body["name"] = json!("authorization_required");
+        body["message"] = json!(execution.output.error.as_ref().map(|e| e.message.clone()));
+        axum::http::StatusCode::FORBIDDEN
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let mut res = (status, Json(body)).into_response();
     res.headers_mut().insert(
         HeaderName::from_static("x-should-retry"),
         HeaderValue::from_static("false"),
@@ -226,7 +236,7 @@ pub fn execution_response(execution: &Execution, include_stacktrace: bool) -> Va
             "value": execution.output.value,
             "error": error,
             "logs": execution.output.logs.clone().unwrap_or_default(),
-            "authorization": Value::Null,
+            "authorization": execution.authorization.as_ref().map(|a| a.to_json()),
         },
     })
 }

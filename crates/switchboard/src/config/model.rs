@@ -28,6 +28,43 @@ pub struct Config {
     pub builtin_toolkit: bool,
     /// How often workers are health-checked (`tools.health_check_interval`, default 10s).
     pub worker_health_interval: Duration,
+    /// `auth.*` settings other than providers.
+    pub oauth: OAuthSettings,
+}
+
+/// How authorization flows behave (`auth.user_verifier`, `auth.flow_ttl`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthSettings {
+    pub user_verifier: UserVerifier,
+    /// How long an authorization link and its flow stay valid (`auth.flow_ttl`, 10m).
+    pub flow_ttl: Duration,
+    /// Refresh this long before a token expires (`auth.refresh_skew`, 5m), jittered.
+    pub refresh_skew: Duration,
+    /// How long an MCP call waits for a user to finish authorizing (`auth.elicitation_timeout`, 2m).
+    pub elicitation_timeout: Duration,
+}
+
+/// Who confirms that the person finishing a flow is the user who started it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserVerifier {
+    /// Not configured: allowed in dev mode (grants are usable at once).
+    Unset,
+    /// `user_verifier: none`: explicitly off (a warning at start).
+    Disabled,
+    /// `user_verifier: {url: ...}`: after the callback the browser goes there with
+    /// `flow_id`, and the grant is usable only after `POST /v1/auth/confirm_user`.
+    Url(String),
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        Self {
+            user_verifier: UserVerifier::Unset,
+            flow_ttl: Duration::from_secs(600),
+            refresh_skew: Duration::from_secs(300),
+            elicitation_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

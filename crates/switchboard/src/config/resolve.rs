@@ -44,6 +44,7 @@ pub fn defaults(data_dir: &Path) -> Config {
         execution_logging: ExecutionLoggingConfig::default(),
         builtin_toolkit: true,
         worker_health_interval: DEFAULT_HEALTH_INTERVAL,
+        oauth: OAuthSettings::default(),
     }
 }
 
@@ -100,6 +101,13 @@ pub(super) fn resolve(
     let storage = storage(&mut r, &root, data_dir);
     let mut root_keys = root_keys(&mut r, &root, &empty);
     let providers = providers(&mut r, &root, &empty);
+    let oauth = oauth_settings(
+        &mut r,
+        &root,
+        &empty,
+        api.development,
+        providers.iter().any(|(p, _)| p.enabled),
+    );
     let tools = r.section_or(&root, "tools", &empty);
     r.check_keys(
         &tools,
@@ -157,6 +165,7 @@ pub(super) fn resolve(
         execution_logging,
         builtin_toolkit,
         worker_health_interval,
+        oauth,
     })
 }
 
@@ -538,7 +547,17 @@ fn providers(
         "client_secret",
     ];
     let auth = r.section_or(root, "auth", empty);
-    r.check_keys(&auth, &["providers"], &[]);
+    r.check_keys(
+        &auth,
+        &[
+            "providers",
+            "user_verifier",
+            "flow_ttl",
+            "refresh_skew",
+            "elicitation_timeout",
+        ],
+        &[],
+    );
     let mut providers = Vec::new();
     for item in r.list(&auth, "providers") {
         let enabled = r.flag(&item, "enabled", true);
@@ -608,6 +627,67 @@ fn providers(
         providers.push((provider, p.path.clone()));
     }
     providers
+}
+
+/// `auth.user_verifier`, `auth.flow_ttl`, `auth.refresh_skew`, `auth.elicitation_timeout`.
+/// Outside dev mode, providers without a verifier need an explicit `user_verifier: none`:
+/// without one, a shared authorization link could bind someone else's account.
+fn oauth_settings(
+    r: &mut Reader<'_>,
+    root: &Map<'_>,
+    empty: &Mapping,
+    development: bool,
+    any_provider: bool,
+) -> OAuthSettings {
+    let defaults = OAuthSettings::default();
+    let auth = r.section_or(root, "auth", empty);
+    let path = "auth.user_verifier".to_string();
+    let user_verifier = match auth.map.get("user_verifier") {
+        None => UserVerifier::Unset,
+        Some(value) => match value.as_str() {
+            Some(s) if s.trim().eq_ignore_ascii_case("none") => UserVerifier::Disabled,
+            _ => {
+                let verifier = r.section_or(&auth, "user_verifier", empty);
+                r.check_keys(&verifier, &["url"], &[]);
+                match r
+                    .text(&verifier, "url", Unset::Error)
+                    .filter(|u| !u.trim().is_empty())
+                {
+                    Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                        UserVerifier::Url(url)
+                    }
+                    Some(url) => {
+                        r.error(
+                            format!("{path}.url"),
+                            format!("must be an http(s) URL, got {url:?}"),
+                        );
+                        UserVerifier::Unset
+                    }
+                    None => {
+                        r.error(path.clone(), "expected `none` or a mapping with `url`");
+                        UserVerifier::Unset
+                    }
+                }
+            }
+        },
+    };
+    if user_verifier == UserVerifier::Unset && !development && any_provider {
+        r.error(
+            path,
+            "outside dev mode, set auth.user_verifier.url (your app's page that confirms the user) or `user_verifier: none` to accept the risk",
+        );
+    }
+    OAuthSettings {
+        user_verifier,
+        flow_ttl: positive(r, &auth, "flow_ttl", defaults.flow_ttl),
+        refresh_skew: r.duration(&auth, "refresh_skew", defaults.refresh_skew),
+        elicitation_timeout: positive(
+            r,
+            &auth,
+            "elicitation_timeout",
+            defaults.elicitation_timeout,
+        ),
+    }
 }
 
 /// Seed-style top-level `workers:` first, then `tools.directors[].workers[]`.

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 use switchboard_wire::{
-    KeyValue, ToolCallError, ToolCallOutput, ToolCallRequest, ToolContext, ToolReference,
+    KeyValue, ToolAuthorizationContext, ToolCallError, ToolCallOutput, ToolCallRequest,
+    ToolContext, ToolReference,
     error_kind,
 };
 
@@ -20,6 +21,7 @@ pub use record::{Recorder, RecorderTask};
 use crate::builtin;
 use crate::catalog::{ResolveError, ToolEntry, ToolSource, validate_input};
 use crate::config::SecretValue;
+use crate::oauth::{AuthError, AuthService, Authorization, Grant, Requirement};
 use crate::store::ExecutionRecord;
 use crate::workers::{WorkerError, WorkerRegistry};
 
@@ -34,7 +36,7 @@ pub struct ToolCall {
 
 /// What happened. A tool failure is an `Execution` with `success == false` and an
 /// error kind; only a name that resolves to nothing is an [`ExecError`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Execution {
     pub id: String,
     pub execution_id: String,
@@ -43,6 +45,8 @@ pub struct Execution {
     pub duration_ms: f64,
     pub finished_at: chrono::DateTime<chrono::Utc>,
     pub output: ToolCallOutput,
+    /// Set when the tool needs a grant the user does not have: the flow to show them.
+    pub authorization: Option<Box<Authorization>>,
 }
 
 impl Execution {
@@ -51,33 +55,54 @@ impl Execution {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    #[error("{0}")]
+    BadRequest(String),
+    /// The store or vault failed: a 500 whose cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 pub struct Executor {
     workers: Arc<WorkerRegistry>,
+    auth: Arc<AuthService>,
     secrets: Arc<BTreeMap<String, SecretValue>>,
     recorder: Recorder,
+}
+
+/// What `prepare` hands to dispatch: secrets to inject and the user's grant, if any.
+struct Prepared {
+    secrets: Vec<KeyValue>,
+    grant: Option<(Requirement, Grant)>,
+}
+
+/// Why a call stopped before dispatch.
+enum Refused {
+    /// A tool-level failure, returned as an execution with this error.
+    Tool(ToolCallError),
+    NeedsAuthorization(Box<Authorization>),
+    Call(ExecError),
 }
 
 impl Executor {
     pub fn new(
         workers: Arc<WorkerRegistry>,
+        auth: Arc<AuthService>,
         secrets: BTreeMap<String, SecretValue>,
         recorder: Recorder,
     ) -> Self {
-        Self {
-            workers,
-            secrets: Arc::new(secrets),
-            recorder,
-        }
+        Self { workers, auth, secrets: Arc::new(secrets), recorder }
     }
 
     pub fn workers(&self) -> &Arc<WorkerRegistry> {
         &self.workers
+    }
+
+    pub fn auth(&self) -> &Arc<AuthService> {
+        &self.auth
     }
 
     /// Keys of configured tool secrets (never their values).
@@ -92,12 +117,21 @@ impl Executor {
         let tool = catalog.resolve(&call.tool_name, call.tool_version.as_deref())?;
         let execution_id = uuid::Uuid::now_v7().to_string();
 
-        let output = match self.prepare(&tool, &call) {
-            Err(error) => ToolCallOutput {
-                error: Some(error),
-                ..Default::default()
-            },
-            Ok(secrets) => self.dispatch(&tool, &call, &execution_id, secrets).await,
+        let mut authorization = None;
+        let output = match self.prepare(&tool, &call).await {
+            Err(Refused::Tool(error)) => ToolCallOutput { error: Some(error), ..Default::default() },
+            Err(Refused::NeedsAuthorization(auth)) => {
+                let error = requirements_not_met(format!(
+                    "Authorization required: tool '{}' needs access to the user's '{}' account. Visit {} to authorize, then call the tool again.",
+                    tool.qualified_name,
+                    auth.provider_id,
+                    auth.url.as_deref().unwrap_or("the authorization URL")
+                ));
+                authorization = Some(auth);
+                ToolCallOutput { error: Some(error), ..Default::default() }
+            }
+            Err(Refused::Call(e)) => return Err(e),
+            Ok(prepared) => self.dispatch_with_grant(&tool, &call, &execution_id, prepared).await,
         };
 
         let execution = Execution {
@@ -108,40 +142,48 @@ impl Executor {
             finished_at: chrono::Utc::now(),
             tool,
             output,
+            authorization,
         };
         self.record(&call, &execution, started_at_ms);
         Ok(execution)
     }
 
     /// Input validation and requirements, before anything leaves the gateway.
-    fn prepare(&self, tool: &ToolEntry, call: &ToolCall) -> Result<Vec<KeyValue>, ToolCallError> {
+    async fn prepare(&self, tool: &ToolEntry, call: &ToolCall) -> Result<Prepared, Refused> {
         validate_input(&tool.definition.input.parameters, &call.input).map_err(|e| {
-            ToolCallError {
+            Refused::Tool(ToolCallError {
                 message: format!("Invalid input for tool '{}': {e}", tool.qualified_name),
                 kind: Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE.into()),
                 status_code: Some(400),
                 extra: Some(serde_json::json!({"parameter": e.parameter()})),
                 ..Default::default()
-            }
+            })
         })?;
-        if let Some(auth) = &tool.definition.requirements.authorization {
-            let provider = auth
-                .id
-                .as_deref()
-                .or(auth.provider_id.as_deref())
-                .unwrap_or("unknown");
-            return Err(requirements_not_met(format!(
-                "tool '{}' needs an authorization for provider '{provider}', and this gateway has no OAuth connections yet",
-                tool.qualified_name
-            )));
-        }
+        let secrets = self.secrets_for(tool).map_err(Refused::Tool)?;
+        let grant = match &tool.definition.requirements.authorization {
+            None => None,
+            Some(wire) => {
+                let Some(user_id) = call.user_id.as_deref() else {
+                    return Err(Refused::Call(ExecError::BadRequest(format!(
+                        "tool '{}' acts on a user's account: user_id is required",
+                        tool.qualified_name
+                    ))));
+                };
+                let req = Requirement::from_wire(wire);
+                match self.auth.grant(user_id, &req).await {
+                    Ok(grant) => Some((req, grant)),
+                    Err(e) => return Err(refusal(e)),
+                }
+            }
+        };
+        Ok(Prepared { secrets, grant })
+    }
+
+    fn secrets_for(&self, tool: &ToolEntry) -> Result<Vec<KeyValue>, ToolCallError> {
         let mut secrets = Vec::new();
         for req in tool.definition.requirements.secrets.iter().flatten() {
             match self.secrets.get(&req.key) {
-                Some(value) => secrets.push(KeyValue {
-                    key: req.key.clone(),
-                    value: value.expose().to_string(),
-                }),
+                Some(value) => secrets.push(KeyValue { key: req.key.clone(), value: value.expose().to_string() }),
                 None => {
                     return Err(requirements_not_met(format!(
                         "tool '{}' needs the secret '{}', which is not configured (add it under `secrets:` in engine.yaml)",
@@ -153,12 +195,47 @@ impl Executor {
         Ok(secrets)
     }
 
+    /// Dispatches; if the worker says the user's token was refused, refreshes it once
+    /// (single-flight) and retries the call once.
+    async fn dispatch_with_grant(&self, tool: &ToolEntry, call: &ToolCall, execution_id: &str, prepared: Prepared) -> ToolCallOutput {
+        let Prepared { secrets, grant } = prepared;
+        let output = self.dispatch(tool, call, execution_id, secrets.clone(), grant.as_ref().map(|(_, g)| g)).await;
+        let Some((req, grant)) = grant else { return output };
+        if !token_refused(&output) {
+            return output;
+        }
+        let Some(user_id) = call.user_id.as_deref() else { return output };
+        tracing::info!(tool = %tool.qualified_name, "upstream refused the token; refreshing and retrying once");
+        match self.auth.grant_after_rejection(user_id, &req, &grant).await {
+            Ok(fresh) => {
+                drop(grant);
+                self.dispatch(tool, call, execution_id, secrets, Some(&fresh)).await
+            }
+            Err(e) => match refusal(e) {
+                Refused::Tool(error) => ToolCallOutput { error: Some(error), ..Default::default() },
+                Refused::NeedsAuthorization(auth) => ToolCallOutput {
+                    error: Some(requirements_not_met(format!(
+                        "Authorization required: the user's '{}' token was refused. Visit {} to authorize again.",
+                        auth.provider_id,
+                        auth.url.as_deref().unwrap_or("the authorization URL")
+                    ))),
+                    ..Default::default()
+                },
+                Refused::Call(e) => {
+                    tracing::error!(error = %e, "refresh after rejection failed");
+                    output
+                }
+            },
+        }
+    }
+
     async fn dispatch(
         &self,
         tool: &ToolEntry,
         call: &ToolCall,
         execution_id: &str,
         secrets: Vec<KeyValue>,
+        grant: Option<&Grant>,
     ) -> ToolCallOutput {
         match &tool.source {
             ToolSource::Builtin => match builtin::call(&tool.definition.name, &call.input).await {
@@ -195,7 +272,12 @@ impl Executor {
                     },
                     inputs: call.input.clone(),
                     context: ToolContext {
-                        authorization: None,
+                        // The one place a user's token leaves the gateway: to the worker
+                        // that runs this call.
+                        authorization: grant.map(|g| ToolAuthorizationContext {
+                            token: Some(g.token.expose().to_string()),
+                            user_info: g.user_info.clone().or_else(|| Some(serde_json::json!({}))),
+                        }),
                         secrets,
                         metadata: Vec::new(),
                         user_id: call.user_id.clone(),
@@ -228,6 +310,31 @@ impl Executor {
             started_at_ms,
             finished_at_ms: execution.finished_at.timestamp_millis(),
         });
+    }
+}
+
+/// The worker says the upstream refused the token (Arcade's kind, or a bare 401).
+fn token_refused(output: &ToolCallOutput) -> bool {
+    output.error.as_ref().is_some_and(|e| {
+        e.kind.as_deref() == Some(error_kind::UPSTREAM_RUNTIME_AUTH_ERROR) || e.status_code == Some(401)
+    })
+}
+
+fn refusal(e: AuthError) -> Refused {
+    match e {
+        AuthError::NeedsAuthorization(auth) => Refused::NeedsAuthorization(auth),
+        AuthError::ProviderUnavailable(reason) => Refused::Tool(ToolCallError {
+            message: format!("The account provider is unavailable right now; try again shortly ({reason})"),
+            kind: Some(error_kind::UPSTREAM_RUNTIME_SERVER_ERROR.into()),
+            can_retry: true,
+            retry_after_ms: Some(1000),
+            ..Default::default()
+        }),
+        AuthError::UnknownProvider(p) => Refused::Tool(requirements_not_met(format!(
+            "this tool needs an account at {p}, and no such auth provider is configured"
+        ))),
+        AuthError::BadRequest(m) | AuthError::Forbidden(m) => Refused::Call(ExecError::BadRequest(m)),
+        other => Refused::Call(ExecError::Internal(other.to_string())),
     }
 }
 

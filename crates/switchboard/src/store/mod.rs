@@ -1,11 +1,12 @@
-//! Durable state shared by every replica: API keys, execution records (and, later, users,
-//! connections, flows, sessions).
+//! Durable state shared by every replica: API keys, execution records, users' wrapped data
+//! keys, OAuth connections and flows, and providers added over the admin API.
 //!
 //! One trait, [`Store`], with a SQLite backend (the embedded default) and a PostgreSQL
 //! backend (replicas). Migrations are embedded per backend and applied by [`open`].
 //! Must not: interpret what it stores (no hashing, no crypto, no HTTP); callers hand it
 //! finished rows.
 
+mod auth;
 mod postgres;
 mod sqlite;
 
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 
 use crate::config::StorageConfig;
 
+pub use auth::*;
 pub use postgres::{PostgresStore, redact_url};
 pub use sqlite::SqliteStore;
 
@@ -136,6 +138,119 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: &ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>, StoreError>;
+
+    // --- Users' data keys -------------------------------------------------------------
+
+    async fn get_user_key(&self, user_id: &str) -> Result<Option<UserKeyRecord>, StoreError>;
+    /// Inserts if the user has no key yet; returns the key now stored (the existing one
+    /// when another caller won the race).
+    async fn insert_user_key(&self, key: &UserKeyRecord) -> Result<UserKeyRecord, StoreError>;
+    /// Ordered by user id.
+    async fn list_user_keys(&self) -> Result<Vec<UserKeyRecord>, StoreError>;
+    /// Replaces the wrapping (vault rotation); `false` if the user has no key.
+    async fn update_user_key(&self, key: &UserKeyRecord) -> Result<bool, StoreError>;
+    /// Deletes the user's data key, connections and flows in one transaction; `false`
+    /// when there was nothing.
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError>;
+
+    // --- Connections -------------------------------------------------------------------
+
+    async fn get_connection(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError>;
+    async fn get_connection_by_id(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError>;
+    /// Inserts, or replaces the row with the same `(user_id, provider_id)` keeping its
+    /// `id` and `created_at_ms` and bumping `version`. Returns the stored row.
+    async fn upsert_connection(
+        &self,
+        connection: &ConnectionRecord,
+    ) -> Result<ConnectionRecord, StoreError>;
+    /// Writes refreshed tokens if `version` still equals `expected_version` (then bumps
+    /// it and sets status `active`); `false` when someone else changed the row first.
+    /// A `None` refresh token keeps the stored one (providers that do not rotate send none).
+    async fn update_connection_tokens(
+        &self,
+        id: &str,
+        expected_version: i64,
+        update: &TokenUpdate,
+    ) -> Result<bool, StoreError>;
+    /// Sets the status (e.g. `needs_reauth`) and `updated_at_ms`; `version` is left alone.
+    /// `false` when there is no such connection.
+    async fn set_connection_status(
+        &self,
+        id: &str,
+        status: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Newest first (by `updated_at_ms`), paged as [`ConnectionFilter`] says; returns the
+    /// page and the total matching the filters.
+    async fn list_connections(
+        &self,
+        filter: &ConnectionFilter,
+    ) -> Result<(Vec<ConnectionRecord>, u64), StoreError>;
+    async fn delete_connection(&self, id: &str) -> Result<bool, StoreError>;
+    /// Takes the refresh lease on a connection if it is free or expired (`lease_until_ms`
+    /// in the past). Replicas share nothing else, so this is how one refresh at a time
+    /// per connection holds across them.
+    async fn try_lock_refresh(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Releases the lease if `owner` holds it; otherwise does nothing.
+    async fn unlock_refresh(&self, id: &str, owner: &str) -> Result<(), StoreError>;
+
+    // --- Authorization flows -----------------------------------------------------------
+
+    /// Fails with [`StoreError::Conflict`]`("flow")` on a duplicate id, link or state hash.
+    async fn insert_flow(&self, flow: &FlowRecord) -> Result<(), StoreError>;
+    async fn get_flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError>;
+    async fn find_flow_by_link(&self, link_hash: &str) -> Result<Option<FlowRecord>, StoreError>;
+    async fn find_flow_by_state(&self, state_hash: &str) -> Result<Option<FlowRecord>, StoreError>;
+    /// Marks the link used and records the state and PKCE verifier, only if the link is
+    /// unused and the flow is pending and unexpired at `now_ms`. `false` otherwise.
+    async fn claim_flow_link(
+        &self,
+        id: &str,
+        state_hash: &str,
+        pkce_verifier_sealed: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Marks the state used, only if it was unused. `false` for a replay.
+    async fn claim_flow_state(&self, id: &str) -> Result<bool, StoreError>;
+    /// Writes status, failure reason, pending grant and completion time of the flow with
+    /// `flow.id`; other fields are left as stored.
+    async fn update_flow(&self, flow: &FlowRecord) -> Result<(), StoreError>;
+    /// A pending flow of this user and provider with these scopes (sorted, joined) whose
+    /// link is unused and not expired at `now_ms`, newest first.
+    async fn find_reusable_flow(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+        scopes: &[String],
+        now_ms: i64,
+    ) -> Result<Option<FlowRecord>, StoreError>;
+
+    // --- Providers kept in the store ---------------------------------------------------
+
+    /// Ordered by id.
+    async fn list_stored_providers(&self) -> Result<Vec<StoredProviderRecord>, StoreError>;
+    async fn get_stored_provider(
+        &self,
+        id: &str,
+    ) -> Result<Option<StoredProviderRecord>, StoreError>;
+    /// Fails with `Conflict("auth provider id")` when `create` and the id exists; without
+    /// `create`, inserts or replaces (keeping the stored `created_at_ms`).
+    async fn put_stored_provider(
+        &self,
+        provider: &StoredProviderRecord,
+        create: bool,
+    ) -> Result<(), StoreError>;
+    async fn delete_stored_provider(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Opens the configured backend and applies its migrations. SQLite creates the file and

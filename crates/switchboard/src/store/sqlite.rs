@@ -14,6 +14,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::auth::{ConnectionRow, FlowRow, connection_columns, flow_columns, join_scopes};
 use super::*;
 
 /// Embedded migrations; their checksums are checked on every start.
@@ -238,5 +239,485 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query)
+    }
+
+    async fn get_user_key(&self, user_id: &str) -> Result<Option<UserKeyRecord>, StoreError> {
+        sqlx::query_as(
+            "SELECT user_id, root_key_id, wrapped_key, created_at_ms FROM user_keys \
+             WHERE user_id = ?1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)
+    }
+
+    async fn insert_user_key(&self, key: &UserKeyRecord) -> Result<UserKeyRecord, StoreError> {
+        sqlx::query(
+            "INSERT INTO user_keys (user_id, root_key_id, wrapped_key, created_at_ms) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(&key.user_id)
+        .bind(&key.root_key_id)
+        .bind(&key.wrapped_key)
+        .bind(key.created_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        // Whoever won the insert, this is the key every caller must use from now on.
+        self.get_user_key(&key.user_id).await?.ok_or_else(|| {
+            StoreError::Query("user key vanished right after it was inserted".into())
+        })
+    }
+
+    async fn list_user_keys(&self) -> Result<Vec<UserKeyRecord>, StoreError> {
+        sqlx::query_as(
+            "SELECT user_id, root_key_id, wrapped_key, created_at_ms FROM user_keys \
+             ORDER BY user_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query)
+    }
+
+    async fn update_user_key(&self, key: &UserKeyRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE user_keys SET root_key_id = ?1, wrapped_key = ?2 WHERE user_id = ?3",
+        )
+        .bind(&key.root_key_id)
+        .bind(&key.wrapped_key)
+        .bind(&key.user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::query)?;
+        let mut deleted = 0;
+        for sql in [
+            "DELETE FROM user_keys WHERE user_id = ?1",
+            "DELETE FROM connections WHERE user_id = ?1",
+            "DELETE FROM flows WHERE user_id = ?1",
+        ] {
+            deleted += sqlx::query(sql)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(StoreError::query)?;
+        Ok(deleted > 0)
+    }
+
+    async fn get_connection(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let row: Option<ConnectionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE user_id = ?1 AND provider_id = ?2"
+        ))
+        .bind(user_id)
+        .bind(provider_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn get_connection_by_id(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
+        let row: Option<ConnectionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn upsert_connection(
+        &self,
+        c: &ConnectionRecord,
+    ) -> Result<ConnectionRecord, StoreError> {
+        // RETURNING hands back the row as stored by this very statement, so a concurrent
+        // upsert cannot slip in between the write and the read.
+        let row: ConnectionRow = sqlx::query_as(concat!(
+            "INSERT INTO connections (id, user_id, provider_id, provider_service, status, \
+             scopes, access_token_sealed, refresh_token_sealed, expires_at_ms, user_info, \
+             provider_user_id, created_at_ms, updated_at_ms, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             ON CONFLICT (user_id, provider_id) DO UPDATE SET \
+             provider_service = excluded.provider_service, status = excluded.status, \
+             scopes = excluded.scopes, access_token_sealed = excluded.access_token_sealed, \
+             refresh_token_sealed = excluded.refresh_token_sealed, \
+             expires_at_ms = excluded.expires_at_ms, user_info = excluded.user_info, \
+             provider_user_id = excluded.provider_user_id, \
+             updated_at_ms = excluded.updated_at_ms, version = connections.version + 1, \
+             refresh_lock_owner = NULL, refresh_lock_until_ms = NULL \
+             RETURNING ",
+            connection_columns!()
+        ))
+        .bind(&c.id)
+        .bind(&c.user_id)
+        .bind(&c.provider_id)
+        .bind(&c.provider_service)
+        .bind(&c.status)
+        .bind(join_scopes(&c.scopes))
+        .bind(&c.access_token_sealed)
+        .bind(&c.refresh_token_sealed)
+        .bind(c.expires_at_ms)
+        .bind(&c.user_info)
+        .bind(&c.provider_user_id)
+        .bind(c.created_at_ms)
+        .bind(c.updated_at_ms)
+        .bind(c.version)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or_query(e, "connection id"))?;
+        Ok(row.into())
+    }
+
+    async fn update_connection_tokens(
+        &self,
+        id: &str,
+        expected_version: i64,
+        update: &TokenUpdate,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET access_token_sealed = ?1, \
+             refresh_token_sealed = COALESCE(?2, refresh_token_sealed), expires_at_ms = ?3, \
+             scopes = ?4, updated_at_ms = ?5, version = version + 1, status = 'active' \
+             WHERE id = ?6 AND version = ?7",
+        )
+        .bind(&update.access_token_sealed)
+        .bind(&update.refresh_token_sealed)
+        .bind(update.expires_at_ms)
+        .bind(join_scopes(&update.scopes))
+        .bind(update.updated_at_ms)
+        .bind(id)
+        .bind(expected_version)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_connection_status(
+        &self,
+        id: &str,
+        status: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE connections SET status = ?1, updated_at_ms = ?2 WHERE id = ?3")
+                .bind(status)
+                .bind(at_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::query)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_connections(
+        &self,
+        filter: &ConnectionFilter,
+    ) -> Result<(Vec<ConnectionRecord>, u64), StoreError> {
+        // One WHERE clause for the page and the count, so the two always agree.
+        fn filtered(
+            mut query: QueryBuilder<Sqlite>,
+            filter: &ConnectionFilter,
+        ) -> QueryBuilder<Sqlite> {
+            query.push(" FROM connections WHERE 1 = 1");
+            if let Some(user_id) = &filter.user_id {
+                query.push(" AND user_id = ").push_bind(user_id.clone());
+            }
+            if let Some(provider_id) = &filter.provider_id {
+                query
+                    .push(" AND provider_id = ")
+                    .push_bind(provider_id.clone());
+            }
+            query
+        }
+
+        let mut select = filtered(
+            QueryBuilder::new(concat!("SELECT ", connection_columns!())),
+            filter,
+        );
+        select
+            .push(" ORDER BY updated_at_ms DESC, id DESC LIMIT ")
+            .push_bind(i64::from(filter.effective_limit()))
+            .push(" OFFSET ")
+            .push_bind(i64::from(filter.offset));
+        let rows: Vec<ConnectionRow> = select
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+
+        let mut count = filtered(QueryBuilder::new("SELECT count(*)"), filter);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+        Ok((
+            rows.into_iter().map(Into::into).collect(),
+            u64::try_from(total).unwrap_or(0),
+        ))
+    }
+
+    async fn delete_connection(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM connections WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn try_lock_refresh(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // One statement: SQLite's single writer makes the check and the take one step.
+        let done = sqlx::query(
+            "UPDATE connections SET refresh_lock_owner = ?1, refresh_lock_until_ms = ?2 \
+             WHERE id = ?3 AND (refresh_lock_until_ms IS NULL OR refresh_lock_until_ms < ?4 \
+             OR refresh_lock_owner = ?1)",
+        )
+        .bind(owner)
+        .bind(lease_until_ms)
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unlock_refresh(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE connections SET refresh_lock_owner = NULL, refresh_lock_until_ms = NULL \
+             WHERE id = ?1 AND refresh_lock_owner = ?2",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(())
+    }
+
+    async fn insert_flow(&self, f: &FlowRecord) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO flows (",
+            flow_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ))
+        .bind(&f.id)
+        .bind(&f.user_id)
+        .bind(&f.provider_id)
+        .bind(join_scopes(&f.scopes))
+        .bind(&f.status)
+        .bind(&f.link_hash)
+        .bind(f.link_used)
+        .bind(&f.state_hash)
+        .bind(f.state_used)
+        .bind(&f.pkce_verifier_sealed)
+        .bind(&f.next_uri)
+        .bind(&f.failure_reason)
+        .bind(&f.pending_grant_sealed)
+        .bind(f.created_at_ms)
+        .bind(f.expires_at_ms)
+        .bind(f.completed_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or_query(e, "flow"))?;
+        Ok(())
+    }
+
+    async fn get_flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError> {
+        let row: Option<FlowRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM flows WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn find_flow_by_link(&self, link_hash: &str) -> Result<Option<FlowRecord>, StoreError> {
+        let row: Option<FlowRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM flows WHERE link_hash = ?1"
+        ))
+        .bind(link_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn find_flow_by_state(&self, state_hash: &str) -> Result<Option<FlowRecord>, StoreError> {
+        let row: Option<FlowRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM flows WHERE state_hash = ?1"
+        ))
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn claim_flow_link(
+        &self,
+        id: &str,
+        state_hash: &str,
+        pkce_verifier_sealed: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE flows SET link_used = 1, state_hash = ?1, pkce_verifier_sealed = ?2 \
+             WHERE id = ?3 AND link_used = 0 AND status = 'pending' AND expires_at_ms > ?4",
+        )
+        .bind(state_hash)
+        .bind(pkce_verifier_sealed)
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or_query(e, "flow state"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_flow_state(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE flows SET state_used = 1 WHERE id = ?1 AND state_used = 0")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn update_flow(&self, f: &FlowRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE flows SET status = ?1, failure_reason = ?2, pending_grant_sealed = ?3, \
+             completed_at_ms = ?4 WHERE id = ?5",
+        )
+        .bind(&f.status)
+        .bind(&f.failure_reason)
+        .bind(&f.pending_grant_sealed)
+        .bind(f.completed_at_ms)
+        .bind(&f.id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(())
+    }
+
+    async fn find_reusable_flow(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+        scopes: &[String],
+        now_ms: i64,
+    ) -> Result<Option<FlowRecord>, StoreError> {
+        let row: Option<FlowRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM flows WHERE user_id = ?1 AND provider_id = ?2 AND scopes = ?3 \
+             AND status = 'pending' AND link_used = 0 AND expires_at_ms > ?4 \
+             ORDER BY created_at_ms DESC, id DESC LIMIT 1"
+        ))
+        .bind(user_id)
+        .bind(provider_id)
+        .bind(join_scopes(scopes))
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn list_stored_providers(&self) -> Result<Vec<StoredProviderRecord>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, config_json, client_secret_sealed, created_at_ms, updated_at_ms \
+             FROM stored_providers ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query)
+    }
+
+    async fn get_stored_provider(
+        &self,
+        id: &str,
+    ) -> Result<Option<StoredProviderRecord>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, config_json, client_secret_sealed, created_at_ms, updated_at_ms \
+             FROM stored_providers WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)
+    }
+
+    async fn put_stored_provider(
+        &self,
+        p: &StoredProviderRecord,
+        create: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if create {
+            "INSERT INTO stored_providers (id, config_json, client_secret_sealed, \
+             created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)"
+        } else {
+            "INSERT INTO stored_providers (id, config_json, client_secret_sealed, \
+             created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (id) DO UPDATE SET config_json = excluded.config_json, \
+             client_secret_sealed = excluded.client_secret_sealed, \
+             updated_at_ms = excluded.updated_at_ms"
+        };
+        sqlx::query(sql)
+            .bind(&p.id)
+            .bind(&p.config_json)
+            .bind(&p.client_secret_sealed)
+            .bind(p.created_at_ms)
+            .bind(p.updated_at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::conflict_or_query(e, "auth provider id"))?;
+        Ok(())
+    }
+
+    async fn delete_stored_provider(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM stored_providers WHERE id = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+        Ok(done.rows_affected() > 0)
     }
 }

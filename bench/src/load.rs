@@ -1,0 +1,210 @@
+//! Phases (what one request is) and the closed-loop load generator that runs them.
+//!
+//! A later issue adds a scenario by adding a [`Phase`] to [`phases`]: e.g. a tool that
+//! needs an OAuth grant (baseline: the plain gateway execute), or MCP `tools/call`.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+
+/// Which server a phase's requests go to (whose process CPU matters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Gateway,
+    Direct,
+}
+
+/// Everything a request builder may need; shared by all tasks of a run.
+pub struct Env {
+    /// One client for every phase: same pool, same keep-alive, same settings.
+    pub client: reqwest::Client,
+    /// e.g. `http://127.0.0.1:PORT` (no trailing slash).
+    pub gateway_url: String,
+    pub worker_url: String,
+    pub api_key: String,
+    pub worker_secret: String,
+    /// (issued at, token): a worker token is signed once per 30 s, not per request, so
+    /// the direct path does not pay for signing on the load generator's shared CPUs.
+    token: Mutex<(u64, String)>,
+}
+
+impl Env {
+    pub fn new(
+        client: reqwest::Client,
+        gateway_url: String,
+        worker_url: String,
+        api_key: String,
+        worker_secret: String,
+    ) -> Self {
+        Self {
+            client,
+            gateway_url,
+            worker_url,
+            api_key,
+            worker_secret,
+            token: Mutex::new((0, String::new())),
+        }
+    }
+
+    /// A worker JWT valid for at least 30 more seconds.
+    pub fn worker_token(&self) -> anyhow::Result<String> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        // A poisoned lock only means another task panicked while holding it; the cached
+        // token is still a whole value.
+        let mut cached = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.1.is_empty() || now.saturating_sub(cached.0) >= 30 {
+            let token = switchboard_wire::jwt::sign(&self.worker_secret, now)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            *cached = (now, token);
+        }
+        Ok(cached.1.clone())
+    }
+}
+
+/// One kind of request, measured on its own at each concurrency.
+pub struct Phase {
+    /// Short id, unique; used by `baseline`.
+    pub id: &'static str,
+    /// What the table shows.
+    pub label: &'static str,
+    pub target: Target,
+    /// The phase this one is compared with (ratios, added latency), if any.
+    pub baseline: Option<&'static str>,
+    /// Builds one request. Called per request, so keep it cheap.
+    pub request: fn(&Env) -> anyhow::Result<reqwest::RequestBuilder>,
+}
+
+pub const GATEWAY_ECHO: &str = "gateway-echo";
+pub const DIRECT_ECHO: &str = "direct-echo";
+
+const EXECUTE_ECHO_BODY: &str =
+    r#"{"tool_name":"Demo.Echo","input":{"message":"hi"},"user_id":"bench"}"#;
+const INVOKE_ECHO_BODY: &str = r#"{"tool":{"name":"Echo","toolkit":"Demo"},"inputs":{"message":"hi"},"context":{"user_id":"bench"}}"#;
+
+/// Every phase, in the order they run within a round.
+pub fn phases() -> Vec<Phase> {
+    vec![
+        Phase {
+            id: GATEWAY_ECHO,
+            label: "gateway: REST execute Demo.Echo",
+            target: Target::Gateway,
+            baseline: Some(DIRECT_ECHO),
+            request: |env| {
+                Ok(env
+                    .client
+                    .post(format!("{}/v1/tools/execute", env.gateway_url))
+                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(EXECUTE_ECHO_BODY))
+            },
+        },
+        Phase {
+            id: DIRECT_ECHO,
+            label: "direct: worker invoke Demo.Echo",
+            target: Target::Direct,
+            baseline: None,
+            request: |env| {
+                Ok(env
+                    .client
+                    .post(format!("{}/worker/tools/invoke", env.worker_url))
+                    .header(AUTHORIZATION, format!("Bearer {}", env.worker_token()?))
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(INVOKE_ECHO_BODY))
+            },
+        },
+    ]
+}
+
+/// What one batch of requests measured.
+#[derive(Default)]
+pub struct Batch {
+    /// Latency of each successful request, in nanoseconds.
+    pub latencies_ns: Vec<u64>,
+    pub elapsed: Duration,
+    pub errors: u64,
+    /// The first failure, to show when everything fails.
+    pub first_error: Option<String>,
+}
+
+/// Runs `count` requests of `phase` with `concurrency` requests in flight (closed loop:
+/// each task sends its next request when the previous answer is read).
+pub async fn run_batch(
+    env: &Arc<Env>,
+    phase: &Phase,
+    concurrency: usize,
+    count: usize,
+) -> anyhow::Result<Batch> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (env, next, request) = (env.clone(), next.clone(), phase.request);
+        tasks.push(tokio::spawn(async move {
+            let mut batch = Batch {
+                latencies_ns: Vec::with_capacity(count / concurrency + 1),
+                ..Batch::default()
+            };
+            while next.fetch_add(1, Ordering::Relaxed) < count {
+                let req = request(&env)?;
+                let t0 = Instant::now();
+                let outcome = send(req).await;
+                let dt = t0.elapsed();
+                match outcome {
+                    Ok(()) => batch.latencies_ns.push(dt.as_nanos() as u64),
+                    Err(e) => {
+                        batch.errors += 1;
+                        batch.first_error.get_or_insert(e);
+                    }
+                }
+            }
+            anyhow::Ok(batch)
+        }));
+    }
+    let mut total = Batch::default();
+    for task in tasks {
+        let b = task.await.context("load task panicked")??;
+        total.latencies_ns.extend(b.latencies_ns);
+        total.errors += b.errors;
+        if total.first_error.is_none() {
+            total.first_error = b.first_error;
+        }
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+/// Sends one request and reads the whole body; success means HTTP 200 and a tool result
+/// with `"success":true` (both the gateway and the worker write compact JSON).
+async fn send(req: reqwest::RequestBuilder) -> Result<(), String> {
+    let res = req.send().await.map_err(|e| format!("transport: {e}"))?;
+    let status = res.status();
+    let body = res.bytes().await.map_err(|e| format!("reading body: {e}"))?;
+    if status.is_success() && contains(&body, b"\"success\":true") {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&body);
+        Err(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Fails unless a warm-up batch answered every request well.
+pub fn ensure_clean(phase: &Phase, batch: &Batch) -> anyhow::Result<()> {
+    if batch.errors > 0 {
+        bail!(
+            "{}: {} of {} warm-up requests failed; first: {}",
+            phase.label,
+            batch.errors,
+            batch.errors as usize + batch.latencies_ns.len(),
+            batch.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Figures per phase and the Markdown report.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::load::{DIRECT_ECHO, GATEWAY_ECHO, Phase, Target};
+use crate::procs::Machine;
+
+/// Targets from the issue.
+const CPU_TARGET_US: f64 = 50.0;
+const ADDED_P99_TARGET_US: f64 = 1000.0;
+const ADDED_P99_CONCURRENCY: usize = 16;
+
+/// CPU ticks of each process over a phase's measured requests.
+#[derive(Default, Clone, Copy)]
+pub struct CpuTicks {
+    pub gateway: u64,
+    pub worker: u64,
+    pub load: u64,
+}
+
+impl std::ops::AddAssign for CpuTicks {
+    fn add_assign(&mut self, o: Self) {
+        self.gateway += o.gateway;
+        self.worker += o.worker;
+        self.load += o.load;
+    }
+}
+
+impl std::ops::Sub for CpuTicks {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        Self {
+            gateway: self.gateway.saturating_sub(o.gateway),
+            worker: self.worker.saturating_sub(o.worker),
+            load: self.load.saturating_sub(o.load),
+        }
+    }
+}
+
+/// One phase at one concurrency, all rounds merged.
+pub struct PhaseResult {
+    pub phase: usize,
+    pub concurrency: usize,
+    /// Sorted, nanoseconds, successful requests only.
+    pub latencies_ns: Vec<u64>,
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub cpu: CpuTicks,
+}
+
+impl PhaseResult {
+    pub fn calls(&self) -> u64 {
+        self.latencies_ns.len() as u64 + self.errors
+    }
+
+    pub fn throughput(&self) -> f64 {
+        self.calls() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Nearest-rank percentile, in µs.
+    pub fn percentile_us(&self, p: f64) -> f64 {
+        let v = &self.latencies_ns;
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1] as f64 / 1000.0
+    }
+
+    /// µs of CPU per call from a tick count.
+    fn per_call_us(&self, ticks: u64, hz: u64) -> f64 {
+        ticks as f64 * 1e6 / hz as f64 / self.calls().max(1) as f64
+    }
+}
+
+pub struct Report<'a> {
+    pub machine: &'a Machine,
+    pub phases: &'a [Phase],
+    pub results: &'a [PhaseResult],
+    pub clk_tck: u64,
+    pub rounds: usize,
+    pub gateway_peak_rss_kib: Option<u64>,
+    pub worker_peak_rss_kib: Option<u64>,
+}
+
+impl Report<'_> {
+    fn find(&self, id: &str, concurrency: usize) -> Option<&PhaseResult> {
+        self.results
+            .iter()
+            .find(|r| r.concurrency == concurrency && self.phases[r.phase].id == id)
+    }
+
+    fn concurrencies(&self) -> Vec<usize> {
+        let mut cs: Vec<usize> = self.results.iter().map(|r| r.concurrency).collect();
+        cs.dedup();
+        cs
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let m = self.machine;
+        let hz = self.clk_tck;
+        let _ = writeln!(out, "### Machine\n");
+        let _ = writeln!(out, "- CPUs (`nproc`): {}", m.cpus);
+        let _ = writeln!(out, "- CPU model: {}", m.cpu_model);
+        let _ = writeln!(out, "- Memory: {}", m.memory);
+        let _ = writeln!(out, "- Kernel: {}", m.kernel);
+        let _ = writeln!(
+            out,
+            "- The load generator, the gateway and the worker share these {} CPUs; every \
+             figure includes that contention.\n",
+            m.cpus
+        );
+
+        let _ = writeln!(out, "### Per phase\n");
+        let _ = writeln!(
+            out,
+            "| Concurrency | Phase | Calls | Errors | Throughput (req/s) | p50 (µs) | p99 (µs) \
+             | Gateway CPU (µs/call) | Worker CPU (µs/call) | Load generator CPU (µs/call) |"
+        );
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in self.results {
+            let p = &self.phases[r.phase];
+            let gw = if p.target == Target::Gateway {
+                format!(
+                    "{:.1} ± {:.1}",
+                    r.per_call_us(r.cpu.gateway, hz),
+                    r.per_call_us(1, hz)
+                )
+            } else {
+                format!("{:.1}", r.per_call_us(r.cpu.gateway, hz))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {} | {:.1} | {:.1} |",
+                r.concurrency,
+                p.label,
+                r.calls(),
+                r.errors,
+                r.throughput(),
+                r.percentile_us(50.0),
+                r.percentile_us(99.0),
+                gw,
+                r.per_call_us(r.cpu.worker, hz),
+                r.per_call_us(r.cpu.load, hz),
+            );
+        }
+
+        let _ = writeln!(out, "\n### Against the baseline (same run)\n");
+        let _ = writeln!(
+            out,
+            "| Concurrency | Phase / baseline | Throughput ratio | p50 ratio | p99 ratio \
+             | Added p50 (µs) | Added p99 (µs) |"
+        );
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|");
+        for r in self.results {
+            let p = &self.phases[r.phase];
+            let Some(base_id) = p.baseline else { continue };
+            let Some(b) = self.find(base_id, r.concurrency) else { continue };
+            let bp = &self.phases[b.phase];
+            let _ = writeln!(
+                out,
+                "| {} | {} / {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
+                r.concurrency,
+                p.id,
+                bp.id,
+                r.throughput() / b.throughput(),
+                r.percentile_us(50.0) / b.percentile_us(50.0),
+                r.percentile_us(99.0) / b.percentile_us(99.0),
+                r.percentile_us(50.0) - b.percentile_us(50.0),
+                r.percentile_us(99.0) - b.percentile_us(99.0),
+            );
+        }
+
+        let _ = writeln!(out, "\n### Targets\n");
+        let _ = writeln!(out, "| Target | Concurrency | Measured | Verdict |");
+        let _ = writeln!(out, "|---|---:|---:|---|");
+        for c in self.concurrencies() {
+            if let Some(g) = self.find(GATEWAY_ECHO, c) {
+                let us = g.per_call_us(g.cpu.gateway, hz);
+                let _ = writeln!(
+                    out,
+                    "| Gateway CPU ≤ {CPU_TARGET_US:.0} µs per execute | {c} | {us:.1} µs | {} |",
+                    verdict(us <= CPU_TARGET_US)
+                );
+            }
+        }
+        if let (Some(g), Some(d)) = (
+            self.find(GATEWAY_ECHO, ADDED_P99_CONCURRENCY),
+            self.find(DIRECT_ECHO, ADDED_P99_CONCURRENCY),
+        ) {
+            let added = g.percentile_us(99.0) - d.percentile_us(99.0);
+            let _ = writeln!(
+                out,
+                "| p99 added latency < {ADDED_P99_TARGET_US:.0} µs | {ADDED_P99_CONCURRENCY} \
+                 | {added:.0} µs | {} |",
+                verdict(added < ADDED_P99_TARGET_US)
+            );
+        }
+
+        let rss = |k: Option<u64>| {
+            k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                .unwrap_or_else(|| "unknown".into())
+        };
+        let _ = writeln!(
+            out,
+            "\nPeak RSS (VmHWM) at the end: gateway {}, worker {}.",
+            rss(self.gateway_peak_rss_kib),
+            rss(self.worker_peak_rss_kib)
+        );
+        let _ = writeln!(
+            out,
+            "\nNotes: closed loop, one reqwest client with keep-alive for every phase; each \
+             phase warmed up, then measured in {} rounds whose order alternates (gateway, \
+             direct; direct, gateway); figures merge the rounds. Added latency is a \
+             difference of percentiles. CPU is utime+stime from /proc/PID/stat at \
+             {hz} ticks/s, hence the ± (one tick over the calls).",
+            self.rounds
+        );
+        out
+    }
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "MISS" }
+}

@@ -1,0 +1,146 @@
+//! `/v1/admin/user_connections`, `/v1/admin/auth_providers`, `/v1/admin/users/{id}`
+//! (`reference/arcade-api.md` §1). Admin routes need an API key.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::AppJson;
+use super::pagination::Page;
+use crate::store::{ConnectionFilter, ConnectionRecord};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/user_connections", get(list_connections))
+        .route("/admin/user_connections/{id}", delete(delete_connection))
+        .route("/admin/auth_providers", get(list_providers).post(create_provider))
+        .route(
+            "/admin/auth_providers/{id}",
+            get(get_provider).patch(update_provider).put(update_provider).delete(delete_provider),
+        )
+        .route("/admin/users/{id}", delete(delete_user))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IdPath {
+    id: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ConnectionsQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    #[serde(rename = "provider[id]")]
+    provider_id: Option<String>,
+    #[serde(rename = "user[id]")]
+    user_id: Option<String>,
+    /// Plain `user_id=` too, for people typing URLs.
+    #[serde(rename = "user_id")]
+    plain_user_id: Option<String>,
+}
+
+fn connection_view(state: &AppState, c: &ConnectionRecord) -> Value {
+    let provider = state.executor.auth().providers().by_id(&c.provider_id);
+    json!({
+        "id": c.id,
+        "connection_id": c.id,
+        "connection_status": if c.status == "active" { "active" } else { "needs_reauthorization" },
+        "provider_id": c.provider_id,
+        "provider_type": "oauth2",
+        "provider_description": provider.and_then(|p| p.description.clone()),
+        "provider_user_info": c.user_info.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()).unwrap_or_else(|| json!({})),
+        "scopes": c.scopes,
+        "user_id": c.user_id,
+        "expires_at": c.expires_at_ms.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339()),
+        "updated_at": chrono::DateTime::from_timestamp_millis(c.updated_at_ms).map(|t| t.to_rfc3339()),
+    })
+}
+
+/// GET /v1/admin/user_connections
+async fn list_connections(State(state): State<AppState>, Query(q): Query<ConnectionsQuery>) -> Result<Json<Value>, ApiError> {
+    let page = Page::from_query(q.limit.as_deref(), q.offset.as_deref());
+    let filter = ConnectionFilter {
+        user_id: q.user_id.or(q.plain_user_id).filter(|s| !s.is_empty()),
+        provider_id: q.provider_id.filter(|s| !s.is_empty()),
+        limit: page.limit as u32,
+        offset: page.offset as u32,
+    };
+    let (rows, total) = state.executor.auth().list_connections(&filter).await?;
+    let items: Vec<Value> = rows.iter().map(|c| connection_view(&state, c)).collect();
+    let total = total as usize;
+    Ok(Json(json!({
+        "items": items,
+        "total_count": total,
+        "offset": page.offset,
+        "limit": page.limit,
+        "page_count": total.div_ceil(page.limit),
+    })))
+}
+
+/// DELETE /v1/admin/user_connections/{id}: revokes at the provider where it can.
+async fn delete_connection(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<StatusCode, ApiError> {
+    match state.executor.auth().revoke_connection(&p.id).await? {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(ApiError::not_found(format!("connection '{}' not found", p.id))),
+    }
+}
+
+/// GET /v1/admin/auth_providers (a list envelope, not paginated).
+async fn list_providers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let items = state.executor.auth().provider_views().await?;
+    Ok(Json(json!({"items": items, "total_count": items.len()})))
+}
+
+async fn get_provider(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<Json<Value>, ApiError> {
+    state
+        .executor
+        .auth()
+        .provider_view(&p.id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("auth provider '{}' not found", p.id)))
+}
+
+/// POST /v1/admin/auth_providers
+async fn create_provider(State(state): State<AppState>, AppJson(body): AppJson<Value>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = body.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let view = state.executor.auth().put_provider(&id, body, true).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// PATCH (and PUT) /v1/admin/auth_providers/{id}: fields given replace stored ones.
+async fn update_provider(State(state): State<AppState>, Path(p): Path<IdPath>, AppJson(body): AppJson<Value>) -> Result<Json<Value>, ApiError> {
+    let auth = state.executor.auth();
+    let Some(existing) = auth.store().get_stored_provider(&p.id).await? else {
+        return Err(ApiError::not_found(format!("auth provider '{}' not found among providers added over the API", p.id)));
+    };
+    let mut merged: Value = serde_json::from_str(&existing.config_json).unwrap_or_else(|_| json!({}));
+    if let (Some(m), Some(patch)) = (merged.as_object_mut(), body.as_object()) {
+        for (k, v) in patch {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(Json(auth.put_provider(&p.id, merged, false).await?))
+}
+
+async fn delete_provider(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<StatusCode, ApiError> {
+    if state.executor.auth().delete_provider(&p.id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("auth provider '{}' not found", p.id)))
+    }
+}
+
+/// DELETE /v1/admin/users/{id}: destroys the user's data key and connections.
+async fn delete_user(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<StatusCode, ApiError> {
+    if state.executor.auth().delete_user(&p.id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("user '{}' has no data here", p.id)))
+    }
+}

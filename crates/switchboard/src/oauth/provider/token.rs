@@ -1,0 +1,498 @@
+//! Token responses as providers really send them: JSON or form-encoded (GitHub), errors
+//! in 4xx or in a 200 body (GitHub, Slack), the user token nested (Slack `authed_user`),
+//! `scope` as a string or an array (Twitch), numbers as strings, fields missing.
+//!
+//! Also the scrubbing of provider text: anything a provider says goes through
+//! [`Redactor`] before it lands in an [`OAuthError`], because some echo what they got.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::{OAuthError, Quirks, ResponseMap};
+
+/// Tokens from a code exchange or a refresh.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSet {
+    pub access_token: String,
+    /// `None` when the answer has none: after a refresh, keep the old one (Google,
+    /// Dropbox, Figma never send a new one).
+    pub refresh_token: Option<String>,
+    /// Seconds from when the answer arrived; `None` if the provider says nothing (GitHub
+    /// OAuth Apps, Salesforce, legacy Notion): treat as not expiring, refresh on a 401.
+    pub expires_in: Option<u64>,
+    /// Granted scopes, if the provider says (else assume the requested ones).
+    pub scopes: Option<Vec<String>>,
+    pub token_type: Option<String>,
+    /// The user at the provider, when the token answer names them (Slack, Dropbox,
+    /// Notion, Salesforce, Asana, Figma).
+    pub provider_user_id: Option<String>,
+    /// Non-secret fields worth keeping (Slack `team_id`, Salesforce `instance_url`...).
+    /// Never a token.
+    pub extra: Value,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &"***")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .field("token_type", &self.token_type)
+            .field("provider_user_id", &self.provider_user_id)
+            .field("extra", &self.extra)
+            .finish()
+    }
+}
+
+/// Longest piece of provider text kept in an error.
+const MAX_TEXT: usize = 200;
+
+/// The secrets of one request, to scrub from whatever the provider says back.
+#[derive(Default)]
+pub(crate) struct Redactor<'a> {
+    secrets: Vec<&'a str>,
+}
+
+impl<'a> Redactor<'a> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, secret: &'a str) {
+        // Too short to be a secret, and replacing it would mangle the text.
+        if secret.len() >= 4 {
+            self.secrets.push(secret);
+        }
+    }
+
+    pub fn add_opt(&mut self, secret: Option<&'a str>) {
+        if let Some(s) = secret {
+            self.add(s);
+        }
+    }
+
+    /// Provider text fit for an error: secrets (raw or percent-encoded) replaced, control
+    /// characters dropped, length capped.
+    pub fn clean(&self, text: &str) -> String {
+        let mut out: String = text.chars().filter(|c| !c.is_control()).collect();
+        for secret in &self.secrets {
+            out = out.replace(secret, "***");
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            out = out.replace(&encoded, "***");
+        }
+        if out.chars().count() > MAX_TEXT {
+            out = out.chars().take(MAX_TEXT).collect::<String>() + "...";
+        }
+        out
+    }
+}
+
+/// A response body as a JSON object: by Content-Type, else JSON then form-encoded. A form
+/// body is only believed without a Content-Type saying so when it looks like an OAuth
+/// answer (any text parses as a form).
+pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Option<Map<String, Value>> {
+    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    let json = || match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    };
+    let form = |strict: bool| {
+        let map: Map<String, Value> = url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        let plausible = map.contains_key("access_token") || map.contains_key("error");
+        (!map.is_empty() && (!strict || plausible)).then_some(map)
+    };
+    if ct.contains("json") {
+        json().or_else(|| form(true))
+    } else if ct.contains("x-www-form-urlencoded") {
+        form(false).or_else(json)
+    } else {
+        json().or_else(|| form(true))
+    }
+}
+
+/// Which request an answer is for: an error code can mean a different thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    Code,
+    Refresh,
+    Other,
+}
+
+/// Error codes that mean the grant is dead and only re-authorization helps.
+const DEAD_GRANT: &[&str] = &[
+    "invalid_grant",
+    // Slack.
+    "invalid_refresh_token",
+    "token_revoked",
+    // GitHub.
+    "bad_refresh_token",
+    // HubSpot legacy `status`.
+    "BAD_REFRESH_TOKEN",
+];
+
+/// The OAuth error in an answer, if it is one: RFC 6749 `error`, Slack `ok: false`,
+/// HubSpot's legacy `status`.
+pub(crate) fn oauth_error(
+    body: &Map<String, Value>,
+    grant: Grant,
+    redactor: &Redactor<'_>,
+) -> Option<OAuthError> {
+    let text = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let code = match body.get("error") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Object(o)) => o
+            .get("code")
+            .and_then(scalar_string)
+            .unwrap_or_else(|| "error".into()),
+        _ if body.get("ok") == Some(&Value::Bool(false)) => "unknown_error".into(),
+        _ => match text("status") {
+            Some(status) if status.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
+                status.to_owned()
+            }
+            _ => return None,
+        },
+    };
+    let description = text("error_description")
+        .or_else(|| text("message"))
+        .or_else(|| text("reason"))
+        .map(|d| redactor.clean(d));
+    let code = redactor.clean(&code);
+    // Zoom: a refresh token that was rotated away answers `invalid_request` with reason
+    // "Invalid Token!" rather than `invalid_grant`.
+    let zoom_stale = grant == Grant::Refresh && text("reason") == Some("Invalid Token!");
+    if DEAD_GRANT.contains(&code.as_str()) || zoom_stale {
+        let message = match description {
+            Some(d) => format!("{code}: {d}"),
+            None => code,
+        };
+        return Some(OAuthError::InvalidGrant(message));
+    }
+    Some(OAuthError::Rejected {
+        error: code,
+        description,
+    })
+}
+
+/// A successful token answer as a [`TokenSet`].
+pub(crate) fn token_set(
+    body: &Map<String, Value>,
+    quirks: &Quirks,
+    map: &ResponseMap,
+) -> Result<TokenSet, OAuthError> {
+    let whole = Value::Object(body.clone());
+    // Slack v2: the user token is under `authed_user` when the user granted user scopes;
+    // the top level then holds a bot token, which is not this user's. Refresh answers
+    // (user token) are flat.
+    let root = quirks
+        .user_token_under
+        .and_then(|key| whole.get(key))
+        .filter(|nested| nested.get("access_token").is_some_and(Value::is_string))
+        .unwrap_or(&whole);
+    let pick = |mapped: &Option<String>, key: &str| -> Option<&Value> {
+        mapped
+            .as_deref()
+            .and_then(|p| get_path(&whole, p))
+            .or_else(|| root.get(key))
+            .filter(|v| !v.is_null())
+    };
+    let access_token = pick(&map.access_token, "access_token")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| OAuthError::BadResponse("the token answer has no access_token".into()))?
+        .to_owned();
+    let refresh_token = pick(&map.refresh_token, "refresh_token")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let expires_in = pick(&map.expires_in, "expires_in")
+        .and_then(as_seconds)
+        .filter(|&s| s > 0);
+    let scopes = pick(&map.scope, "scope").and_then(parse_scopes);
+    let token_type = pick(&map.token_type, "token_type")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let provider_user_id = map
+        .user_id
+        .as_deref()
+        .or(quirks.user_id_in_token)
+        .and_then(|p| get_path(&whole, p))
+        .and_then(scalar_string);
+
+    let mut extra = Map::new();
+    let secret = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| s == access_token || Some(s) == refresh_token.as_deref())
+    };
+    for (name, path) in quirks.extra_fields {
+        if let Some(v) = get_path(&whole, path).filter(|v| is_scalar(v) && !secret(v)) {
+            extra.insert((*name).to_owned(), v.clone());
+        }
+    }
+    // Google, LinkedIn, GitHub Apps: when the refresh token itself dies.
+    if let Some(v) = root.get("refresh_token_expires_in").and_then(as_seconds) {
+        extra.insert("refresh_token_expires_in".into(), Value::from(v));
+    }
+    Ok(TokenSet {
+        access_token,
+        refresh_token,
+        expires_in,
+        scopes,
+        token_type,
+        provider_user_id,
+        extra: Value::Object(extra),
+    })
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+/// Seconds as a number or a numeric string (some providers quote them).
+fn as_seconds(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| *f >= 0.0)
+            .map(|f| f as u64),
+        _ => None,
+    }
+}
+
+/// `scope` as a delimited string (space or comma) or an array (Twitch).
+fn parse_scopes(v: &Value) -> Option<Vec<String>> {
+    let scopes: Vec<String> = match v {
+        Value::String(s) => s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => return None,
+    };
+    Some(scopes)
+}
+
+/// A string, or a number written as one (GitHub's numeric user id).
+pub(crate) fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Follows a JSONPath-ish path: `$.a.b`, `a.b`, `data[0].id`, `data.0.id`.
+pub(crate) fn get_path<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut current = value;
+    for segment in path_segments(path)? {
+        current = match current {
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// The segments of a path, or `None` if it is not one this module understands (filters,
+/// wildcards, quoted keys).
+pub(crate) fn path_segments(path: &str) -> Option<Vec<&str>> {
+    let path = path.trim();
+    let path = path.strip_prefix('$').unwrap_or(path);
+    let path = path.strip_prefix('.').unwrap_or(path);
+    if path.is_empty() {
+        return None;
+    }
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        // `name[0][1]` → name, 0, 1.
+        let name_end = rest.find('[').unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        if !name.is_empty() {
+            segments.push(name);
+        } else if name_end == rest.len() {
+            return None;
+        }
+        rest = &rest[name_end..];
+        while let Some(inner) = rest.strip_prefix('[') {
+            let close = inner.find(']')?;
+            let index = &inner[..close];
+            if index.is_empty() || !index.chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            segments.push(index);
+            rest = &inner[close + 1..];
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+    }
+    let valid = segments.iter().all(|s| {
+        s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    });
+    valid.then_some(segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn a_form_encoded_github_answer_parses_without_a_content_type() {
+        let body = b"access_token=gho_abc&scope=repo%2Cgist&token_type=bearer";
+        let map = parse_body(None, body).unwrap();
+        let set = token_set(&map, &Quirks::NONE, &ResponseMap::default()).unwrap();
+        assert_eq!(set.access_token, "gho_abc");
+        assert_eq!(set.scopes.unwrap(), ["repo", "gist"]);
+    }
+
+    #[test]
+    fn html_is_not_taken_for_a_form_body() {
+        assert!(parse_body(Some("text/html"), b"<html>oops</html>").is_none());
+    }
+
+    #[test]
+    fn slack_user_token_is_taken_from_authed_user() {
+        let quirks = super::super::builtin_template("slack").unwrap().quirks;
+        let map = obj(json!({
+            "ok": true, "access_token": "xoxb-bot", "scope": "chat:write",
+            "team": {"id": "T1", "name": "Acme"},
+            "authed_user": {"id": "U1", "access_token": "xoxp-user", "refresh_token": "xoxe-1",
+                            "expires_in": 43200, "scope": "search:read,users:read"}
+        }));
+        let set = token_set(&map, &quirks, &ResponseMap::default()).unwrap();
+        assert_eq!(set.access_token, "xoxp-user");
+        assert_eq!(set.refresh_token.as_deref(), Some("xoxe-1"));
+        assert_eq!(set.expires_in, Some(43200));
+        assert_eq!(set.scopes.unwrap(), ["search:read", "users:read"]);
+        assert_eq!(set.provider_user_id.as_deref(), Some("U1"));
+        assert_eq!(set.extra["team_id"], "T1");
+        assert!(!set.extra.to_string().contains("xox"));
+    }
+
+    #[test]
+    fn twitch_scope_array_and_quoted_expiry_are_understood() {
+        let map = obj(
+            json!({"access_token": "a", "scope": ["chat:read", "user:read:email"],
+                             "expires_in": "14400"}),
+        );
+        let set = token_set(&map, &Quirks::NONE, &ResponseMap::default()).unwrap();
+        assert_eq!(set.scopes.unwrap(), ["chat:read", "user:read:email"]);
+        assert_eq!(set.expires_in, Some(14400));
+    }
+
+    #[test]
+    fn a_response_map_path_wins_over_the_top_level() {
+        let map = obj(json!({"access_token": "top", "data": {"tokens": [{"t": "deep"}]}}));
+        let rm = ResponseMap {
+            access_token: Some("$.data.tokens[0].t".into()),
+            ..ResponseMap::default()
+        };
+        assert_eq!(
+            token_set(&map, &Quirks::NONE, &rm).unwrap().access_token,
+            "deep"
+        );
+    }
+
+    #[test]
+    fn paths_beyond_dotted_ones_are_refused() {
+        assert!(path_segments("$.a[?(@.x)]").is_none());
+        assert!(path_segments("$..a").is_none());
+        assert!(path_segments("$").is_none());
+        assert_eq!(path_segments("$.a.b[2]").unwrap(), ["a", "b", "2"]);
+    }
+
+    #[test]
+    fn error_codes_map_to_their_kinds() {
+        let r = Redactor::new();
+        let kind = |v: Value, g| oauth_error(&obj(v), g, &r).unwrap();
+        assert!(matches!(
+            kind(json!({"error": "invalid_grant"}), Grant::Refresh),
+            OAuthError::InvalidGrant(_)
+        ));
+        assert!(matches!(
+            kind(
+                json!({"ok": false, "error": "token_revoked"}),
+                Grant::Refresh
+            ),
+            OAuthError::InvalidGrant(_)
+        ));
+        assert!(matches!(
+            kind(json!({"error": "bad_refresh_token"}), Grant::Refresh),
+            OAuthError::InvalidGrant(_)
+        ));
+        assert!(matches!(
+            kind(
+                json!({"status": "BAD_REFRESH_TOKEN", "message": "x"}),
+                Grant::Refresh
+            ),
+            OAuthError::InvalidGrant(_)
+        ));
+        assert!(matches!(
+            kind(
+                json!({"error": "invalid_request", "reason": "Invalid Token!"}),
+                Grant::Refresh
+            ),
+            OAuthError::InvalidGrant(_)
+        ));
+        assert_eq!(
+            kind(json!({"ok": false, "error": "invalid_code"}), Grant::Code),
+            OAuthError::Rejected {
+                error: "invalid_code".into(),
+                description: None
+            }
+        );
+        assert!(oauth_error(&obj(json!({"access_token": "a"})), Grant::Code, &r).is_none());
+    }
+
+    #[test]
+    fn the_redactor_scrubs_raw_and_encoded_secrets() {
+        let mut r = Redactor::new();
+        r.add("rt/secret+1");
+        let text = "bad token rt/secret+1 or rt%2Fsecret%2B1\n";
+        assert_eq!(r.clean(text), "bad token *** or ***");
+    }
+
+    #[test]
+    fn token_set_debug_hides_tokens() {
+        let set = TokenSet {
+            access_token: "at-visible?".into(),
+            refresh_token: Some("rt-visible?".into()),
+            expires_in: None,
+            scopes: None,
+            token_type: None,
+            provider_user_id: None,
+            extra: Value::Null,
+        };
+        let debug = format!("{set:?}");
+        assert!(!debug.contains("visible"));
+    }
+}
