@@ -182,12 +182,18 @@ pub async fn run_batch(
 async fn send(req: reqwest::RequestBuilder) -> Result<(), String> {
     let res = req.send().await.map_err(|e| format!("transport: {e}"))?;
     let status = res.status();
-    let body = res.bytes().await.map_err(|e| format!("reading body: {e}"))?;
+    let body = res
+        .bytes()
+        .await
+        .map_err(|e| format!("reading body: {e}"))?;
     if status.is_success() && contains(&body, b"\"success\":true") {
         Ok(())
     } else {
         let text = String::from_utf8_lossy(&body);
-        Err(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()))
+        Err(format!(
+            "HTTP {status}: {}",
+            text.chars().take(300).collect::<String>()
+        ))
     }
 }
 

@@ -20,7 +20,10 @@ use procs::{Machine, Proc};
 use report::{CpuTicks, PhaseResult, Report};
 
 #[derive(Parser)]
-#[command(name = "switchboard-bench", about = "Gateway versus direct worker calls")]
+#[command(
+    name = "switchboard-bench",
+    about = "Gateway versus direct worker calls"
+)]
 struct Args {
     /// Measured requests per phase at concurrency ≥ 16; concurrency 1 runs a quarter.
     #[arg(long, default_value_t = 20_000)]
@@ -37,6 +40,17 @@ struct Args {
     /// Where `switchboard` and `demo-worker` are (default: beside this program).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Extra environment for the gateway process only, KEY=VALUE, repeatable (for
+    /// experiments, e.g. TOKIO_WORKER_THREADS=1 or LD_PRELOAD=libjemalloc.so.2).
+    #[arg(long, value_parser = parse_env_pair)]
+    gateway_env: Vec<(String, String)>,
+}
+
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 fn main() -> ExitCode {
@@ -86,7 +100,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Starts both processes, runs every phase, prints the report. The `Proc` guards kill the
 /// children when this returns, on success or error.
-async fn bench(args: &Args, gateway_bin: &Path, worker_bin: &Path, dir: &Path) -> anyhow::Result<()> {
+async fn bench(
+    args: &Args,
+    gateway_bin: &Path,
+    worker_bin: &Path,
+    dir: &Path,
+) -> anyhow::Result<()> {
     let machine = Machine::read();
     let clk_tck = procs::clock_ticks_per_sec();
     let secret = random_hex();
@@ -110,7 +129,11 @@ async fn bench(args: &Args, gateway_bin: &Path, worker_bin: &Path, dir: &Path) -
 
     eprintln!("starting the gateway…");
     let mut cmd = Command::new(gateway_bin);
-    cmd.arg("serve").arg("--config").arg(&config).env("BENCH_WORKER_SECRET", &secret);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("BENCH_WORKER_SECRET", &secret);
+    cmd.envs(args.gateway_env.iter().map(|(k, v)| (k, v)));
     let mut gateway = Proc::spawn("switchboard", cmd, dir.join("gateway.log"))?;
     let gateway_url = format!("http://127.0.0.1:{port}");
 
@@ -131,7 +154,11 @@ async fn bench(args: &Args, gateway_bin: &Path, worker_bin: &Path, dir: &Path) -
 
     let mut results = Vec::new();
     for &c in &args.concurrency {
-        let mut count = if c == 1 { args.requests / 4 } else { args.requests };
+        let mut count = if c == 1 {
+            args.requests / 4
+        } else {
+            args.requests
+        };
         if args.quick {
             count /= 10;
         }
@@ -159,7 +186,12 @@ async fn bench(args: &Args, gateway_bin: &Path, worker_bin: &Path, dir: &Path) -
                 order.reverse();
             }
             for i in order {
-                eprintln!("c={c}: round {}/{}: {} × {per_round}", round + 1, args.rounds, phases[i].id);
+                eprintln!(
+                    "c={c}: round {}/{}: {} × {per_round}",
+                    round + 1,
+                    args.rounds,
+                    phases[i].id
+                );
                 gateway.ensure_running()?;
                 worker.ensure_running()?;
                 let (batch, cpu) = measure(&env, &phases[i], c, per_round, &pids).await?;
@@ -183,12 +215,19 @@ async fn bench(args: &Args, gateway_bin: &Path, worker_bin: &Path, dir: &Path) -
         }
     }
 
+    if std::fs::read_to_string(&gateway.log).is_ok_and(|l| l.contains("records dropped")) {
+        eprintln!(
+            "warning: the gateway dropped execution records (buffer full); its CPU per call \
+             is understated"
+        );
+    }
     let report = Report {
         machine: &machine,
         phases: &phases,
         results: &results,
         clk_tck,
         rounds: args.rounds,
+        gateway_env: &args.gateway_env,
         gateway_peak_rss_kib: procs::peak_rss_kib(gateway.pid()),
         worker_peak_rss_kib: procs::peak_rss_kib(worker.pid()),
     };

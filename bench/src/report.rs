@@ -80,6 +80,7 @@ pub struct Report<'a> {
     pub results: &'a [PhaseResult],
     pub clk_tck: u64,
     pub rounds: usize,
+    pub gateway_env: &'a [(String, String)],
     pub gateway_peak_rss_kib: Option<u64>,
     pub worker_peak_rss_kib: Option<u64>,
 }
@@ -109,9 +110,13 @@ impl Report<'_> {
         let _ = writeln!(
             out,
             "- The load generator, the gateway and the worker share these {} CPUs; every \
-             figure includes that contention.\n",
+             figure includes that contention.",
             m.cpus
         );
+        for (k, v) in self.gateway_env {
+            let _ = writeln!(out, "- Gateway run with `{k}={v}`.");
+        }
+        let _ = writeln!(out);
 
         let _ = writeln!(out, "### Per phase\n");
         let _ = writeln!(
@@ -157,7 +162,9 @@ impl Report<'_> {
         for r in self.results {
             let p = &self.phases[r.phase];
             let Some(base_id) = p.baseline else { continue };
-            let Some(b) = self.find(base_id, r.concurrency) else { continue };
+            let Some(b) = self.find(base_id, r.concurrency) else {
+                continue;
+            };
             let bp = &self.phases[b.phase];
             let _ = writeln!(
                 out,

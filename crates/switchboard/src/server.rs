@@ -13,13 +13,15 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::builtin;
 use crate::catalog::CatalogHandle;
-use crate::config::{AuthProviderConfig, Config, RootKeyConfig, SecretValue, StorageConfig, UserVerifier};
-use crate::oauth::{AuthError, AuthService, ProviderRegistry};
-use crate::sandbox::{Sandbox, SandboxSettings};
-use crate::vault::{Vault, VaultError};
+use crate::config::{
+    AuthProviderConfig, Config, RootKeyConfig, SecretValue, StorageConfig, UserVerifier,
+};
 use crate::exec::{Executor, Recorder, RecorderTask};
 use crate::identity::{Authenticator, DEFAULT_KEY_CACHE_TTL};
+use crate::oauth::{AuthError, AuthService, ProviderRegistry};
+use crate::sandbox::{Sandbox, SandboxSettings};
 use crate::store::{self, Store, StoreError};
+use crate::vault::{Vault, VaultError};
 use crate::workers::{RegistryError, WorkerRegistry};
 
 /// File name of the generated root key, kept beside the SQLite database.
@@ -87,7 +89,9 @@ impl Gateway {
         let http = http_client()?;
         let sandbox = sandbox_for(&mut config)?;
         if !config.api.development && config.oauth.user_verifier == UserVerifier::Disabled {
-            tracing::warn!("auth.user_verifier is none: a shared authorization link could bind someone else's account to the sender's user id");
+            tracing::warn!(
+                "auth.user_verifier is none: a shared authorization link could bind someone else's account to the sender's user id"
+            );
         }
         let vault = Arc::new(Vault::from_config(&root_keys)?);
         let providers = ProviderRegistry::new(&config.auth_providers, &config.api.public_url)?;
@@ -183,7 +187,11 @@ impl Gateway {
 /// The sandbox provider is dev mode only. In dev mode one is added (id `sandbox`) when
 /// none is configured, so the whole per-user flow can be tried offline.
 fn sandbox_for(config: &mut Config) -> Result<Option<Sandbox>, ServeError> {
-    let configured = config.auth_providers.iter().find(|p| p.enabled && p.provider_id.as_deref() == Some("sandbox")).cloned();
+    let configured = config
+        .auth_providers
+        .iter()
+        .find(|p| p.enabled && p.provider_id.as_deref() == Some("sandbox"))
+        .cloned();
     if !config.api.development {
         return match configured {
             Some(p) => Err(ServeError::Config(format!(
@@ -219,11 +227,19 @@ fn sandbox_for(config: &mut Config) -> Result<Option<Sandbox>, ServeError> {
     }
     if let Some(lifetime) = provider.extra.get("token_lifetime") {
         let parsed = match lifetime {
-            serde_json::Value::Number(n) => n.as_f64().map(std::time::Duration::from_secs_f64).ok_or_else(|| "not a number".to_string()),
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .map(std::time::Duration::from_secs_f64)
+                .ok_or_else(|| "not a number".to_string()),
             serde_json::Value::String(s) => crate::config::parse_duration(s),
             _ => Err("expected a duration".to_string()),
         };
-        settings.access_token_lifetime = parsed.map_err(|e| ServeError::Config(format!("auth.providers '{}'.token_lifetime: {e}", provider.id)))?;
+        settings.access_token_lifetime = parsed.map_err(|e| {
+            ServeError::Config(format!(
+                "auth.providers '{}'.token_lifetime: {e}",
+                provider.id
+            ))
+        })?;
     }
     Ok(Some(Sandbox::new(settings)))
 }

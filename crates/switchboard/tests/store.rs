@@ -1105,29 +1105,45 @@ async fn flows_are_found_by_link_and_by_state_and_updated_in_place(b: Backend) {
     let by_state = store.find_flow_by_state("state-1").await.unwrap().unwrap();
     assert_eq!(by_state.id, "f1");
 
-    // `update_flow` writes the outcome fields and leaves the rest as stored.
-    let finished = FlowRecord {
+    // `update_flow` writes the outcome and re-arm fields and leaves the claim fields (and
+    // who the flow is for) as stored.
+    let rewritten = FlowRecord {
         status: "awaiting_verification".into(),
         failure_reason: Some("none yet".into()),
         pending_grant_sealed: Some("sealed-grant".into()),
         completed_at_ms: Some(1_800),
-        link_used: false,
-        state_hash: None,
-        link_hash: "ignored".into(),
+        link_hash: "link-f1-rearmed".into(),
+        next_uri: Some("https://app.example/next".into()),
+        expires_at_ms: 9_999_999,
+        pkce_verifier_sealed: Some("sealed-verifier".into()),
         ..by_state.clone()
     };
-    store.update_flow(&finished).await.unwrap();
-    let stored = store.get_flow("f1").await.unwrap().unwrap();
+    let ignored = FlowRecord {
+        user_id: "mallory".into(),
+        provider_id: "github".into(),
+        scopes: scopes(&["admin"]),
+        link_used: false,
+        state_hash: None,
+        state_used: true,
+        created_at_ms: 7,
+        ..rewritten.clone()
+    };
+    store.update_flow(&ignored).await.unwrap();
+    assert_eq!(store.get_flow("f1").await.unwrap(), Some(rewritten));
+    assert_eq!(store.find_flow_by_link("link-f1").await.unwrap(), None);
     assert_eq!(
-        stored,
-        FlowRecord {
-            status: "awaiting_verification".into(),
-            failure_reason: Some("none yet".into()),
-            pending_grant_sealed: Some("sealed-grant".into()),
-            completed_at_ms: Some(1_800),
-            ..by_state
-        }
+        store
+            .find_flow_by_link("link-f1-rearmed")
+            .await
+            .unwrap()
+            .map(|f| f.id),
+        Some("f1".into())
     );
+    // Updating a flow that does not exist is not an error.
+    store
+        .update_flow(&flow("nope", "alice", "google", 1))
+        .await
+        .unwrap();
 
     // A second flow with the same link is a conflict.
     let err = store

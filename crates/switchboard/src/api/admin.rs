@@ -18,10 +18,16 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/user_connections", get(list_connections))
         .route("/admin/user_connections/{id}", delete(delete_connection))
-        .route("/admin/auth_providers", get(list_providers).post(create_provider))
+        .route(
+            "/admin/auth_providers",
+            get(list_providers).post(create_provider),
+        )
         .route(
             "/admin/auth_providers/{id}",
-            get(get_provider).patch(update_provider).put(update_provider).delete(delete_provider),
+            get(get_provider)
+                .patch(update_provider)
+                .put(update_provider)
+                .delete(delete_provider),
         )
         .route("/admin/users/{id}", delete(delete_user))
 }
@@ -62,7 +68,10 @@ fn connection_view(state: &AppState, c: &ConnectionRecord) -> Value {
 }
 
 /// GET /v1/admin/user_connections
-async fn list_connections(State(state): State<AppState>, Query(q): Query<ConnectionsQuery>) -> Result<Json<Value>, ApiError> {
+async fn list_connections(
+    State(state): State<AppState>,
+    Query(q): Query<ConnectionsQuery>,
+) -> Result<Json<Value>, ApiError> {
     let page = Page::from_query(q.limit.as_deref(), q.offset.as_deref());
     let filter = ConnectionFilter {
         user_id: q.user_id.or(q.plain_user_id).filter(|s| !s.is_empty()),
@@ -83,10 +92,16 @@ async fn list_connections(State(state): State<AppState>, Query(q): Query<Connect
 }
 
 /// DELETE /v1/admin/user_connections/{id}: revokes at the provider where it can.
-async fn delete_connection(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<StatusCode, ApiError> {
+async fn delete_connection(
+    State(state): State<AppState>,
+    Path(p): Path<IdPath>,
+) -> Result<StatusCode, ApiError> {
     match state.executor.auth().revoke_connection(&p.id).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
-        None => Err(ApiError::not_found(format!("connection '{}' not found", p.id))),
+        None => Err(ApiError::not_found(format!(
+            "connection '{}' not found",
+            p.id
+        ))),
     }
 }
 
@@ -96,7 +111,10 @@ async fn list_providers(State(state): State<AppState>) -> Result<Json<Value>, Ap
     Ok(Json(json!({"items": items, "total_count": items.len()})))
 }
 
-async fn get_provider(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<Json<Value>, ApiError> {
+async fn get_provider(
+    State(state): State<AppState>,
+    Path(p): Path<IdPath>,
+) -> Result<Json<Value>, ApiError> {
     state
         .executor
         .auth()
@@ -107,19 +125,34 @@ async fn get_provider(State(state): State<AppState>, Path(p): Path<IdPath>) -> R
 }
 
 /// POST /v1/admin/auth_providers
-async fn create_provider(State(state): State<AppState>, AppJson(body): AppJson<Value>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = body.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+async fn create_provider(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let view = state.executor.auth().put_provider(&id, body, true).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// PATCH (and PUT) /v1/admin/auth_providers/{id}: fields given replace stored ones.
-async fn update_provider(State(state): State<AppState>, Path(p): Path<IdPath>, AppJson(body): AppJson<Value>) -> Result<Json<Value>, ApiError> {
+async fn update_provider(
+    State(state): State<AppState>,
+    Path(p): Path<IdPath>,
+    AppJson(body): AppJson<Value>,
+) -> Result<Json<Value>, ApiError> {
     let auth = state.executor.auth();
     let Some(existing) = auth.store().get_stored_provider(&p.id).await? else {
-        return Err(ApiError::not_found(format!("auth provider '{}' not found among providers added over the API", p.id)));
+        return Err(ApiError::not_found(format!(
+            "auth provider '{}' not found among providers added over the API",
+            p.id
+        )));
     };
-    let mut merged: Value = serde_json::from_str(&existing.config_json).unwrap_or_else(|_| json!({}));
+    let mut merged: Value =
+        serde_json::from_str(&existing.config_json).unwrap_or_else(|_| json!({}));
     if let (Some(m), Some(patch)) = (merged.as_object_mut(), body.as_object()) {
         for (k, v) in patch {
             m.insert(k.clone(), v.clone());
@@ -128,19 +161,31 @@ async fn update_provider(State(state): State<AppState>, Path(p): Path<IdPath>, A
     Ok(Json(auth.put_provider(&p.id, merged, false).await?))
 }
 
-async fn delete_provider(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<StatusCode, ApiError> {
+async fn delete_provider(
+    State(state): State<AppState>,
+    Path(p): Path<IdPath>,
+) -> Result<StatusCode, ApiError> {
     if state.executor.auth().delete_provider(&p.id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("auth provider '{}' not found", p.id)))
+        Err(ApiError::not_found(format!(
+            "auth provider '{}' not found",
+            p.id
+        )))
     }
 }
 
 /// DELETE /v1/admin/users/{id}: destroys the user's data key and connections.
-async fn delete_user(State(state): State<AppState>, Path(p): Path<IdPath>) -> Result<StatusCode, ApiError> {
+async fn delete_user(
+    State(state): State<AppState>,
+    Path(p): Path<IdPath>,
+) -> Result<StatusCode, ApiError> {
     if state.executor.auth().delete_user(&p.id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("user '{}' has no data here", p.id)))
+        Err(ApiError::not_found(format!(
+            "user '{}' has no data here",
+            p.id
+        )))
     }
 }

@@ -28,7 +28,9 @@ pub fn router() -> Router<AppState> {
 
 /// Routes a browser follows: no API key; the link token and `state` are the credentials.
 pub fn browser_router() -> Router<AppState> {
-    Router::new().route("/oauth/link/{token}", get(follow_link)).route("/oauth/callback", get(callback))
+    Router::new()
+        .route("/oauth/link/{token}", get(follow_link))
+        .route("/oauth/callback", get(callback))
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,18 +71,33 @@ fn checked_next_uri(next_uri: Option<&str>) -> Result<Option<&str>, ApiError> {
     match next_uri.filter(|n| !n.is_empty()) {
         None => Ok(None),
         Some(n) if n.starts_with("https://") || n.starts_with("http://") => Ok(Some(n)),
-        Some(_) => Err(ApiError::bad_request("next_uri must be an absolute http(s) URL")),
+        Some(_) => Err(ApiError::bad_request(
+            "next_uri must be an absolute http(s) URL",
+        )),
     }
 }
 
 /// POST /v1/auth/authorize
-async fn authorize(State(state): State<AppState>, AppJson(body): AppJson<AuthorizeBody>) -> Result<Json<Value>, ApiError> {
+async fn authorize(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<AuthorizeBody>,
+) -> Result<Json<Value>, ApiError> {
     let req = body.auth_requirement;
-    if req.provider_type.as_deref().is_some_and(|t| !t.is_empty() && t != "oauth2") {
-        return Err(ApiError::bad_request("auth_requirement.provider_type must be oauth2"));
+    if req
+        .provider_type
+        .as_deref()
+        .is_some_and(|t| !t.is_empty() && t != "oauth2")
+    {
+        return Err(ApiError::bad_request(
+            "auth_requirement.provider_type must be oauth2",
+        ));
     }
-    if req.provider_id.as_deref().unwrap_or("").is_empty() && req.id.as_deref().unwrap_or("").is_empty() {
-        return Err(ApiError::bad_request("auth_requirement needs provider_id or id"));
+    if req.provider_id.as_deref().unwrap_or("").is_empty()
+        && req.id.as_deref().unwrap_or("").is_empty()
+    {
+        return Err(ApiError::bad_request(
+            "auth_requirement needs provider_id or id",
+        ));
     }
     let user_id = required_user(&body.user_id)?;
     let requirement = Requirement {
@@ -88,7 +105,15 @@ async fn authorize(State(state): State<AppState>, AppJson(body): AppJson<Authori
         provider_id: req.provider_id,
         scopes: req.oauth2.map(|o| o.scopes).unwrap_or_default(),
     };
-    let auth = state.executor.auth().authorize(user_id, &requirement, checked_next_uri(body.next_uri.as_deref())?).await?;
+    let auth = state
+        .executor
+        .auth()
+        .authorize(
+            user_id,
+            &requirement,
+            checked_next_uri(body.next_uri.as_deref())?,
+        )
+        .await?;
     Ok(Json(auth.to_json()))
 }
 
@@ -104,14 +129,32 @@ pub struct ToolAuthorizeBody {
 }
 
 /// POST /v1/tools/authorize: the tool's own requirement; `completed` when it needs none.
-async fn authorize_tool(State(state): State<AppState>, AppJson(body): AppJson<ToolAuthorizeBody>) -> Result<Json<Value>, ApiError> {
-    let tool = state.executor.workers().catalog().snapshot().resolve(&body.tool_name, body.tool_version.as_deref())?;
+async fn authorize_tool(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<ToolAuthorizeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tool = state
+        .executor
+        .workers()
+        .catalog()
+        .snapshot()
+        .resolve(&body.tool_name, body.tool_version.as_deref())?;
     let user_id = required_user(body.user_id.as_deref().unwrap_or(""))?;
     let Some(wire) = &tool.definition.requirements.authorization else {
-        return Ok(Json(json!({"status": FlowStatus::Completed.as_str(), "user_id": user_id, "scopes": []})));
+        return Ok(Json(
+            json!({"status": FlowStatus::Completed.as_str(), "user_id": user_id, "scopes": []}),
+        ));
     };
     let requirement = Requirement::from_wire(wire);
-    let auth = state.executor.auth().authorize(user_id, &requirement, checked_next_uri(body.next_uri.as_deref())?).await?;
+    let auth = state
+        .executor
+        .auth()
+        .authorize(
+            user_id,
+            &requirement,
+            checked_next_uri(body.next_uri.as_deref())?,
+        )
+        .await?;
     Ok(Json(auth.to_json()))
 }
 
@@ -123,8 +166,13 @@ pub struct StatusQuery {
 
 /// GET /v1/auth/status?id=&wait=: `wait` in seconds, at most 59; the token itself is never
 /// part of a status reply.
-async fn status(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> Result<Json<Value>, ApiError> {
-    let id = q.id.filter(|i| !i.is_empty()).ok_or_else(|| ApiError::bad_request("id is required"))?;
+async fn status(
+    State(state): State<AppState>,
+    Query(q): Query<StatusQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let id =
+        q.id.filter(|i| !i.is_empty())
+            .ok_or_else(|| ApiError::bad_request("id is required"))?;
     let wait = match q.wait.as_deref().filter(|w| !w.is_empty()) {
         None => Duration::ZERO,
         Some(w) => w
@@ -133,7 +181,9 @@ async fn status(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> 
             .ok()
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| Duration::from_secs_f64(s.min(59.0)))
-            .ok_or_else(|| ApiError::bad_request("wait must be a number of seconds (at most 59)"))?,
+            .ok_or_else(|| {
+                ApiError::bad_request("wait must be a number of seconds (at most 59)")
+            })?,
     };
     let auth = state.executor.auth().status(&id, wait).await?;
     Ok(Json(auth.to_json()))
@@ -146,9 +196,16 @@ pub struct ConfirmBody {
 }
 
 /// POST /v1/auth/confirm_user: only the flow's own user makes the grant usable.
-async fn confirm_user(State(state): State<AppState>, AppJson(body): AppJson<ConfirmBody>) -> Result<Json<Value>, ApiError> {
+async fn confirm_user(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<ConfirmBody>,
+) -> Result<Json<Value>, ApiError> {
     let user_id = required_user(&body.user_id)?;
-    let (auth_id, next_uri) = state.executor.auth().confirm_user(body.flow_id.trim(), user_id).await?;
+    let (auth_id, next_uri) = state
+        .executor
+        .auth()
+        .confirm_user(body.flow_id.trim(), user_id)
+        .await?;
     Ok(Json(json!({"auth_id": auth_id, "next_uri": next_uri})))
 }
 
@@ -168,12 +225,20 @@ async fn callback(State(state): State<AppState>, Query(params): Query<CallbackPa
 fn outcome_response(outcome: CallbackOutcome) -> Response {
     match outcome {
         CallbackOutcome::Redirect(url) => no_store(Redirect::to(&url).into_response()),
-        CallbackOutcome::Page { status, title, message } => pages::render(status, &title, &message),
+        CallbackOutcome::Page {
+            status,
+            title,
+            message,
+        } => pages::render(status, &title, &message),
     }
 }
 
 fn no_store(mut res: Response) -> Response {
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     res
 }

@@ -111,11 +111,17 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::UnknownFlow(_) => ApiError::not_found(e.to_string()),
-            AuthError::UnknownProvider(_) | AuthError::BadRequest(_) => ApiError::bad_request(e.to_string()),
+            AuthError::UnknownProvider(_) | AuthError::BadRequest(_) => {
+                ApiError::bad_request(e.to_string())
+            }
             AuthError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             AuthError::NeedsAuthorization(_) => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
-            AuthError::ProviderUnavailable(_) => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
-            AuthError::Config(_) | AuthError::Store(_) | AuthError::Vault(_) => ApiError::internal(e),
+            AuthError::ProviderUnavailable(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())
+            }
+            AuthError::Config(_) | AuthError::Store(_) | AuthError::Vault(_) => {
+                ApiError::internal(e)
+            }
         }
     }
 }
@@ -123,7 +129,9 @@ impl From<AuthError> for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
-            crate::store::StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, format!("{what} already exists")),
+            crate::store::StoreError::Conflict(what) => {
+                ApiError::new(StatusCode::CONFLICT, format!("{what} already exists"))
+            }
             other => ApiError::internal(other),
         }
     }

@@ -12,8 +12,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use switchboard_wire::{
     KeyValue, ToolAuthorizationContext, ToolCallError, ToolCallOutput, ToolCallRequest,
-    ToolContext, ToolReference,
-    error_kind,
+    ToolContext, ToolReference, error_kind,
 };
 
 pub use record::{Recorder, RecorderTask};
@@ -94,7 +93,12 @@ impl Executor {
         secrets: BTreeMap<String, SecretValue>,
         recorder: Recorder,
     ) -> Self {
-        Self { workers, auth, secrets: Arc::new(secrets), recorder }
+        Self {
+            workers,
+            auth,
+            secrets: Arc::new(secrets),
+            recorder,
+        }
     }
 
     pub fn workers(&self) -> &Arc<WorkerRegistry> {
@@ -119,7 +123,10 @@ impl Executor {
 
         let mut authorization = None;
         let output = match self.prepare(&tool, &call).await {
-            Err(Refused::Tool(error)) => ToolCallOutput { error: Some(error), ..Default::default() },
+            Err(Refused::Tool(error)) => ToolCallOutput {
+                error: Some(error),
+                ..Default::default()
+            },
             Err(Refused::NeedsAuthorization(auth)) => {
                 let error = requirements_not_met(format!(
                     "Authorization required: tool '{}' needs access to the user's '{}' account. Visit {} to authorize, then call the tool again.",
@@ -128,10 +135,16 @@ impl Executor {
                     auth.url.as_deref().unwrap_or("the authorization URL")
                 ));
                 authorization = Some(auth);
-                ToolCallOutput { error: Some(error), ..Default::default() }
+                ToolCallOutput {
+                    error: Some(error),
+                    ..Default::default()
+                }
             }
             Err(Refused::Call(e)) => return Err(e),
-            Ok(prepared) => self.dispatch_with_grant(&tool, &call, &execution_id, prepared).await,
+            Ok(prepared) => {
+                self.dispatch_with_grant(&tool, &call, &execution_id, prepared)
+                    .await
+            }
         };
 
         let execution = Execution {
@@ -183,7 +196,10 @@ impl Executor {
         let mut secrets = Vec::new();
         for req in tool.definition.requirements.secrets.iter().flatten() {
             match self.secrets.get(&req.key) {
-                Some(value) => secrets.push(KeyValue { key: req.key.clone(), value: value.expose().to_string() }),
+                Some(value) => secrets.push(KeyValue {
+                    key: req.key.clone(),
+                    value: value.expose().to_string(),
+                }),
                 None => {
                     return Err(requirements_not_met(format!(
                         "tool '{}' needs the secret '{}', which is not configured (add it under `secrets:` in engine.yaml)",
@@ -197,22 +213,44 @@ impl Executor {
 
     /// Dispatches; if the worker says the user's token was refused, refreshes it once
     /// (single-flight) and retries the call once.
-    async fn dispatch_with_grant(&self, tool: &ToolEntry, call: &ToolCall, execution_id: &str, prepared: Prepared) -> ToolCallOutput {
+    async fn dispatch_with_grant(
+        &self,
+        tool: &ToolEntry,
+        call: &ToolCall,
+        execution_id: &str,
+        prepared: Prepared,
+    ) -> ToolCallOutput {
         let Prepared { secrets, grant } = prepared;
-        let output = self.dispatch(tool, call, execution_id, secrets.clone(), grant.as_ref().map(|(_, g)| g)).await;
-        let Some((req, grant)) = grant else { return output };
+        let output = self
+            .dispatch(
+                tool,
+                call,
+                execution_id,
+                secrets.clone(),
+                grant.as_ref().map(|(_, g)| g),
+            )
+            .await;
+        let Some((req, grant)) = grant else {
+            return output;
+        };
         if !token_refused(&output) {
             return output;
         }
-        let Some(user_id) = call.user_id.as_deref() else { return output };
+        let Some(user_id) = call.user_id.as_deref() else {
+            return output;
+        };
         tracing::info!(tool = %tool.qualified_name, "upstream refused the token; refreshing and retrying once");
         match self.auth.grant_after_rejection(user_id, &req, &grant).await {
             Ok(fresh) => {
                 drop(grant);
-                self.dispatch(tool, call, execution_id, secrets, Some(&fresh)).await
+                self.dispatch(tool, call, execution_id, secrets, Some(&fresh))
+                    .await
             }
             Err(e) => match refusal(e) {
-                Refused::Tool(error) => ToolCallOutput { error: Some(error), ..Default::default() },
+                Refused::Tool(error) => ToolCallOutput {
+                    error: Some(error),
+                    ..Default::default()
+                },
                 Refused::NeedsAuthorization(auth) => ToolCallOutput {
                     error: Some(requirements_not_met(format!(
                         "Authorization required: the user's '{}' token was refused. Visit {} to authorize again.",
@@ -316,7 +354,8 @@ impl Executor {
 /// The worker says the upstream refused the token (Arcade's kind, or a bare 401).
 fn token_refused(output: &ToolCallOutput) -> bool {
     output.error.as_ref().is_some_and(|e| {
-        e.kind.as_deref() == Some(error_kind::UPSTREAM_RUNTIME_AUTH_ERROR) || e.status_code == Some(401)
+        e.kind.as_deref() == Some(error_kind::UPSTREAM_RUNTIME_AUTH_ERROR)
+            || e.status_code == Some(401)
     })
 }
 
@@ -324,7 +363,9 @@ fn refusal(e: AuthError) -> Refused {
     match e {
         AuthError::NeedsAuthorization(auth) => Refused::NeedsAuthorization(auth),
         AuthError::ProviderUnavailable(reason) => Refused::Tool(ToolCallError {
-            message: format!("The account provider is unavailable right now; try again shortly ({reason})"),
+            message: format!(
+                "The account provider is unavailable right now; try again shortly ({reason})"
+            ),
             kind: Some(error_kind::UPSTREAM_RUNTIME_SERVER_ERROR.into()),
             can_retry: true,
             retry_after_ms: Some(1000),
@@ -333,7 +374,9 @@ fn refusal(e: AuthError) -> Refused {
         AuthError::UnknownProvider(p) => Refused::Tool(requirements_not_met(format!(
             "this tool needs an account at {p}, and no such auth provider is configured"
         ))),
-        AuthError::BadRequest(m) | AuthError::Forbidden(m) => Refused::Call(ExecError::BadRequest(m)),
+        AuthError::BadRequest(m) | AuthError::Forbidden(m) => {
+            Refused::Call(ExecError::BadRequest(m))
+        }
         other => Refused::Call(ExecError::Internal(other.to_string())),
     }
 }

@@ -21,14 +21,19 @@ pub enum Revocation {
 }
 
 impl AuthService {
-    pub async fn list_connections(&self, filter: &ConnectionFilter) -> Result<(Vec<ConnectionRecord>, u64), AuthError> {
+    pub async fn list_connections(
+        &self,
+        filter: &ConnectionFilter,
+    ) -> Result<(Vec<ConnectionRecord>, u64), AuthError> {
         Ok(self.store.list_connections(filter).await?)
     }
 
     /// Revokes the grant at the provider when it can, then deletes the connection.
     /// `None` when there is no such connection.
     pub async fn revoke_connection(&self, id: &str) -> Result<Option<Revocation>, AuthError> {
-        let Some(conn) = self.store.get_connection_by_id(id).await? else { return Ok(None) };
+        let Some(conn) = self.store.get_connection_by_id(id).await? else {
+            return Ok(None);
+        };
         let revocation = match self.providers.by_id(&conn.provider_id) {
             None => Revocation::NotOffered,
             Some(provider) => self.revoke_at_provider(&provider, &conn).await,
@@ -59,7 +64,14 @@ impl AuthService {
                 return Revocation::Failed;
             }
         };
-        match provider.revoke_grant(&self.http, access.expose(), refresh.as_ref().map(|r| r.expose())).await {
+        match provider
+            .revoke_grant(
+                &self.http,
+                access.expose(),
+                refresh.as_ref().map(|r| r.expose()),
+            )
+            .await
+        {
             Ok(true) => Revocation::Revoked,
             Ok(false) => Revocation::NotOffered,
             Err(e) => {
@@ -73,13 +85,23 @@ impl AuthService {
     /// listed as shadowed.
     pub async fn provider_views(&self) -> Result<Vec<Value>, AuthError> {
         self.reload_providers().await?;
-        let mut out: Vec<Value> = self.providers.config_providers().iter().map(|p| provider_view(p, None)).collect();
+        let mut out: Vec<Value> = self
+            .providers
+            .config_providers()
+            .iter()
+            .map(|p| provider_view(p, None))
+            .collect();
         for record in self.store.list_stored_providers().await? {
             let shadowed = self.providers.is_config_id(&record.id);
-            match self.providers.by_id(&record.id).filter(|p| p.source == ProviderSource::Store) {
+            match self
+                .providers
+                .by_id(&record.id)
+                .filter(|p| p.source == ProviderSource::Store)
+            {
                 Some(p) => out.push(provider_view(&p, None)),
                 None => {
-                    let json: Value = serde_json::from_str(&record.config_json).unwrap_or(Value::Null);
+                    let json: Value =
+                        serde_json::from_str(&record.config_json).unwrap_or(Value::Null);
                     let note = if shadowed {
                         "shadowed: the config file defines a provider with this id, and the config wins"
                     } else {
@@ -99,12 +121,21 @@ impl AuthService {
     }
 
     pub async fn provider_view(&self, id: &str) -> Result<Option<Value>, AuthError> {
-        Ok(self.provider_views().await?.into_iter().find(|v| v["id"] == id))
+        Ok(self
+            .provider_views()
+            .await?
+            .into_iter()
+            .find(|v| v["id"] == id))
     }
 
     /// Validates and stores a provider. `create`: the id must be new. A config
     /// provider's id is refused: the config would win and the stored one never serve.
-    pub async fn put_provider(&self, id: &str, mut body: Value, create: bool) -> Result<Value, AuthError> {
+    pub async fn put_provider(
+        &self,
+        id: &str,
+        mut body: Value,
+        create: bool,
+    ) -> Result<Value, AuthError> {
         if id.trim().is_empty() {
             return Err(AuthError::BadRequest("id is required".into()));
         }
@@ -114,22 +145,33 @@ impl AuthService {
             )));
         }
         let Some(map) = body.as_object_mut() else {
-            return Err(AuthError::BadRequest("the body must be a JSON object".into()));
+            return Err(AuthError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
         };
         map.insert("id".into(), json!(id));
         let secret = match map.remove("client_secret") {
             Some(Value::String(s)) if !s.is_empty() => Some(s),
             Some(Value::Null) | None => None,
-            Some(_) => return Err(AuthError::BadRequest("client_secret must be a string".into())),
+            Some(_) => {
+                return Err(AuthError::BadRequest(
+                    "client_secret must be a string".into(),
+                ));
+            }
         };
         let existing = self.store.get_stored_provider(id).await?;
         let config = config_from_json(id, &body, secret.clone().map(SecretValue::new));
-        resolve_provider(&config, &self.public_url).map_err(|e| AuthError::BadRequest(format!("provider '{id}': {e}")))?;
+        resolve_provider(&config, &self.public_url)
+            .map_err(|e| AuthError::BadRequest(format!("provider '{id}': {e}")))?;
         let key = self.keys.get_or_create(SYSTEM_USER).await?;
         let sealed_secret = match secret {
-            Some(s) => Some(key.seal_str(&SealContext::new(SYSTEM_USER, id, field::CLIENT_SECRET), &s)),
+            Some(s) => {
+                Some(key.seal_str(&SealContext::new(SYSTEM_USER, id, field::CLIENT_SECRET), &s))
+            }
             // PATCH without a secret keeps the stored one.
-            None => existing.as_ref().and_then(|e| e.client_secret_sealed.clone()),
+            None => existing
+                .as_ref()
+                .and_then(|e| e.client_secret_sealed.clone()),
         };
         let now = Self::now_ms();
         let record = StoredProviderRecord {
@@ -141,12 +183,16 @@ impl AuthService {
         };
         self.store.put_stored_provider(&record, create).await?;
         self.reload_providers().await?;
-        self.provider_view(id).await?.ok_or_else(|| AuthError::Config(format!("provider '{id}' was stored but does not resolve")))
+        self.provider_view(id).await?.ok_or_else(|| {
+            AuthError::Config(format!("provider '{id}' was stored but does not resolve"))
+        })
     }
 
     pub async fn delete_provider(&self, id: &str) -> Result<bool, AuthError> {
         if self.providers.is_config_id(id) && self.store.get_stored_provider(id).await?.is_none() {
-            return Err(AuthError::Forbidden(format!("provider '{id}' is defined in the config file; remove it there")));
+            return Err(AuthError::Forbidden(format!(
+                "provider '{id}' is defined in the config file; remove it there"
+            )));
         }
         let deleted = self.store.delete_stored_provider(id).await?;
         self.reload_providers().await?;

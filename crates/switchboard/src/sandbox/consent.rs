@@ -80,15 +80,15 @@ struct Valid {
 enum Rejected {
     /// Bad client or redirect URI: a 400 page, no redirect.
     Page(String),
-    /// Anything else: back to the client with an error code.
-    Redirect(Response),
+    /// Anything else: back to the client, to this URL carrying the error code.
+    Redirect(Url),
 }
 
 impl IntoResponse for Rejected {
     fn into_response(self) -> Response {
         match self {
             Rejected::Page(message) => error_page(&message),
-            Rejected::Redirect(response) => response,
+            Rejected::Redirect(url) => redirect(&url),
         }
     }
 }
@@ -211,7 +211,7 @@ fn validate(sandbox: &Sandbox, p: &AuthorizeParams) -> Result<Valid, Rejected> {
     let state = p.state.clone();
     // From here on the redirect URI is usable: errors go back to the client.
     let back = |error: &str, description: &str| {
-        Rejected::Redirect(redirect_error(
+        Rejected::Redirect(error_url(
             &redirect_url,
             error,
             description,
@@ -307,13 +307,17 @@ fn valid_username(username: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// §4.1.2.1: the error goes to the client, existing query parameters kept.
 fn redirect_error(
     redirect_url: &Url,
     error: &str,
     description: &str,
     state: Option<&str>,
 ) -> Response {
+    redirect(&error_url(redirect_url, error, description, state))
+}
+
+/// §4.1.2.1: the error goes to the client, existing query parameters kept.
+fn error_url(redirect_url: &Url, error: &str, description: &str, state: Option<&str>) -> Url {
     let mut url = redirect_url.clone();
     {
         let mut query = url.query_pairs_mut();
@@ -323,7 +327,7 @@ fn redirect_error(
             query.append_pair("state", state);
         }
     }
-    redirect(&url)
+    url
 }
 
 /// 303, so the browser follows with a GET whatever the method was.

@@ -222,8 +222,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Marks the state used, only if it was unused. `false` for a replay.
     async fn claim_flow_state(&self, id: &str) -> Result<bool, StoreError>;
-    /// Writes status, failure reason, pending grant and completion time of the flow with
-    /// `flow.id`; other fields are left as stored.
+    /// Writes status, failure reason, pending grant, completion time, link hash, next URI,
+    /// expiry and PKCE verifier of the flow with `flow.id` (so a reused flow can be re-armed
+    /// and a finished one can drop its verifier). The claim fields (`link_used`,
+    /// `state_hash`, `state_used`) and the rest are left as stored.
     async fn update_flow(&self, flow: &FlowRecord) -> Result<(), StoreError>;
     /// A pending flow of this user and provider with these scopes (sorted, joined) whose
     /// link is unused and not expired at `now_ms`, newest first.

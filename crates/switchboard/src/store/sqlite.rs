@@ -624,13 +624,18 @@ impl Store for SqliteStore {
     async fn update_flow(&self, f: &FlowRecord) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE flows SET status = ?1, failure_reason = ?2, pending_grant_sealed = ?3, \
-             completed_at_ms = ?4 WHERE id = ?5",
+             completed_at_ms = ?4, link_hash = ?6, next_uri = ?7, expires_at_ms = ?8, \
+             pkce_verifier_sealed = ?9 WHERE id = ?5",
         )
         .bind(&f.status)
         .bind(&f.failure_reason)
         .bind(&f.pending_grant_sealed)
         .bind(f.completed_at_ms)
         .bind(&f.id)
+        .bind(&f.link_hash)
+        .bind(&f.next_uri)
+        .bind(f.expires_at_ms)
+        .bind(&f.pkce_verifier_sealed)
         .execute(&self.pool)
         .await
         .map_err(StoreError::query)?;

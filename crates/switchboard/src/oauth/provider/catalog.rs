@@ -492,7 +492,7 @@ static TEMPLATES: &[Template] = &[
         authorize_url: "{public_url}/sandbox/oauth/authorize",
         token_url: "{public_url}/sandbox/oauth/token",
         revoke: rfc7009("{public_url}/sandbox/oauth/revoke"),
-        user_info: get("{public_url}/sandbox/api/me", "sub"),
+        user_info: get("{public_url}/sandbox/api/me", "id"),
         pkce: PkceSupport::On,
         // The sandbox rotates refresh tokens, like the providers that hurt most.
         quirks: ROTATES,
