@@ -44,6 +44,9 @@ struct Args {
     /// experiments, e.g. TOKIO_WORKER_THREADS=1 or LD_PRELOAD=libjemalloc.so.2).
     #[arg(long, value_parser = parse_env_pair)]
     gateway_env: Vec<(String, String)>,
+    /// Run the gateway with `execution_logging.enabled: false` (to see what the log costs).
+    #[arg(long)]
+    no_execution_log: bool,
 }
 
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
@@ -123,8 +126,11 @@ async fn bench(
 
     let port = free_port()?;
     let config = dir.join("engine.yaml");
-    std::fs::write(&config, gateway_config(port, dir, &worker_url))
-        .with_context(|| format!("writing {}", config.display()))?;
+    let mut yaml = gateway_config(port, dir, &worker_url);
+    if args.no_execution_log {
+        yaml.push_str("execution_logging:\n  enabled: false\n");
+    }
+    std::fs::write(&config, yaml).with_context(|| format!("writing {}", config.display()))?;
     let api_key = create_key(gateway_bin, &config, &secret)?;
 
     eprintln!("starting the gateway…");
@@ -228,6 +234,7 @@ async fn bench(
         clk_tck,
         rounds: args.rounds,
         gateway_env: &args.gateway_env,
+        execution_log: !args.no_execution_log,
         gateway_peak_rss_kib: procs::peak_rss_kib(gateway.pid()),
         worker_peak_rss_kib: procs::peak_rss_kib(worker.pid()),
     };

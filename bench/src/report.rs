@@ -81,6 +81,7 @@ pub struct Report<'a> {
     pub clk_tck: u64,
     pub rounds: usize,
     pub gateway_env: &'a [(String, String)],
+    pub execution_log: bool,
     pub gateway_peak_rss_kib: Option<u64>,
     pub worker_peak_rss_kib: Option<u64>,
 }
@@ -113,6 +114,12 @@ impl Report<'_> {
              figure includes that contention.",
             m.cpus
         );
+        if !self.execution_log {
+            let _ = writeln!(
+                out,
+                "- Gateway run with `execution_logging.enabled: false`."
+            );
+        }
         for (k, v) in self.gateway_env {
             let _ = writeln!(out, "- Gateway run with `{k}={v}`.");
         }

@@ -1,13 +1,15 @@
 """Fixtures for the interop tests: real processes on loopback ports.
 
 Every module gets fresh processes: the `switchboard` gateway with an engine.yaml written to a
-temporary directory, the TDK example worker (`demo-worker`) and a real Arcade worker served by
-arcade-mcp-server (tests/interop/workers/mathkit). Logs of every process go to files; when a
-test fails, the logs of the processes alive at that moment are added to its report.
+temporary directory, the TDK example worker (`demo-worker`), real Arcade workers served by
+arcade-mcp-server (tests/interop/workers/*) and, for the OAuth tests, an independent OAuth 2.0
+server (npm `oauth2-mock-server`, tests/interop/oauth_mock_server). Logs of every process go to
+files; when a test fails, the logs of the processes alive at that moment are added to its report.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,6 +30,7 @@ from arcadepy import Arcade
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET_DIR = REPO_ROOT / "target" / "debug"
 WORKERS_DIR = Path(__file__).resolve().parent / "workers"
+OAUTH_MOCK_DIR = Path(__file__).resolve().parent / "oauth_mock_server"
 
 # Bounded waits: generous for a loaded 2-core machine, but never unbounded.
 STARTUP_TIMEOUT_S = 60.0
@@ -35,6 +38,7 @@ CATALOG_TIMEOUT_S = 60.0
 
 DEMO_SECRET = "demo-worker-secret-for-interop-tests"
 MATHKIT_SECRET = "mathkit-worker-secret-for-interop-tests"
+OAUTHKIT_SECRET = "oauthkit-worker-secret-for-interop-tests"
 DEMO_API_KEY_VALUE = "k-123"
 
 
@@ -210,12 +214,15 @@ class Worker:
         }
 
 
-def start_demo_worker(binaries: Binaries, log_dir: Path, worker_id: str = "demo") -> Worker:
+def start_demo_worker(binaries: Binaries, log_dir: Path, worker_id: str = "demo",
+                      api_base_url: str | None = None) -> Worker:
+    """`api_base_url`: the sandbox provider's API root (`http://<gateway>/sandbox/api`)."""
     port = free_port()
+    extra_args = ["--api-base-url", api_base_url] if api_base_url else []
     proc = start_process(
         f"demo-worker {worker_id}",
         [require_file(binaries.demo_worker), "--host", "127.0.0.1", "--port", str(port),
-         "--secret", DEMO_SECRET],
+         "--secret", DEMO_SECRET, *extra_args],
         log_dir / f"demo-worker-{worker_id}.log",
         env={"RUST_LOG": os.environ.get("RUST_LOG", "info")},
     )
@@ -232,26 +239,33 @@ def start_demo_worker(binaries: Binaries, log_dir: Path, worker_id: str = "demo"
 
 
 def start_mathkit_worker(log_dir: Path, worker_id: str = "mathkit") -> Worker:
+    return start_arcade_worker(log_dir, "mathkit", MATHKIT_SECRET, worker_id)
+
+
+def start_arcade_worker(log_dir: Path, toolkit: str, secret: str, worker_id: str,
+                        env: dict[str, str] | None = None) -> Worker:
+    """The arcade-mcp-server worker in tests/interop/workers/<toolkit>/server.py."""
     port = free_port()
     proc = start_process(
         f"arcade-mcp-server {worker_id}",
-        [sys.executable, str(WORKERS_DIR / "mathkit" / "server.py")],
-        log_dir / f"mathkit-{worker_id}.log",
+        [sys.executable, str(WORKERS_DIR / toolkit / "server.py")],
+        log_dir / f"{toolkit}-{worker_id}.log",
         env={
+            **(env or {}),
             # /worker/* routes exist only when the secret is set.
-            "ARCADE_WORKER_SECRET": MATHKIT_SECRET,
+            "ARCADE_WORKER_SECRET": secret,
             "ARCADE_SERVER_TRANSPORT": "http",
             "ARCADE_SERVER_HOST": "127.0.0.1",
             "ARCADE_SERVER_PORT": str(port),
             "ARCADE_USAGE_TRACKING": "0",
             "PYTHONUNBUFFERED": "1",
         },
-        cwd=WORKERS_DIR / "mathkit",
+        cwd=WORKERS_DIR / toolkit,
     )
     uri = f"http://127.0.0.1:{port}"
     wait_until("arcade-mcp-server /worker/health", lambda: http_ok(f"{uri}/worker/health"),
                STARTUP_TIMEOUT_S, (proc,))
-    return Worker(id=worker_id, uri=uri, secret=MATHKIT_SECRET, proc=proc)
+    return Worker(id=worker_id, uri=uri, secret=secret, proc=proc)
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +301,11 @@ class Gateway:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        """The gateway's SQLite file (see write_engine_yaml)."""
+        return self.config_path.parent / "sb.db"
 
     def client(self, bearer: bool = False, **kwargs: Any) -> Arcade:
         """An arcadepy client; raw key by default (arcadepy's own behaviour), or as Bearer."""
@@ -341,8 +360,19 @@ def run_cli(binaries: Binaries, config_path: Path, env: dict[str, str],
     )
 
 
+def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` laid over `base`: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def write_engine_yaml(path: Path, port: int, db_path: Path, workers: list[dict[str, Any]],
-                      secrets: dict[str, str]) -> None:
+                      secrets: dict[str, str], extra: dict[str, Any] | None = None) -> None:
     # JSON is YAML: no YAML library needed, and quoting is exact.
     config = {
         "api": {"host": "127.0.0.1", "port": port, "development": False},
@@ -350,16 +380,22 @@ def write_engine_yaml(path: Path, port: int, db_path: Path, workers: list[dict[s
         "secrets": secrets,
         "workers": workers,
     }
+    if extra:
+        config = merge_config(config, extra)
     path.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def start_gateway(binaries: Binaries, work_dir: Path, workers: list[dict[str, Any]],
-                  secrets: dict[str, str] | None = None) -> Gateway:
+                  secrets: dict[str, str] | None = None, extra_config: dict[str, Any] | None = None,
+                  port: int | None = None) -> Gateway:
+    """`extra_config` is merged over the generated engine.yaml; `port` is one chosen before
+    (for peers that must know the gateway's address before it starts)."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port if port is not None else free_port()
     config_path = work_dir / "engine.yaml"
     write_engine_yaml(config_path, port, work_dir / "sb.db", workers,
-                      secrets if secrets is not None else {"DEMO_API_KEY": DEMO_API_KEY_VALUE})
+                      secrets if secrets is not None else {"DEMO_API_KEY": DEMO_API_KEY_VALUE},
+                      extra_config)
     # Keep the gateway away from the developer's own configuration and data.
     env = {
         "HOME": str(work_dir / "home"),
@@ -404,11 +440,115 @@ def gateway_factory(binaries: Binaries,
     """Start gateways for this module; all are stopped when the module ends."""
     started: list[Gateway] = []
 
-    def start(workers: list[dict[str, Any]], secrets: dict[str, str] | None = None) -> Gateway:
-        gw = start_gateway(binaries, tmp_path_factory.mktemp("gateway"), workers, secrets)
+    def start(workers: list[dict[str, Any]], secrets: dict[str, str] | None = None,
+              extra_config: dict[str, Any] | None = None, port: int | None = None) -> Gateway:
+        gw = start_gateway(binaries, tmp_path_factory.mktemp("gateway"), workers, secrets,
+                           extra_config, port)
         started.append(gw)
         return gw
 
     yield start
     for gw in started:
         stop_process(gw.proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# An independent OAuth 2.0 server: npm oauth2-mock-server (tests/interop/oauth_mock_server)
+# ---------------------------------------------------------------------------------------------
+
+OAUTH_MOCK_CLIENT_ID = "switchboard-interop"
+OAUTH_MOCK_CLIENT_SECRET = "interop-client-secret-not-a-real-one"
+
+
+@dataclass
+class OAuthMockServer:
+    """oauth2-mock-server behind server.mjs, which also checks the client, the code and the
+    refresh token the way a real server does, and records every request under /_control."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+    proc: Proc
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every /authorize and /token request the library answered, with its answer."""
+        return self._control()["events"]
+
+    def requests(self) -> list[dict[str, str]]:
+        """Every request that reached the server ({method, path}), refused or not."""
+        return self._control()["requests"]
+
+    def revoke_refresh_tokens(self) -> None:
+        """Every refresh token issued so far is refused from now on (`invalid_grant`)."""
+        httpx.post(f"{self.issuer}/_control/revoke_refresh_tokens", timeout=10.0).raise_for_status()
+
+    def _control(self) -> dict[str, Any]:
+        resp = httpx.get(f"{self.issuer}/_control/events", timeout=10.0)
+        resp.raise_for_status()
+        return resp.json()
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change how the next token responses look (see server.mjs for the settings)."""
+        resp = httpx.post(f"{self.issuer}/_control/settings", json=settings, timeout=10.0)
+        resp.raise_for_status()
+        return resp.json()
+
+
+def _npm_lock_digest() -> str:
+    return hashlib.sha256((OAUTH_MOCK_DIR / "package-lock.json").read_bytes()).hexdigest()
+
+
+def ensure_oauth_mock_installed() -> None:
+    """`npm ci` unless scripts/test (or an earlier run) installed this very lock file."""
+    stamp = OAUTH_MOCK_DIR / "node_modules" / ".package-lock.sha256"
+    want = _npm_lock_digest()
+    try:
+        if stamp.read_text().strip() == want:
+            return
+    except OSError:
+        pass
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail(f"npm is not on PATH; run `npm ci --prefix {OAUTH_MOCK_DIR}` (Node 20.19+)")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefix", str(OAUTH_MOCK_DIR)],
+                   check=True, stdin=subprocess.DEVNULL, timeout=600)
+    stamp.write_text(want + "\n")
+
+
+def start_oauth_mock_server(log_dir: Path) -> OAuthMockServer:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH; the OAuth interop tests need Node 20.19+")
+    ensure_oauth_mock_installed()
+    proc = start_process(
+        "oauth2-mock-server",
+        [node, str(OAUTH_MOCK_DIR / "server.mjs"), "--client-id", OAUTH_MOCK_CLIENT_ID],
+        log_dir / "oauth2-mock-server.log",
+        # The secret goes through the environment, not the command line.
+        env={"OAUTH_MOCK_CLIENT_SECRET": OAUTH_MOCK_CLIENT_SECRET},
+        cwd=OAUTH_MOCK_DIR,
+    )
+    issuer = ""
+
+    def printed_issuer() -> bool:
+        nonlocal issuer
+        for line in proc.log().splitlines():
+            if line.startswith("oauth2-mock-server issuer "):
+                issuer = line.split()[-1]
+                return True
+        return False
+
+    wait_until("oauth2-mock-server to print its issuer", printed_issuer, STARTUP_TIMEOUT_S,
+               (proc,))
+    wait_until("oauth2-mock-server's discovery document",
+               lambda: http_ok(f"{issuer}/.well-known/openid-configuration"),
+               STARTUP_TIMEOUT_S, (proc,))
+    return OAuthMockServer(issuer=issuer, client_id=OAUTH_MOCK_CLIENT_ID,
+                           client_secret=OAUTH_MOCK_CLIENT_SECRET, proc=proc)
+
+
+@pytest.fixture(scope="module")
+def oauth_mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthMockServer]:
+    server = start_oauth_mock_server(tmp_path_factory.mktemp("oauth-mock"))
+    yield server
+    stop_process(server.proc)

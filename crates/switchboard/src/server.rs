@@ -93,19 +93,7 @@ impl Gateway {
                 "auth.user_verifier is none: a shared authorization link could bind someone else's account to the sender's user id"
             );
         }
-        let vault = Arc::new(Vault::from_config(&root_keys)?);
-        let providers = ProviderRegistry::new(&config.auth_providers, &config.api.public_url)?;
-        let auth = Arc::new(AuthService::new(
-            store.clone(),
-            vault,
-            providers,
-            http.clone(),
-            &config.api.public_url,
-            config.oauth.clone(),
-        ));
-        if let Err(e) = auth.reload_providers().await {
-            tracing::warn!(error = %e, "could not load auth providers kept in the store");
-        }
+        let auth = auth_service(&config, store.clone(), &root_keys, http.clone()).await?;
         let builtin_tools = if config.builtin_toolkit {
             builtin::definitions()
         } else {
@@ -184,6 +172,30 @@ impl Gateway {
     }
 }
 
+/// The OAuth service (vault, providers from config and store) for `config`; `serve` and
+/// the `auth`/`users`/`vault` commands build it the same way.
+pub async fn auth_service(
+    config: &Config,
+    store: Arc<dyn Store>,
+    root_keys: &[RootKeyConfig],
+    http: reqwest::Client,
+) -> Result<Arc<AuthService>, ServeError> {
+    let vault = Arc::new(Vault::from_config(root_keys)?);
+    let providers = ProviderRegistry::new(&config.auth_providers, &config.api.public_url)?;
+    let auth = Arc::new(AuthService::new(
+        store,
+        vault,
+        providers,
+        http,
+        &config.api.public_url,
+        config.oauth.clone(),
+    ));
+    if let Err(e) = auth.reload_providers().await {
+        tracing::warn!(error = %e, "could not load auth providers kept in the store");
+    }
+    Ok(auth)
+}
+
 /// The sandbox provider is dev mode only. In dev mode one is added (id `sandbox`) when
 /// none is configured, so the whole per-user flow can be tried offline.
 fn sandbox_for(config: &mut Config) -> Result<Option<Sandbox>, ServeError> {
@@ -246,7 +258,7 @@ fn sandbox_for(config: &mut Config) -> Result<Option<Sandbox>, ServeError> {
 
 /// Root keys from `security.root_keys`; with none configured and SQLite storage, a key
 /// generated on first start and kept (mode 0600) beside the database.
-fn load_root_keys(config: &Config) -> Result<Vec<RootKeyConfig>, ServeError> {
+pub fn load_root_keys(config: &Config) -> Result<Vec<RootKeyConfig>, ServeError> {
     if !config.security.root_keys.is_empty() {
         return Ok(config.security.root_keys.clone());
     }

@@ -1148,7 +1148,7 @@ async fn flows_are_found_by_link_and_by_state_and_updated_in_place(b: Backend) {
     // A second flow with the same link is a conflict.
     let err = store
         .insert_flow(&FlowRecord {
-            link_hash: "link-f1".into(),
+            link_hash: "link-f1-rearmed".into(),
             ..flow("f3", "alice", "google", 1_000)
         })
         .await

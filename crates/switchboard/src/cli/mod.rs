@@ -2,6 +2,7 @@
 //! Command results go to standard output (a new key alone on the last line); logs and
 //! diagnostics go to standard error.
 
+mod auth;
 mod keys;
 mod serve;
 mod tables;
@@ -54,6 +55,15 @@ pub enum Command {
     /// Tools the gateway serves.
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// OAuth providers and users' connections.
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// Users' data in the vault.
+    #[command(subcommand)]
+    Users(auth::UsersCommand),
+    /// Root keys and data keys.
+    #[command(subcommand)]
+    Vault(auth::VaultCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +120,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tools(ToolsCommand::List { toolkit }) => {
             tables::tools_list(load_config(&options)?, toolkit).await
         }
+        Command::Auth(cmd) => auth::run(load_config(&options)?, cmd).await,
+        Command::Users(cmd) => auth::users(load_config(&options)?, cmd).await,
+        Command::Vault(cmd) => auth::vault(load_config(&options)?, cmd).await,
     }
 }
 

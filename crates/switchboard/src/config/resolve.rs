@@ -599,10 +599,14 @@ fn providers(
                     format!("provider {id} has no client_id"),
                 );
             }
-            if provider_id.is_none() && !p.has("provider_id") && !p.has("oauth2") {
+            if provider_id.is_none()
+                && !p.has("provider_id")
+                && !p.has("oauth2")
+                && !p.has("authorization")
+            {
                 r.error(
                     p.path.clone(),
-                    format!("provider {id} needs provider_id (a known provider such as google) or an oauth2 section"),
+                    format!("provider {id} needs provider_id (a known provider such as google), an oauth2 section, or authorization/token URLs"),
                 );
             }
         }

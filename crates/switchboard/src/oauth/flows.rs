@@ -119,46 +119,28 @@ impl AuthService {
     ) -> Result<Authorization, AuthError> {
         let scopes = normalise_scopes(scopes);
         let now = Self::now_ms();
-        // The link token is shown once; a reused flow gets a fresh one (only its hash is
-        // stored), so the user can click whichever link they were given last.
+        // The link token is shown once; only its hash is stored. A new flow per request:
+        // re-arming an unclicked one would race with its click.
         let link = random_token();
-        let flow = match self
-            .store
-            .find_reusable_flow(user_id, &provider.id, &scopes, now)
-            .await?
-        {
-            Some(mut flow) => {
-                flow.link_hash = sha256_hex(&link);
-                flow.expires_at_ms = now + self.settings.flow_ttl.as_millis() as i64;
-                if let Some(next) = next_uri {
-                    flow.next_uri = Some(next.to_string());
-                }
-                self.store.update_flow(&flow).await?;
-                flow
-            }
-            None => {
-                let flow = FlowRecord {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    user_id: user_id.to_string(),
-                    provider_id: provider.id.clone(),
-                    scopes: scopes.clone(),
-                    status: "pending".into(),
-                    link_hash: sha256_hex(&link),
-                    link_used: false,
-                    state_hash: None,
-                    state_used: false,
-                    pkce_verifier_sealed: None,
-                    next_uri: next_uri.map(str::to_string),
-                    failure_reason: None,
-                    pending_grant_sealed: None,
-                    created_at_ms: now,
-                    expires_at_ms: now + self.settings.flow_ttl.as_millis() as i64,
-                    completed_at_ms: None,
-                };
-                self.store.insert_flow(&flow).await?;
-                flow
-            }
+        let flow = FlowRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user_id.to_string(),
+            provider_id: provider.id.clone(),
+            scopes: scopes.clone(),
+            status: "pending".into(),
+            link_hash: sha256_hex(&link),
+            link_used: false,
+            state_hash: None,
+            state_used: false,
+            pkce_verifier_sealed: None,
+            next_uri: next_uri.map(str::to_string),
+            failure_reason: None,
+            pending_grant_sealed: None,
+            created_at_ms: now,
+            expires_at_ms: now + self.settings.flow_ttl.as_millis() as i64,
+            completed_at_ms: None,
         };
+        self.store.insert_flow(&flow).await?;
         tracing::info!(flow = %flow.id, user_id, provider = %provider.id, "authorization flow started");
         Ok(Authorization {
             id: Some(flow.id),

@@ -2,6 +2,8 @@
 //! on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod fake_provider;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -276,4 +278,65 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
+}
+
+/// Like [`start_gateway`], on a listener bound by the caller, with `api.public_url` set to
+/// its address (OAuth redirect URIs must reach this gateway).
+pub async fn start_gateway_on(
+    listener: TcpListener,
+    customise: impl FnOnce(&mut Config),
+) -> TestGateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    config.api.public_url = format!("http://{}", listener.local_addr().expect("addr"));
+    customise(&mut config);
+    let gateway = Gateway::start(config).await.expect("gateway starts");
+    serve_gateway(gateway, listener, dir).await
+}
+
+/// Serves a gateway the caller built, with an API key of its own (unique per listener,
+/// so replicas on one database don't clash).
+pub async fn serve_gateway(
+    gateway: Gateway,
+    listener: TcpListener,
+    dir: tempfile::TempDir,
+) -> TestGateway {
+    let addr = listener.local_addr().expect("addr");
+    let store = gateway.state.store.clone();
+    let key = generate_key(&format!("test-{}", addr.port()), 0);
+    store.insert_api_key(&key.record).await.expect("key stored");
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(gateway.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    TestGateway {
+        addr,
+        key: key.plaintext,
+        store,
+        http: reqwest::Client::new(),
+        dir,
+        stop: Some(tx),
+        handle,
+    }
+}
+
+/// A TDK worker serving `toolkit`; `invocations` stays at zero (count in the handlers).
+pub async fn start_toolkit_worker(toolkit: Toolkit) -> TestWorker {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    let worker = Worker::new(WORKER_SECRET).toolkit(toolkit);
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(async move {
+        let _ = worker
+            .serve(listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    TestWorker {
+        addr,
+        invocations: Arc::new(AtomicUsize::new(0)),
+        stop: Some(tx),
+        handle,
+    }
 }

@@ -1,0 +1,244 @@
+"""Per-user OAuth through arcadepy, against the gateway's dev-mode sandbox provider.
+
+The test plays the user's browser: it follows the authorization link, the sandbox's consent
+page and the callback by hand (no redirect is followed automatically), so every hop's status
+and address is checked. The TDK example worker's `Demo.TokenFingerprint` answers sha256 of the
+token it received, so "the worker got this user's token" is checked without the worker ever
+showing a token.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import arcadepy
+import httpx
+import pytest
+from arcadepy import Arcade
+from arcadepy.types.shared import AuthorizationResponse
+
+from conftest import Binaries, Gateway, free_port, start_demo_worker, stop_process
+
+FINGERPRINT = "Demo.TokenFingerprint"
+WHO_AM_I = "Demo.WhoAmI"
+# Bounded, so a flow that never completes fails the test instead of hanging it.
+WAIT_FOR_COMPLETION_S = 90.0
+
+
+@pytest.fixture(scope="module")
+def gw(gateway_factory, binaries: Binaries, tmp_path_factory: pytest.TempPathFactory):
+    # The worker calls the sandbox's API on the gateway, and links must point at the gateway:
+    # both need the gateway's address before it starts.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    worker = start_demo_worker(binaries, tmp_path_factory.mktemp("demo-worker-oauth"),
+                               api_base_url=f"{base}/sandbox/api")
+    gateway = gateway_factory(
+        [worker.engine_entry()],
+        extra_config={"api": {"development": True, "public_url": base}},
+        port=port,
+    )
+    gateway.wait_for_tools(FINGERPRINT, WHO_AM_I)
+    yield gateway
+    stop_process(worker.proc)
+
+
+@pytest.fixture(scope="module")
+def client(gw: Gateway) -> Arcade:
+    return gw.client()
+
+
+# ---------------------------------------------------------------------------------------------
+# The browser
+# ---------------------------------------------------------------------------------------------
+
+
+class _FormParser(HTMLParser):
+    """The first form's action and its inputs (name → value), and the buttons' names/values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self.buttons: list[tuple[str, str]] = []
+        self._in_form = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and self.action is None:
+            self.action = a.get("action", "")
+            self._in_form = True
+        elif self._in_form and tag == "input" and a.get("name"):
+            self.fields[a["name"]] = a.get("value", "")
+        elif self._in_form and tag == "button" and a.get("name"):
+            self.buttons.append((a["name"], a.get("value", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+
+
+def _browser() -> httpx.Client:
+    # A browser carries no API key; it follows redirects one at a time (here, by hand).
+    return httpx.Client(follow_redirects=False, timeout=30.0)
+
+
+def _redirect(resp: httpx.Response) -> str:
+    assert resp.status_code in (302, 303), (resp.status_code, resp.text[:500])
+    location = resp.headers.get("location")
+    assert location, resp.headers
+    return urljoin(str(resp.url), location)
+
+
+def connect_sandbox_account(gw: Gateway, url: str, username: str,
+                            decision: str = "allow") -> httpx.Response:
+    """Follows an authorization URL the way a user's browser does; returns the last page."""
+    assert url.startswith(f"{gw.base_url}/v1/oauth/link/"), url
+    with _browser() as browser:
+        authorize_url = _redirect(browser.get(url))
+        assert authorize_url.startswith(f"{gw.base_url}/sandbox/oauth/authorize?"), authorize_url
+        query = parse_qs(urlsplit(authorize_url).query)
+        assert query["response_type"] == ["code"]
+        assert query["redirect_uri"] == [f"{gw.base_url}/v1/oauth/callback"]
+        assert query["code_challenge_method"] == ["S256"]
+        assert query["state"][0] and query["code_challenge"][0]
+
+        consent = browser.get(authorize_url)
+        assert consent.status_code == 200, consent.text[:500]
+        form = _FormParser()
+        form.feed(consent.text)
+        assert form.action is not None, consent.text[:1000]
+        assert ("decision", "allow") in form.buttons and ("decision", "deny") in form.buttons
+        fields = {**form.fields, "username": username, "decision": decision}
+        callback_url = _redirect(browser.post(urljoin(authorize_url, form.action), data=fields))
+        assert callback_url.startswith(f"{gw.base_url}/v1/oauth/callback?"), callback_url
+        return browser.get(callback_url)
+
+
+def wait_for_completion(client: Arcade, auth: AuthorizationResponse) -> AuthorizationResponse:
+    # arcadepy's wait_for_completion loops until "completed", forever if the flow failed.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(client.auth.wait_for_completion, auth).result(WAIT_FOR_COMPLETION_S)
+
+
+def sha256_prefix(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def current_token(client: Arcade, user_id: str) -> str:
+    """The user's token, as a connected grant answers `/v1/auth/authorize` at once."""
+    auth = client.auth.start(user_id, provider="sandbox", scopes=["profile"])
+    assert auth.status == "completed", auth
+    assert auth.context is not None and auth.context.token, auth
+    return auth.context.token
+
+
+def fingerprint(client: Arcade, user_id: str) -> dict:
+    result = client.tools.execute(tool_name=FINGERPRINT, input={}, user_id=user_id)
+    assert result.success is True, result
+    assert result.output is not None and isinstance(result.output.value, dict), result
+    return result.output.value
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_tool_that_needs_a_grant_answers_403_with_the_authorization_url(
+        client: Arcade, gw: Gateway) -> None:
+    with pytest.raises(arcadepy.PermissionDeniedError) as raised:
+        client.tools.execute(tool_name=FINGERPRINT, input={}, user_id="not-connected-yet")
+    err = raised.value
+    assert err.status_code == 403
+    body = err.body if isinstance(err.body, dict) else err.response.json()
+    output = body.get("output") or {}
+    authorization = output.get("authorization") or {}
+    assert authorization.get("status") == "pending", body
+    assert str(authorization.get("url", "")).startswith(f"{gw.base_url}/v1/oauth/link/"), body
+    assert (output.get("error") or {}).get("kind") == "TOOL_REQUIREMENTS_NOT_MET", body
+
+
+def test_the_whole_flow_authorize_follow_the_link_wait_execute_carries_the_users_token(
+        client: Arcade, gw: Gateway) -> None:
+    auth = client.tools.authorize(tool_name=FINGERPRINT, user_id="alice")
+    assert auth.status == "pending", auth
+    assert auth.id and auth.url, auth
+
+    page = connect_sandbox_account(gw, auth.url, "alice-sandbox")
+    assert page.status_code == 200, page.text[:500]
+    assert "connected" in page.text.lower(), page.text[:500]
+
+    done = wait_for_completion(client, auth)
+    assert done.status == "completed", done
+    assert done.user_id in (None, "alice"), done
+
+    value = fingerprint(client, "alice")
+    assert value["user_id"] == "alice", value
+    assert value["token_sha256_prefix"] == sha256_prefix(current_token(client, "alice")), value
+
+
+def test_the_worker_calls_the_providers_api_as_that_user(client: Arcade) -> None:
+    # Connected by the previous test as sandbox user alice-sandbox.
+    result = client.tools.execute(tool_name=WHO_AM_I, input={}, user_id="alice")
+    assert result.success is True, result
+    assert result.output is not None and isinstance(result.output.value, dict), result
+    assert result.output.value.get("username") == "alice-sandbox", result.output.value
+
+
+def test_two_users_each_get_their_own_token(client: Arcade, gw: Gateway) -> None:
+    auth = client.auth.start("bob", provider="sandbox", scopes=["profile"])
+    assert auth.status == "pending", auth
+    assert connect_sandbox_account(gw, auth.url, "bob-sandbox").status_code == 200
+    assert wait_for_completion(client, auth).status == "completed"
+
+    tokens = {user: current_token(client, user) for user in ("alice", "bob")}
+    assert tokens["alice"] != tokens["bob"]
+    for user in ("alice", "bob", "alice", "bob", "bob", "alice"):
+        value = fingerprint(client, user)
+        assert value == {"user_id": user, "token_sha256_prefix": sha256_prefix(tokens[user])}
+
+
+def test_an_authorization_link_works_once(client: Arcade, gw: Gateway) -> None:
+    auth = client.auth.start("carol", provider="sandbox", scopes=["profile"])
+    assert auth.status == "pending" and auth.url, auth
+    with _browser() as browser:
+        first = browser.get(auth.url)
+        assert first.status_code == 303, first.text[:500]
+        again = browser.get(auth.url)
+        assert again.status_code == 400, (again.status_code, again.headers, again.text[:500])
+        assert "location" not in again.headers
+
+
+def test_denying_consent_fails_the_flow_and_the_tool_still_asks(client: Arcade,
+                                                                gw: Gateway) -> None:
+    auth = client.auth.start("dave", provider="sandbox", scopes=["profile"])
+    assert auth.status == "pending", auth
+    page = connect_sandbox_account(gw, auth.url, "dave-sandbox", decision="deny")
+    assert page.status_code >= 400 or "denied" in page.text.lower(), page.text[:500]
+
+    status = client.auth.status(id=auth.id, wait=5)
+    assert status.status == "failed", status
+    with pytest.raises(arcadepy.PermissionDeniedError):
+        client.tools.execute(tool_name=FINGERPRINT, input={}, user_id="dave")
+
+
+def test_no_token_is_stored_or_logged_in_plaintext(client: Arcade, gw: Gateway) -> None:
+    tokens = [current_token(client, user) for user in ("alice", "bob")]
+    db = b"".join(p.read_bytes() for p in gw.db_path.parent.glob(gw.db_path.name + "*"))
+    log = gw.proc.log()
+    for token in tokens:
+        assert token.encode() not in db
+        assert token not in log
+
+
+def test_the_cli_lists_the_sandbox_provider_and_the_users_connections(gw: Gateway) -> None:
+    providers = gw.cli("auth", "providers")
+    assert providers.returncode == 0, providers
+    assert "sandbox" in providers.stdout, providers.stdout
+    connections = gw.cli("auth", "connections", "--user", "bob")
+    assert connections.returncode == 0, connections
+    assert "bob" in connections.stdout and "alice" not in connections.stdout, connections.stdout
