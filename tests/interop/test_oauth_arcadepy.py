@@ -218,12 +218,29 @@ def test_denying_consent_fails_the_flow_and_the_tool_still_asks(client: Arcade,
     auth = client.auth.start("dave", provider="sandbox", scopes=["profile"])
     assert auth.status == "pending", auth
     page = connect_sandbox_account(gw, auth.url, "dave-sandbox", decision="deny")
-    assert page.status_code >= 400 or "denied" in page.text.lower(), page.text[:500]
+    assert page.status_code == 400, (page.status_code, page.text[:500])
+    assert "access_denied" in page.text, page.text[-800:]
 
     status = client.auth.status(id=auth.id, wait=5)
     assert status.status == "failed", status
+    with gw.http() as http:
+        raw = http.get("/v1/auth/status", params={"id": auth.id}).json()
+    assert "access_denied" in raw.get("status_reason", ""), raw
     with pytest.raises(arcadepy.PermissionDeniedError):
         client.tools.execute(tool_name=FINGERPRINT, input={}, user_id="dave")
+
+
+def test_a_replayed_callback_is_refused_and_changes_nothing(client: Arcade, gw: Gateway) -> None:
+    auth = client.auth.start("erin", provider="sandbox", scopes=["profile"])
+    page = connect_sandbox_account(gw, auth.url, "erin-sandbox")
+    assert page.status_code == 200, page.text[:500]
+    token = current_token(client, "erin")
+
+    with _browser() as browser:
+        replay = browser.get(str(page.url))
+    assert replay.status_code == 400, (replay.status_code, replay.text[:500])
+    assert current_token(client, "erin") == token
+    assert fingerprint(client, "erin")["token_sha256_prefix"] == sha256_prefix(token)
 
 
 def test_no_token_is_stored_or_logged_in_plaintext(client: Arcade, gw: Gateway) -> None:

@@ -175,6 +175,10 @@ def grants(events: list[dict[str, Any]], grant_type: str) -> list[dict[str, Any]
 # ---------------------------------------------------------------------------------------------
 
 
+def test_running_without_a_user_verifier_is_warned_about_at_start(gw: Gateway) -> None:
+    assert any("WARN" in line and "user_verifier" in line for line in gw.proc.log().splitlines())
+
+
 def test_the_provider_is_listed_without_its_secret(gw: Gateway,
                                                    oauth_mock_server: OAuthMockServer) -> None:
     with gw.http() as http:
@@ -188,7 +192,8 @@ def test_a_call_before_connecting_answers_403_with_an_authorization_url(
         client: Arcade, gw: Gateway) -> None:
     with pytest.raises(arcadepy.PermissionDeniedError) as raised:
         client.tools.execute(tool_name=FINGERPRINT, input={}, user_id="nobody")
-    body = raised.value.body if isinstance(raised.value.body, dict) else raised.value.response.json()
+    err = raised.value
+    body = err.body if isinstance(err.body, dict) else err.response.json()
     output = body.get("output") or {}
     assert (output.get("error") or {}).get("kind") == "TOOL_REQUIREMENTS_NOT_MET", body
     url = (output.get("authorization") or {}).get("url", "")

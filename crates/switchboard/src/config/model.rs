@@ -30,6 +30,18 @@ pub struct Config {
     pub worker_health_interval: Duration,
     /// `auth.*` settings other than providers.
     pub oauth: OAuthSettings,
+    /// MCP gateways (`gateways:`): named tool selections served at `/mcp/{slug}`.
+    pub gateways: Vec<GatewayConfig>,
+}
+
+/// One MCP gateway: `/mcp/{slug}` serves the tools named here (`Toolkit.Tool`) plus every
+/// tool of the toolkits named here. Both empty: every tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    pub slug: String,
+    pub description: Option<String>,
+    pub tools: Vec<String>,
+    pub toolkits: Vec<String>,
 }
 
 /// How authorization flows behave (`auth.user_verifier`, `auth.flow_ttl`, ...).
@@ -82,6 +94,12 @@ pub struct ApiConfig {
     pub idle_timeout: Duration,
     pub max_request_body_size: usize,
     pub cors: CorsConfig,
+    /// `Origin`s MCP requests may come from (`api.allowed_origins`). Empty: loopback
+    /// origins only. Requests without `Origin` (non-browser clients) are allowed.
+    pub allowed_origins: Vec<String>,
+    /// `Host` header values accepted on MCP endpoints (`api.allowed_hosts`), against DNS
+    /// rebinding. Empty: loopback names, the bind host and `public_url`'s host.
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +220,8 @@ impl Default for ApiConfig {
             idle_timeout: Duration::from_secs(30),
             max_request_body_size: 4 * 1024 * 1024,
             cors: CorsConfig::default(),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -45,6 +45,7 @@ pub fn defaults(data_dir: &Path) -> Config {
         builtin_toolkit: true,
         worker_health_interval: DEFAULT_HEALTH_INTERVAL,
         oauth: OAuthSettings::default(),
+        gateways: Vec::new(),
     }
 }
 
@@ -123,6 +124,7 @@ pub(super) fn resolve(
         DEFAULT_HEALTH_INTERVAL,
     );
     let secrets = secrets(&mut r, &root);
+    let gateways = gateways(&mut r, &root);
     let telemetry = telemetry(&mut r, &root, &empty);
     let execution_logging = execution_logging(&mut r, &root, &empty);
     cache(&mut r, &root);
@@ -166,6 +168,7 @@ pub(super) fn resolve(
         builtin_toolkit,
         worker_health_interval,
         oauth,
+        gateways,
     })
 }
 
@@ -188,7 +191,8 @@ fn top_level_keys(r: &mut Reader<'_>, root: &Map<'_>) {
     for key in root.keys() {
         match key {
             "$schema" | "api" | "http" | "auth" | "security" | "storage" | "cache"
-            | "telemetry" | "tools" | "workers" | "secrets" | "execution_logging" => {}
+            | "telemetry" | "tools" | "workers" | "secrets" | "execution_logging"
+            | "gateways" => {}
             "llm" => r.warn(
                 key,
                 "not served by Switchboard (no LLM endpoint); section ignored",
@@ -215,6 +219,8 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
             "write_timeout",
             "idle_timeout",
             "max_request_body_size",
+            "allowed_origins",
+            "allowed_hosts",
         ],
         &["rate_limit"],
     );
@@ -271,6 +277,8 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
         public_url,
         tls,
         cors,
+        allowed_origins: r.strings(&api, "allowed_origins"),
+        allowed_hosts: r.strings(&api, "allowed_hosts"),
     }
 }
 
@@ -692,6 +700,33 @@ fn oauth_settings(
             defaults.elicitation_timeout,
         ),
     }
+}
+
+/// `gateways: [{slug, description, tools: [...], toolkits: [...]}]`.
+fn gateways(r: &mut Reader<'_>, root: &Map<'_>) -> Vec<GatewayConfig> {
+    let mut out: Vec<GatewayConfig> = Vec::new();
+    for item in r.list(root, "gateways") {
+        r.check_keys(&item, &["slug", "description", "tools", "toolkits"], &[]);
+        let Some(slug) = r.text(&item, "slug", Unset::Error).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
+            r.error(item.child("slug"), "a gateway needs a slug");
+            continue;
+        };
+        if !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            r.error(item.child("slug"), format!("slug {slug:?} may use only letters, digits, '-' and '_'"));
+            continue;
+        }
+        if out.iter().any(|g| g.slug == slug) {
+            r.error(item.child("slug"), format!("duplicate gateway slug {slug:?}"));
+            continue;
+        }
+        out.push(GatewayConfig {
+            description: r.text(&item, "description", Unset::UseDefault),
+            tools: r.strings(&item, "tools"),
+            toolkits: r.strings(&item, "toolkits"),
+            slug,
+        });
+    }
+    out
 }
 
 /// Seed-style top-level `workers:` first, then `tools.directors[].workers[]`.

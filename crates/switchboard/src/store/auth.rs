@@ -222,3 +222,31 @@ impl From<FlowRow> for FlowRecord {
         }
     }
 }
+
+/// A bearer token bound to one user, for MCP clients (`switchboard users token create`).
+/// Only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserTokenRecord {
+    pub id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    /// The first characters, to recognise it in a list.
+    pub hint: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A legacy-era MCP session (2025-06-18 / 2025-11-25).
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpSessionRecord {
+    pub id: String,
+    pub user_id: String,
+    /// The gateway slug, or `None` for `/v1/mcps/{user}/mcp` (all tools).
+    pub gateway: Option<String>,
+    pub protocol_version: String,
+    /// The client's `initialize` capabilities and info, as JSON text.
+    pub client_json: String,
+    pub created_at_ms: i64,
+    pub last_seen_ms: i64,
+}

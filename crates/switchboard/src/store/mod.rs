@@ -253,6 +253,52 @@ pub trait Store: Send + Sync + 'static {
         create: bool,
     ) -> Result<(), StoreError>;
     async fn delete_stored_provider(&self, id: &str) -> Result<bool, StoreError>;
+
+    // --- User tokens (MCP clients acting for one user) ---------------------------------
+
+    async fn insert_user_token(&self, token: &UserTokenRecord) -> Result<(), StoreError> {
+        let _ = token;
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
+    /// The token with this hash if it is not revoked and not expired at `now_ms`.
+    async fn find_active_user_token(&self, token_hash: &str, now_ms: i64) -> Result<Option<UserTokenRecord>, StoreError> {
+        let _ = (token_hash, now_ms);
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
+    /// Newest first; all users when `user_id` is `None`.
+    async fn list_user_tokens(&self, user_id: Option<&str>) -> Result<Vec<UserTokenRecord>, StoreError> {
+        let _ = user_id;
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
+    async fn revoke_user_token(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let _ = (id, at_ms);
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
+
+    // --- MCP sessions (legacy era), so any replica can serve a session's next request --
+
+    async fn put_mcp_session(&self, session: &McpSessionRecord) -> Result<(), StoreError> {
+        let _ = session;
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
+    async fn get_mcp_session(&self, id: &str) -> Result<Option<McpSessionRecord>, StoreError> {
+        let _ = id;
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
+    /// Updates `last_seen_ms` (and nothing else); `false` if there is no such session.
+    async fn touch_mcp_session(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let _ = (id, now_ms);
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
+    async fn delete_mcp_session(&self, id: &str) -> Result<bool, StoreError> {
+        let _ = id;
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
+    /// Deletes sessions not seen since `before_ms`; returns how many.
+    async fn prune_mcp_sessions(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let _ = before_ms;
+        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
+    }
 }
 
 /// Opens the configured backend and applies its migrations. SQLite creates the file and
