@@ -1,7 +1,7 @@
 //! Phases (what one request is) and the closed-loop load generator that runs them.
 //!
-//! A later issue adds a scenario by adding a [`Phase`] to [`phases`]: e.g. a tool that
-//! needs an OAuth grant (baseline: the plain gateway execute), or MCP `tools/call`.
+//! A scenario is one more [`Phase`] in [`phases`]: e.g. the tool that needs an OAuth grant
+//! (baseline: the plain gateway execute), or later MCP `tools/call`.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -80,9 +80,19 @@ pub struct Phase {
 
 pub const GATEWAY_ECHO: &str = "gateway-echo";
 pub const DIRECT_ECHO: &str = "direct-echo";
+pub const GATEWAY_GRANT: &str = "gateway-grant";
+
+/// The user every gateway call is made for; its sandbox account is connected before the
+/// phases run.
+pub const BENCH_USER: &str = "bench";
 
 const EXECUTE_ECHO_BODY: &str =
     r#"{"tool_name":"Demo.Echo","input":{"message":"hi"},"user_id":"bench"}"#;
+/// `Demo.TokenFingerprint` needs the user's sandbox grant: the gateway reads the connection,
+/// opens the token from the vault and puts it in the worker request; the worker hashes it
+/// locally (no upstream call), so the difference to `Demo.Echo` is the grant's cost.
+const EXECUTE_GRANT_BODY: &str =
+    r#"{"tool_name":"Demo.TokenFingerprint","input":{},"user_id":"bench"}"#;
 const INVOKE_ECHO_BODY: &str = r#"{"tool":{"name":"Echo","toolkit":"Demo"},"inputs":{"message":"hi"},"context":{"user_id":"bench"}}"#;
 
 /// Every phase, in the order they run within a round.
@@ -100,6 +110,20 @@ pub fn phases() -> Vec<Phase> {
                     .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
                     .header(CONTENT_TYPE, "application/json")
                     .body(EXECUTE_ECHO_BODY))
+            },
+        },
+        Phase {
+            id: GATEWAY_GRANT,
+            label: "gateway: REST execute Demo.TokenFingerprint (grant)",
+            target: Target::Gateway,
+            baseline: Some(GATEWAY_ECHO),
+            request: |env| {
+                Ok(env
+                    .client
+                    .post(format!("{}/v1/tools/execute", env.gateway_url))
+                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(EXECUTE_GRANT_BODY))
             },
         },
         Phase {

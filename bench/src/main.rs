@@ -113,9 +113,15 @@ async fn bench(
     let clk_tck = procs::clock_ticks_per_sec();
     let secret = random_hex();
 
+    let root_key = random_hex();
+    // Chosen first: the worker's `Demo.TokenFingerprint`/`WhoAmI` need the sandbox API's
+    // address, which lives on the gateway.
+    let port = free_port()?;
+
     eprintln!("starting demo-worker…");
     let mut cmd = Command::new(worker_bin);
-    cmd.args(["--host", "127.0.0.1", "--port", "0"])
+    cmd.args(["--host", "127.0.0.1", "--port", "0", "--api-base-url"])
+        .arg(format!("http://127.0.0.1:{port}/sandbox/api"))
         .env("ARCADE_WORKER_SECRET", &secret)
         .env("RUST_LOG", "warn");
     let mut worker = Proc::spawn("demo-worker", cmd, dir.join("worker.log"))?;
@@ -124,21 +130,21 @@ async fn bench(
         .trim_end_matches('/')
         .to_owned();
 
-    let port = free_port()?;
     let config = dir.join("engine.yaml");
     let mut yaml = gateway_config(port, dir, &worker_url);
     if args.no_execution_log {
         yaml.push_str("execution_logging:\n  enabled: false\n");
     }
     std::fs::write(&config, yaml).with_context(|| format!("writing {}", config.display()))?;
-    let api_key = create_key(gateway_bin, &config, &secret)?;
+    let api_key = create_key(gateway_bin, &config, &secret, &root_key)?;
 
     eprintln!("starting the gateway…");
     let mut cmd = Command::new(gateway_bin);
     cmd.arg("serve")
         .arg("--config")
         .arg(&config)
-        .env("BENCH_WORKER_SECRET", &secret);
+        .env("BENCH_WORKER_SECRET", &secret)
+        .env("BENCH_ROOT_KEY", &root_key);
     cmd.envs(args.gateway_env.iter().map(|(k, v)| (k, v)));
     let mut gateway = Proc::spawn("switchboard", cmd, dir.join("gateway.log"))?;
     let gateway_url = format!("http://127.0.0.1:{port}");
@@ -150,6 +156,10 @@ async fn bench(
         .build()
         .context("building the HTTP client")?;
     wait_ready(&client, &mut gateway, &gateway_url, &api_key).await?;
+    eprintln!("connecting the bench user's sandbox account…");
+    connect_sandbox_user(&gateway_url, &api_key, load::BENCH_USER)
+        .await
+        .with_context(|| format!("gateway log:\n{}", procs::log_tail(&gateway.log)))?;
 
     let env = Arc::new(Env::new(client, gateway_url, worker_url, api_key, secret));
     let phases = load::phases();
@@ -272,12 +282,18 @@ async fn measure(
     Ok((batch, cpu))
 }
 
-/// The gateway's engine.yaml. The worker secret comes from the environment so it is not
-/// written to disk.
+/// The gateway's engine.yaml. The worker secret and root key come from the environment so
+/// they are not written to disk. Dev mode, because the sandbox OAuth server (the grant
+/// phase's provider) only runs there; every request still carries the API key, which dev
+/// mode checks like any other. The sandbox token lives 24 h so no refresh happens mid-run.
 fn gateway_config(port: u16, dir: &Path, worker_url: &str) -> String {
     format!(
-        "api:\n  host: 127.0.0.1\n  port: {port}\n  development: false\n\
+        "api:\n  host: 127.0.0.1\n  port: {port}\n  development: true\n  \
+         public_url: http://127.0.0.1:{port}\n\
          storage:\n  sqlite:\n    path: {db}\n\
+         security:\n  root_keys:\n    - {{id: bench, default: true, value: \"${{env:BENCH_ROOT_KEY}}\"}}\n\
+         auth:\n  providers:\n    - {{id: sandbox, type: oauth2, provider_id: sandbox, \
+         client_id: sandbox-client, token_lifetime: 24h}}\n\
          telemetry:\n  logging:\n    level: warn\n    encoding: text\n\
          workers:\n  - id: demo\n    enabled: true\n    http:\n      uri: \"{worker_url}\"\n      \
          secret: ${{env:BENCH_WORKER_SECRET}}\n      timeout: 30s\n      retry: 1\n",
@@ -286,11 +302,17 @@ fn gateway_config(port: u16, dir: &Path, worker_url: &str) -> String {
 }
 
 /// `switchboard keys create`: the key is alone on the last line of stdout.
-fn create_key(gateway_bin: &Path, config: &Path, secret: &str) -> anyhow::Result<String> {
+fn create_key(
+    gateway_bin: &Path,
+    config: &Path,
+    secret: &str,
+    root_key: &str,
+) -> anyhow::Result<String> {
     let out = Command::new(gateway_bin)
         .args(["keys", "create", "--name", "bench", "--config"])
         .arg(config)
         .env("BENCH_WORKER_SECRET", secret)
+        .env("BENCH_ROOT_KEY", root_key)
         .output()
         .context("running switchboard keys create")?;
     if !out.status.success() {
@@ -346,6 +368,88 @@ async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Connects `user`'s sandbox account through the real flow, playing the browser:
+/// `POST /v1/auth/authorize` → the short link (303 to the sandbox) → the consent page →
+/// the consent form with Allow (303 to the callback) → `/v1/oauth/callback`.
+async fn connect_sandbox_user(gateway_url: &str, key: &str, user: &str) -> anyhow::Result<()> {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("building the browser client")?;
+    let res = browser
+        .post(format!("{gateway_url}/v1/auth/authorize"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({
+            "auth_requirement": {"provider_id": "sandbox", "oauth2": {"scopes": ["profile"]}},
+            "user_id": user,
+        }))
+        .send()
+        .await
+        .context("POST /v1/auth/authorize")?;
+    let status = res.status();
+    let flow: serde_json::Value = res.json().await.context("authorize reply")?;
+    if !status.is_success() {
+        bail!("POST /v1/auth/authorize answered {status}: {flow}");
+    }
+    if flow["status"] == "completed" {
+        return Ok(());
+    }
+    let link = flow["url"]
+        .as_str()
+        .context("the authorize reply has no url")?;
+    let consent = redirect_target(&browser.get(link).send().await?, "the short link")?;
+
+    let res = browser.get(consent.clone()).send().await?;
+    if !res.status().is_success() {
+        bail!("the consent page answered {}", res.status());
+    }
+    // The form's hidden fields are the authorize request's parameters, as a browser sends them.
+    let mut form: Vec<(String, String)> = consent.query_pairs().into_owned().collect();
+    form.push(("username".into(), "bench".into()));
+    form.push(("decision".into(), "allow".into()));
+    let mut action = consent.clone();
+    action.set_query(None);
+    let res = browser.post(action).form(&form).send().await?;
+    let callback = redirect_target(&res, "the consent form")?;
+
+    let res = browser.get(callback).send().await?;
+    if !res.status().is_success() {
+        bail!("the OAuth callback answered {}", res.status());
+    }
+    let id = flow["id"]
+        .as_str()
+        .context("the authorize reply has no id")?;
+    let done: serde_json::Value = browser
+        .get(format!("{gateway_url}/v1/auth/status"))
+        .query(&[("id", id), ("wait", "5")])
+        .bearer_auth(key)
+        .send()
+        .await?
+        .json()
+        .await
+        .context("auth status reply")?;
+    if done["status"] != "completed" {
+        bail!("the flow did not complete: {done}");
+    }
+    Ok(())
+}
+
+/// The `Location` of a 3xx answer, resolved against the request URL.
+fn redirect_target(res: &reqwest::Response, what: &str) -> anyhow::Result<reqwest::Url> {
+    if !res.status().is_redirection() {
+        bail!("{what} answered {} instead of a redirect", res.status());
+    }
+    let location = res
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .with_context(|| format!("{what} redirected without a Location"))?;
+    res.url()
+        .join(location)
+        .with_context(|| format!("{what} redirected to a bad URL"))
 }
 
 /// A free loopback port (released just before the gateway binds it).

@@ -3,13 +3,15 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::load::{DIRECT_ECHO, GATEWAY_ECHO, Phase, Target};
+use crate::load::{DIRECT_ECHO, GATEWAY_ECHO, GATEWAY_GRANT, Phase, Target};
 use crate::procs::Machine;
 
 /// Targets from the issue.
 const CPU_TARGET_US: f64 = 50.0;
 const ADDED_P99_TARGET_US: f64 = 1000.0;
 const ADDED_P99_CONCURRENCY: usize = 16;
+/// Gateway CPU a grant (connection read, vault open, token in the request) may add per call.
+const GRANT_TARGET_US: f64 = 15.0;
 
 /// CPU ticks of each process over a phase's measured requests.
 #[derive(Default, Clone, Copy)]
@@ -187,6 +189,33 @@ impl Report<'_> {
             );
         }
 
+        let grant_rows: Vec<(usize, &PhaseResult, &PhaseResult)> = self
+            .concurrencies()
+            .into_iter()
+            .filter_map(|c| Some((c, self.find(GATEWAY_GRANT, c)?, self.find(GATEWAY_ECHO, c)?)))
+            .collect();
+        if !grant_rows.is_empty() {
+            let _ = writeln!(out, "\n### Grant cost (same run)\n");
+            let _ = writeln!(
+                out,
+                "| Concurrency | Gateway CPU with grant (µs/call) | without (µs/call) \
+                 | Added by the grant (µs/call) | Worker CPU added (µs/call) |"
+            );
+            let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+            for (c, g, e) in &grant_rows {
+                let with = g.per_call_us(g.cpu.gateway, hz);
+                let without = e.per_call_us(e.cpu.gateway, hz);
+                // Each side is ± one tick over its calls; the difference carries both.
+                let tick = g.per_call_us(1, hz) + e.per_call_us(1, hz);
+                let _ = writeln!(
+                    out,
+                    "| {c} | {with:.1} | {without:.1} | {:.1} ± {tick:.1} | {:.1} |",
+                    with - without,
+                    g.per_call_us(g.cpu.worker, hz) - e.per_call_us(e.cpu.worker, hz),
+                );
+            }
+        }
+
         let _ = writeln!(out, "\n### Targets\n");
         let _ = writeln!(out, "| Target | Concurrency | Measured | Verdict |");
         let _ = writeln!(out, "|---|---:|---:|---|");
@@ -213,6 +242,15 @@ impl Report<'_> {
             );
         }
 
+        for (c, g, e) in &grant_rows {
+            let added = g.per_call_us(g.cpu.gateway, hz) - e.per_call_us(e.cpu.gateway, hz);
+            let _ = writeln!(
+                out,
+                "| Grant adds ≤ {GRANT_TARGET_US:.0} µs gateway CPU per call | {c} | {added:.1} µs | {} |",
+                verdict(added <= GRANT_TARGET_US)
+            );
+        }
+
         let rss = |k: Option<u64>| {
             k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
                 .unwrap_or_else(|| "unknown".into())
@@ -226,8 +264,8 @@ impl Report<'_> {
         let _ = writeln!(
             out,
             "\nNotes: closed loop, one reqwest client with keep-alive for every phase; each \
-             phase warmed up, then measured in {} rounds whose order alternates (gateway, \
-             direct; direct, gateway); figures merge the rounds. Added latency is a \
+             phase warmed up, then measured in {} rounds whose phase order alternates \
+             (forward, reversed); figures merge the rounds. Added latency is a \
              difference of percentiles. CPU is utime+stime from /proc/PID/stat at \
              {hz} ticks/s, hence the ± (one tick over the calls).",
             self.rounds

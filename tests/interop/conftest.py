@@ -20,8 +20,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -552,3 +554,117 @@ def oauth_mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAut
     server = start_oauth_mock_server(tmp_path_factory.mktemp("oauth-mock"))
     yield server
     stop_process(server.proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# MCP: the gateway's MCP endpoints, Node 22 with the official conformance suite
+# (tests/interop/node22), the TypeScript SDK client (tests/interop/ts_client), and a browser
+# that completes the sandbox provider's consent
+# ---------------------------------------------------------------------------------------------
+
+NODE22_DIR = Path(__file__).resolve().parent / "node22"
+TS_CLIENT_DIR = Path(__file__).resolve().parent / "ts_client"
+
+
+def ensure_npm_ci(directory: Path) -> None:
+    """`npm ci` in `directory` unless scripts/test (or an earlier run) installed this very
+    package-lock.json (same stamp file as scripts/test writes)."""
+    stamp = directory / "node_modules" / ".package-lock.sha256"
+    want = hashlib.sha256((directory / "package-lock.json").read_bytes()).hexdigest()
+    try:
+        if stamp.read_text().strip() == want:
+            return
+    except OSError:
+        pass
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail(f"npm is not on PATH; run `npm ci --prefix {directory}`")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefix", str(directory)],
+                   check=True, stdin=subprocess.DEVNULL, timeout=600)
+    stamp.write_text(want + "\n")
+
+
+def node22_env() -> dict[str, str]:
+    """The environment with Node 22 (npm package `node@22`) first on PATH: the conformance
+    suite imports `fs.globSync`, which older Node lacks."""
+    ensure_npm_ci(NODE22_DIR)
+    bin_dir = NODE22_DIR / "node_modules" / "node" / "bin"
+    if not (bin_dir / "node").is_file():
+        pytest.fail(f"{bin_dir / 'node'} is missing after `npm ci --prefix {NODE22_DIR}`")
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def mcp_url(gw: Gateway, user_id: str) -> str:
+    return f"{gw.base_url}/v1/mcps/{user_id}/mcp"
+
+
+@pytest.fixture(scope="module")
+def mcp_gateway(gateway_factory, binaries: Binaries,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A dev-mode gateway (loopback callers need no credential; the sandbox OAuth provider is
+    mounted) with the TDK example worker, whose WhoAmI calls the sandbox's API as the user."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    worker = start_demo_worker(binaries, tmp_path_factory.mktemp("demo-worker-mcp"),
+                               api_base_url=f"{base}/sandbox/api")
+    gateway = gateway_factory(
+        [worker.engine_entry()],
+        extra_config={"api": {"development": True, "public_url": base}},
+        port=port,
+    )
+    gateway.wait_for_tools("Demo.Echo", "Demo.WhoAmI")
+    yield gateway
+    stop_process(worker.proc)
+
+
+class _ConsentFormParser(HTMLParser):
+    """The first form's action and inputs (name → value), and its buttons (name, value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self.buttons: list[tuple[str, str]] = []
+        self._in_form = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and self.action is None:
+            self.action = a.get("action", "")
+            self._in_form = True
+        elif self._in_form and tag == "input" and a.get("name"):
+            self.fields[a["name"]] = a.get("value", "")
+        elif self._in_form and tag == "button" and a.get("name"):
+            self.buttons.append((a["name"], a.get("value", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+
+
+def complete_sandbox_consent(gw: Gateway, url: str, username: str,
+                             decision: str = "allow") -> httpx.Response:
+    """Plays the user's browser on an authorization link the gateway handed out: the link,
+    the sandbox's consent page (Allow or Deny as `username`), the callback. Each redirect is
+    followed by hand so every hop is checked; returns the callback's page."""
+
+    def redirect(resp: httpx.Response) -> str:
+        assert resp.status_code in (302, 303), (resp.status_code, resp.text[:500])
+        location = resp.headers.get("location")
+        assert location, resp.headers
+        return urljoin(str(resp.url), location)
+
+    assert url.startswith(f"{gw.base_url}/v1/oauth/link/"), url
+    # A browser carries no API key.
+    with httpx.Client(follow_redirects=False, timeout=30.0) as browser:
+        authorize_url = redirect(browser.get(url))
+        assert authorize_url.startswith(f"{gw.base_url}/sandbox/oauth/authorize?"), authorize_url
+        consent = browser.get(authorize_url)
+        assert consent.status_code == 200, consent.text[:500]
+        form = _ConsentFormParser()
+        form.feed(consent.text)
+        assert form.action is not None, consent.text[:1000]
+        fields = {**form.fields, "username": username, "decision": decision}
+        callback_url = redirect(browser.post(urljoin(authorize_url, form.action), data=fields))
+        assert callback_url.startswith(f"{gw.base_url}/v1/oauth/callback?"), callback_url
+        return browser.get(callback_url)

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod exec;
 pub mod identity;
+pub mod mcp;
 pub mod oauth;
 pub mod sandbox;
 pub mod server;

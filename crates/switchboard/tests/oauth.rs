@@ -492,7 +492,8 @@ async fn hundred_concurrent_executes_with_an_expired_token_cause_exactly_one_ref
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_is_single_flight_across_two_replicas() {
     with_postgres(|pg_url| async move {
-        let (env, b) = two_replicas(&pg_url, RefreshMode::Normal).await;
+        // A slow provider: replica B's callers meet A's lease, not a finished refresh.
+        let (env, b) = two_replicas(&pg_url, RefreshMode::Slow(Duration::from_millis(300))).await;
         env.fake.set_expires_in(1);
         connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
         let before = stored(&env.gw, "alice").await;
@@ -945,6 +946,36 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     }
 }
 
+thread_local! {
+    static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Captures every log line at TRACE written on this thread from now on. One global
+/// subscriber whose filter asks the thread: a scoped (`set_default`) subscriber can miss
+/// events whose callsite interest another test's thread cached first.
+fn capture_logs_on_this_thread() -> LogBuffer {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    let logs = LOGS
+        .get_or_init(|| {
+            let logs = LogBuffer::default();
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(logs.clone())
+                .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+                    CAPTURING.with(std::cell::Cell::get)
+                }))
+                .with_filter(tracing_subscriber::filter::LevelFilter::TRACE);
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                .expect("no other global subscriber in this test binary");
+            logs
+        })
+        .clone();
+    CAPTURING.with(|c| c.set(true));
+    logs
+}
+
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -965,23 +996,17 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 // Current-thread runtime: the gateway, worker and provider all run on this thread, so
-// the thread-local subscriber sees every log line they write.
+// the capture sees every log line they write.
 #[tokio::test]
 async fn tokens_never_reach_the_database_file_logs_or_results() {
-    let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = capture_logs_on_this_thread();
 
     let env = env(always_expiring).await;
     env.fake.set_mode(RefreshMode::Rotate);
     env.fake.set_expires_in(1);
     let mut bodies = Vec::new();
     connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-    // A refresh ahead of expiry, a refresh after a 401, a replayed callback, a failure.
+    // A refresh ahead of expiry, a refresh after a 401, a refused refresh.
     env.fake.set_expires_in(86_400);
     bodies.push(me_ok(&env, "alice", ALICE_AT_FAKE).await);
     env.fake.invalidate_access_tokens(ALICE_AT_FAKE);
@@ -1051,11 +1076,11 @@ async fn deleting_a_user_destroys_their_key_and_connections() {
     assert_eq!(status, 204);
     assert!(connections(gw, Some("alice")).await.is_empty());
     assert!(gw.store.get_user_key("alice").await.unwrap().is_none());
+    let (status, _) = call(gw, Method::DELETE, "/v1/admin/users/alice", None).await;
+    assert_eq!(status, 404, "nothing of alice's is left");
     let (status, body) = run(gw, "Acct.Me", "alice").await;
     assert_eq!(status, 403, "{body}");
     assert!(body["output"]["authorization"]["url"].is_string());
-    let (status, _) = call(gw, Method::DELETE, "/v1/admin/users/alice", None).await;
-    assert_eq!(status, 404);
     // Others keep theirs.
     me_ok(&env, "bob", BOB_AT_FAKE).await;
 
@@ -1189,4 +1214,125 @@ async fn admin_connection_delete_revokes_at_the_provider_and_provider_crud_works
         message.contains("'fake'") && message.contains("config"),
         "{message}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_401s_cause_exactly_one_refresh() {
+    let env = env(|_| {}).await;
+    env.fake
+        .set_mode(RefreshMode::Slow(Duration::from_millis(200)));
+    connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
+    let before = stored(&env.gw, "alice").await;
+    env.fake.invalidate_access_tokens(ALICE_AT_FAKE);
+
+    let results = concurrent_me(std::slice::from_ref(&env.gw), "alice", 100).await;
+
+    assert_eq!(
+        env.fake.refreshes(),
+        1,
+        "every refused call reused one refresh"
+    );
+    assert_all_carry(
+        &results,
+        &env.fake.latest_access_token(ALICE_AT_FAKE).unwrap(),
+    );
+    let after = stored(&env.gw, "alice").await;
+    assert_eq!(after.status, "active");
+    assert_eq!(after.version, before.version + 1);
+}
+
+#[tokio::test]
+async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
+    let env = env(always_expiring).await;
+    env.fake.set_mode(RefreshMode::OmitRefreshToken);
+    env.fake.set_expires_in(1);
+    connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
+    let original = stored_refresh_token(env.gw.store.as_ref(), "alice").await;
+    assert!(original.is_some());
+    env.fake.set_expires_in(86_400);
+
+    me_ok(&env, "alice", ALICE_AT_FAKE).await;
+    assert_eq!(env.fake.refreshes(), 1);
+    assert_eq!(
+        stored_refresh_token(env.gw.store.as_ref(), "alice").await,
+        original,
+        "the refresh token is kept"
+    );
+    // And it still works.
+    env.fake.invalidate_access_tokens(ALICE_AT_FAKE);
+    me_ok(&env, "alice", ALICE_AT_FAKE).await;
+    assert_eq!(env.fake.refreshes(), 2);
+    assert_eq!(stored(&env.gw, "alice").await.status, "active");
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_its_timeout_fails_retryably_and_keeps_tokens() {
+    let env = env(always_expiring).await;
+    env.fake.set_expires_in(1);
+    connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
+    let before = stored(&env.gw, "alice").await;
+    // Past the provider timeout (10 s).
+    env.fake
+        .set_mode(RefreshMode::Slow(Duration::from_secs(12)));
+
+    let (status, body) = run(&env.gw, "Acct.Me", "alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(
+        body["output"]["error"]["kind"],
+        error_kind::UPSTREAM_RUNTIME_SERVER_ERROR,
+        "{body}"
+    );
+    assert_eq!(body["output"]["error"]["can_retry"], true);
+    assert_eq!(stored(&env.gw, "alice").await, before, "tokens kept");
+}
+
+/// A token the upstream refuses, whose refresh the provider refuses too: the user must
+/// re-authorize, and this very call should say so as every other "requirements not met"
+/// answer does (HTTP 403, `output.authorization` with the URL), so arcadepy and
+/// arcadejs clients can run their authorize-then-retry flow.
+#[tokio::test]
+async fn a_refused_token_whose_refresh_is_refused_answers_with_an_authorization() {
+    let env = env(|_| {}).await;
+    connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
+    env.fake.set_mode(RefreshMode::InvalidGrant);
+    env.fake.invalidate_access_tokens(ALICE_AT_FAKE);
+
+    let (status, body) = run(&env.gw, "Acct.Me", "alice").await;
+    assert_eq!(env.fake.refreshes(), 1);
+    assert_eq!(
+        body["output"]["error"]["kind"],
+        error_kind::TOOL_REQUIREMENTS_NOT_MET,
+        "{body}"
+    );
+    let conns = connections(&env.gw, Some("alice")).await;
+    assert_eq!(conns[0]["connection_status"], "needs_reauthorization");
+    assert!(
+        body["output"]["authorization"]["url"].is_string(),
+        "the authorization is in output.authorization: {body}"
+    );
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test]
+async fn a_completed_flow_redirects_to_next_uri() {
+    let env = env(|_| {}).await;
+    let (status, auth) = call(
+        &env.gw,
+        Method::POST,
+        "/v1/auth/authorize",
+        Some(json!({
+            "auth_requirement": {"provider_id": "fake", "oauth2": {"scopes": ["read"]}},
+            "user_id": "alice",
+            "next_uri": "https://app.example.test/done?x=1",
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{auth}");
+    let provider_url = open_link(auth["url"].as_str().unwrap()).await;
+    let approval = env.fake.approve(&provider_url, ALICE_AT_FAKE);
+    let (status, _, location) = browse(&approval.callback_url()).await;
+    assert_eq!(status, 303);
+    assert_eq!(location.unwrap(), "https://app.example.test/done?x=1");
+    me_ok(&env, "alice", ALICE_AT_FAKE).await;
 }

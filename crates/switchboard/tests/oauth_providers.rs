@@ -372,7 +372,7 @@ async fn revoke(
         "slack" => json_answer(StatusCode::OK, json!({"ok": true, "revoked": true})),
         "github" => {
             if header(&headers, header::AUTHORIZATION).as_deref() == Some(basic().as_str())
-                && p.get("access_token").is_some()
+                && p.contains_key("access_token")
             {
                 StatusCode::NO_CONTENT.into_response()
             } else {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use sqlx::{Connection, PgConnection};
 use switchboard::store::{
     ApiKeyRecord, ConnectionFilter, ConnectionRecord, ExecutionFilter, ExecutionRecord, FlowRecord,
-    PostgresStore, SqliteStore, Store, StoreError, StoredProviderRecord, TokenUpdate,
-    UserKeyRecord, redact_url,
+    McpSessionRecord, PostgresStore, SqliteStore, Store, StoreError, StoredProviderRecord,
+    TokenUpdate, UserKeyRecord, UserTokenRecord, redact_url,
 };
 
 const PG_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
@@ -181,6 +181,13 @@ behaviours!(
     the_connection_list_limit_defaults_to_100_and_caps_at_1000,
     stored_providers_are_created_read_updated_and_deleted_and_a_duplicate_create_conflicts,
     oauth_rows_survive_a_reopen,
+    user_tokens_are_found_by_hash_until_revoked_or_expired,
+    user_tokens_are_listed_newest_first_for_one_user_or_all,
+    a_duplicate_user_token_hash_is_a_conflict,
+    mcp_sessions_are_put_read_touched_deleted_and_pruned,
+    putting_an_existing_mcp_session_replaces_it_but_keeps_its_creation_time,
+    deleting_a_user_removes_their_user_tokens_and_mcp_sessions_too,
+    user_tokens_and_mcp_sessions_survive_a_reopen,
 );
 
 fn key(id: &str, name: &str, created_at_ms: i64) -> ApiKeyRecord {
@@ -1446,4 +1453,240 @@ async fn oauth_rows_survive_a_reopen(b: Backend) {
         Some(flow("f1", "alice", "google", 100))
     );
     assert_eq!(again.list_stored_providers().await.unwrap().len(), 1);
+}
+
+// --- User tokens and MCP sessions --------------------------------------------------------
+
+fn user_token(
+    id: &str,
+    user: &str,
+    created_at_ms: i64,
+    expires_at_ms: Option<i64>,
+) -> UserTokenRecord {
+    UserTokenRecord {
+        id: id.into(),
+        user_id: user.into(),
+        token_hash: format!("hash-{id}"),
+        hint: "sbu_abcd…".into(),
+        created_at_ms,
+        expires_at_ms,
+        revoked_at_ms: None,
+    }
+}
+
+fn session(id: &str, user: &str, gateway: Option<&str>, last_seen_ms: i64) -> McpSessionRecord {
+    McpSessionRecord {
+        id: id.into(),
+        user_id: user.into(),
+        gateway: gateway.map(Into::into),
+        protocol_version: "2025-11-25".into(),
+        client_json: r#"{"capabilities":{},"clientInfo":{"name":"t","version":"1"}}"#.into(),
+        created_at_ms: 1,
+        last_seen_ms,
+    }
+}
+
+async fn user_tokens_are_found_by_hash_until_revoked_or_expired(b: Backend) {
+    let store = b.store;
+    store
+        .insert_user_token(&user_token("t1", "alice", 10, None))
+        .await
+        .unwrap();
+    store
+        .insert_user_token(&user_token("t2", "bob", 10, Some(1_000)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .find_active_user_token("hash-t1", 5_000)
+            .await
+            .unwrap(),
+        Some(user_token("t1", "alice", 10, None))
+    );
+    assert_eq!(store.find_active_user_token("nope", 0).await.unwrap(), None);
+    // Valid before its expiry, refused at and after it.
+    assert!(
+        store
+            .find_active_user_token("hash-t2", 999)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .find_active_user_token("hash-t2", 1_000)
+            .await
+            .unwrap(),
+        None
+    );
+
+    assert!(store.revoke_user_token("t1", 20).await.unwrap());
+    assert!(!store.revoke_user_token("t1", 30).await.unwrap());
+    assert!(!store.revoke_user_token("unknown", 30).await.unwrap());
+    assert_eq!(
+        store.find_active_user_token("hash-t1", 40).await.unwrap(),
+        None
+    );
+    let listed = store.list_user_tokens(Some("alice")).await.unwrap();
+    assert_eq!(listed[0].revoked_at_ms, Some(20));
+}
+
+async fn user_tokens_are_listed_newest_first_for_one_user_or_all(b: Backend) {
+    let store = b.store;
+    for (id, user, at) in [("a1", "alice", 1), ("b1", "bob", 2), ("a2", "alice", 3)] {
+        store
+            .insert_user_token(&user_token(id, user, at, None))
+            .await
+            .unwrap();
+    }
+    let ids = |v: Vec<UserTokenRecord>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_user_tokens(None).await.unwrap()),
+        ["a2", "b1", "a1"]
+    );
+    assert_eq!(
+        ids(store.list_user_tokens(Some("alice")).await.unwrap()),
+        ["a2", "a1"]
+    );
+    assert!(
+        store
+            .list_user_tokens(Some("carol"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_duplicate_user_token_hash_is_a_conflict(b: Backend) {
+    b.store
+        .insert_user_token(&user_token("t1", "alice", 1, None))
+        .await
+        .unwrap();
+    let twin = UserTokenRecord {
+        id: "t2".into(),
+        ..user_token("t1", "bob", 2, None)
+    };
+    let err = b.store.insert_user_token(&twin).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref f) if f == "user token"),
+        "{err:?}"
+    );
+}
+
+async fn mcp_sessions_are_put_read_touched_deleted_and_pruned(b: Backend) {
+    let store = b.store;
+    store
+        .put_mcp_session(&session("s1", "alice", None, 100))
+        .await
+        .unwrap();
+    store
+        .put_mcp_session(&session("s2", "bob", Some("sales"), 200))
+        .await
+        .unwrap();
+    store
+        .put_mcp_session(&session("s3", "bob", None, 300))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.get_mcp_session("s2").await.unwrap(),
+        Some(session("s2", "bob", Some("sales"), 200))
+    );
+    assert_eq!(store.get_mcp_session("nope").await.unwrap(), None);
+
+    // A touch moves last_seen and nothing else.
+    assert!(store.touch_mcp_session("s1", 400).await.unwrap());
+    assert!(!store.touch_mcp_session("nope", 400).await.unwrap());
+    assert_eq!(
+        store.get_mcp_session("s1").await.unwrap(),
+        Some(session("s1", "alice", None, 400))
+    );
+
+    // Pruning drops sessions last seen strictly before the cut-off.
+    assert_eq!(store.prune_mcp_sessions(300).await.unwrap(), 1);
+    assert_eq!(store.get_mcp_session("s2").await.unwrap(), None);
+    assert!(store.get_mcp_session("s3").await.unwrap().is_some());
+    assert_eq!(store.prune_mcp_sessions(300).await.unwrap(), 0);
+
+    assert!(store.delete_mcp_session("s3").await.unwrap());
+    assert!(!store.delete_mcp_session("s3").await.unwrap());
+    assert!(store.get_mcp_session("s1").await.unwrap().is_some());
+}
+
+async fn putting_an_existing_mcp_session_replaces_it_but_keeps_its_creation_time(b: Backend) {
+    b.store
+        .put_mcp_session(&session("s1", "alice", None, 100))
+        .await
+        .unwrap();
+    let replacement = McpSessionRecord {
+        protocol_version: "2025-06-18".into(),
+        client_json: "{}".into(),
+        created_at_ms: 999,
+        ..session("s1", "alice", Some("sales"), 500)
+    };
+    b.store.put_mcp_session(&replacement).await.unwrap();
+    assert_eq!(
+        b.store.get_mcp_session("s1").await.unwrap(),
+        Some(McpSessionRecord {
+            created_at_ms: 1,
+            ..replacement
+        })
+    );
+}
+
+async fn deleting_a_user_removes_their_user_tokens_and_mcp_sessions_too(b: Backend) {
+    let store = b.store;
+    store
+        .insert_user_token(&user_token("ta", "alice", 1, None))
+        .await
+        .unwrap();
+    store
+        .insert_user_token(&user_token("tb", "bob", 1, None))
+        .await
+        .unwrap();
+    store
+        .put_mcp_session(&session("sa", "alice", None, 1))
+        .await
+        .unwrap();
+    store
+        .put_mcp_session(&session("sb", "bob", None, 1))
+        .await
+        .unwrap();
+
+    // Tokens alone are enough for the user to count as existing.
+    assert!(store.delete_user("alice").await.unwrap());
+    assert_eq!(
+        store.find_active_user_token("hash-ta", 2).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_mcp_session("sa").await.unwrap(), None);
+    assert!(
+        store
+            .find_active_user_token("hash-tb", 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.get_mcp_session("sb").await.unwrap().is_some());
+}
+
+async fn user_tokens_and_mcp_sessions_survive_a_reopen(b: Backend) {
+    b.store
+        .insert_user_token(&user_token("t1", "alice", 1, Some(10_000)))
+        .await
+        .unwrap();
+    b.store
+        .put_mcp_session(&session("s1", "alice", None, 5))
+        .await
+        .unwrap();
+    let again = b.reopen().await;
+    assert_eq!(
+        again.find_active_user_token("hash-t1", 2).await.unwrap(),
+        Some(user_token("t1", "alice", 1, Some(10_000)))
+    );
+    assert_eq!(
+        again.get_mcp_session("s1").await.unwrap(),
+        Some(session("s1", "alice", None, 5))
+    );
 }

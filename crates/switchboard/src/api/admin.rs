@@ -1,9 +1,11 @@
 //! `/v1/admin/user_connections`, `/v1/admin/auth_providers`, `/v1/admin/users/{id}`
-//! (`reference/arcade-api.md` §1). Admin routes need an API key.
+//! (`reference/arcade-api.md` §1), and `/v1/admin/users/{id}/tokens` (Switchboard's own:
+//! user tokens for MCP clients). Admin routes need an API key.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,6 +14,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::AppJson;
 use super::pagination::Page;
+use crate::config::parse_duration;
+use crate::identity::{UserTokenError, mint_user_token};
 use crate::store::{ConnectionFilter, ConnectionRecord};
 
 pub fn router() -> Router<AppState> {
@@ -30,6 +34,7 @@ pub fn router() -> Router<AppState> {
                 .delete(delete_provider),
         )
         .route("/admin/users/{id}", delete(delete_user))
+        .route("/admin/users/{id}/tokens", post(create_user_token))
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,4 +193,54 @@ async fn delete_user(
             p.id
         )))
     }
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct CreateUserTokenBody {
+    /// How long the token lives (`30d`, `12h`, seconds); absent: until revoked.
+    ttl: Option<String>,
+}
+
+/// POST /v1/admin/users/{id}/tokens: a user token bound to this user, for MCP clients. The
+/// token is in this response only. The body is optional.
+async fn create_user_token(
+    State(state): State<AppState>,
+    Path(p): Path<IdPath>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // An empty body (curl -X POST) means the defaults.
+    let body: CreateUserTokenBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateUserTokenBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
+    };
+    let ttl = body
+        .ttl
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("ttl: {e}")))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let token = match mint_user_token(&state.store, &p.id, ttl, now).await {
+        Ok(token) => token,
+        Err(e @ (UserTokenError::EmptyUser | UserTokenError::TtlTooLong)) => {
+            return Err(ApiError::bad_request(e.to_string()));
+        }
+        Err(UserTokenError::Store(e)) => return Err(ApiError::internal(e)),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": token.record.id,
+            "token": token.plaintext,
+            "user_id": token.record.user_id,
+            "expires_at": token
+                .record
+                .expires_at_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339()),
+        })),
+    ))
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -56,7 +56,8 @@ fn inner_cause(e: &dyn std::error::Error) -> String {
     cause
 }
 
-/// Requires an API key (or dev-mode loopback) on every route it wraps.
+/// Requires an API key (or dev-mode loopback) on every route it wraps. User tokens act
+/// for one user and belong to the MCP endpoints; here they are refused with a 403.
 pub async fn require_caller(
     State(state): State<AppState>,
     mut req: Request,
@@ -71,6 +72,12 @@ pub async fn require_caller(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let caller: Caller = state.auth.authenticate(authorization, peer).await?;
+    if let Caller::UserToken { .. } = caller {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "user tokens are for MCP endpoints; use an API key",
+        ));
+    }
     if let Caller::ApiKey { name, .. } = &caller {
         tracing::Span::current().record("caller", tracing::field::display(name));
     }

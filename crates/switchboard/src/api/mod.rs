@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v1", v1(&state))
         .nest("/v1/orgs/{org}/projects/{project}", v1(&state))
+        // MCP authenticates on its own (user tokens, WWW-Authenticate, dev loopback).
+        .merge(crate::mcp::router(state.clone()))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         // Outermost, so the span covers every layer below, rejections included. The

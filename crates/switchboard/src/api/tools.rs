@@ -8,8 +8,9 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use switchboard_wire::ToolCallLog;
 
 use super::AppState;
 use super::error::ApiError;
@@ -196,17 +197,18 @@ async fn execute_tool(
     };
     tracing::Span::current().record("tool", tracing::field::display(&call.tool_name));
     let execution = state.executor.execute(call).await?;
-    let mut body = execution_response(&execution, req.include_error_stacktrace);
+    let mut body = ExecutionResponse::new(&execution, req.include_error_stacktrace);
     // A grant is missing: 403 with "authorization required" in the message, which is
     // what arcadejs's isAuthorizationRequiredError looks for; the body is still the
     // ExecuteToolResponse, with `output.authorization` holding the flow and its URL.
     let status = if execution.authorization.is_some() {
-        body["name"] = json!("authorization_required");
-        body["message"] = json!(execution.output.error.as_ref().map(|e| e.message.clone()));
+        body.name = Some("authorization_required");
+        body.message = Some(execution.output.error.as_ref().map(|e| e.message.as_str()));
         axum::http::StatusCode::FORBIDDEN
     } else {
         axum::http::StatusCode::OK
     };
+    // Serialized straight from the borrowed struct: no `Value` tree per call.
     let mut res = (status, Json(body)).into_response();
     res.headers_mut().insert(
         HeaderName::from_static("x-should-retry"),
@@ -217,26 +219,89 @@ async fn execute_tool(
 
 /// ExecuteToolResponse (`reference/arcade-api.md` §1 Schemas).
 pub fn execution_response(execution: &Execution, include_stacktrace: bool) -> Value {
-    let mut error = execution.output.error.clone();
-    if let Some(e) = error.as_mut()
-        && !include_stacktrace
-    {
-        e.stacktrace = None;
+    serde_json::to_value(ExecutionResponse::new(execution, include_stacktrace))
+        .unwrap_or(Value::Null)
+}
+
+/// ExecuteToolResponse, borrowing the execution. Fields in alphabetical order: the same
+/// bytes as the `json!` tree this replaced (serde_json's maps are sorted).
+#[derive(Serialize)]
+struct ExecutionResponse<'a> {
+    duration: f64,
+    execution_id: &'a str,
+    execution_type: &'static str,
+    finished_at: String,
+    id: &'a str,
+    /// Only on the 403 of a missing grant (`Some(None)` is `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'static str>,
+    output: OutputView<'a>,
+    run_at: Option<()>,
+    status: &'static str,
+    success: bool,
+}
+
+#[derive(Serialize)]
+struct OutputView<'a> {
+    authorization: Option<Value>,
+    error: Option<ErrorView<'a>>,
+    logs: &'a [ToolCallLog],
+    value: &'a Option<Value>,
+}
+
+/// `ToolCallError` with its fields sorted, and the stack trace only when asked for.
+#[derive(Serialize)]
+struct ErrorView<'a> {
+    additional_prompt_content: &'a Option<String>,
+    can_retry: bool,
+    developer_message: &'a Option<String>,
+    extra: &'a Option<Value>,
+    kind: &'a Option<String>,
+    message: &'a str,
+    retry_after_ms: Option<u64>,
+    stacktrace: Option<&'a str>,
+    status_code: Option<u16>,
+}
+
+impl<'a> ExecutionResponse<'a> {
+    fn new(execution: &'a Execution, include_stacktrace: bool) -> Self {
+        let output = &execution.output;
+        let error = output.error.as_ref().map(|e| ErrorView {
+            additional_prompt_content: &e.additional_prompt_content,
+            can_retry: e.can_retry,
+            developer_message: &e.developer_message,
+            extra: &e.extra,
+            kind: &e.kind,
+            message: &e.message,
+            retry_after_ms: e.retry_after_ms,
+            stacktrace: e.stacktrace.as_deref().filter(|_| include_stacktrace),
+            status_code: e.status_code,
+        });
+        Self {
+            duration: execution.duration_ms,
+            execution_id: &execution.execution_id,
+            execution_type: "immediate",
+            finished_at: execution
+                .finished_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            id: &execution.id,
+            message: None,
+            name: None,
+            output: OutputView {
+                authorization: execution.authorization.as_ref().map(|a| a.to_json()),
+                error,
+                logs: output.logs.as_deref().unwrap_or_default(),
+                value: &output.value,
+            },
+            run_at: None,
+            status: if execution.success {
+                "success"
+            } else {
+                "failed"
+            },
+            success: execution.success,
+        }
     }
-    json!({
-        "id": execution.id,
-        "execution_id": execution.execution_id,
-        "execution_type": "immediate",
-        "status": if execution.success { "success" } else { "failed" },
-        "success": execution.success,
-        "duration": execution.duration_ms,
-        "finished_at": execution.finished_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "run_at": Value::Null,
-        "output": {
-            "value": execution.output.value,
-            "error": error,
-            "logs": execution.output.logs.clone().unwrap_or_default(),
-            "authorization": execution.authorization.as_ref().map(|a| a.to_json()),
-        },
-    })
 }

@@ -29,8 +29,11 @@ pub enum AuthCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Delete a user's data key, connections and flows.
+    /// Delete a user's data key, connections, flows, user tokens and MCP sessions.
     Delete { id: String },
+    /// User tokens: bearer tokens that act for one user, for MCP clients.
+    #[command(subcommand)]
+    Token(super::users_tokens::TokenCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,16 +145,24 @@ pub async fn run(loaded: LoadedConfig, cmd: AuthCommand) -> anyhow::Result<ExitC
 }
 
 pub async fn users(loaded: LoadedConfig, cmd: UsersCommand) -> anyhow::Result<ExitCode> {
+    // Tokens need only the store, not the vault.
+    if let UsersCommand::Token(cmd) = cmd {
+        return super::users_tokens::run(loaded, cmd).await;
+    }
     let auth = service(&loaded).await?;
     match cmd {
         UsersCommand::Delete { id } => {
             if auth.delete_user(&id).await? {
-                println!("Deleted user '{id}': data key, connections and flows destroyed.");
+                println!(
+                    "Deleted user '{id}': data key, connections, flows, user tokens and MCP sessions destroyed."
+                );
             } else {
                 eprintln!("error: user '{id}' has no data here");
                 return Ok(ExitCode::FAILURE);
             }
         }
+        // Handled above, before the vault is opened.
+        UsersCommand::Token(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,9 +3,11 @@
 //! diagnostics go to standard error.
 
 mod auth;
+mod configure;
 mod keys;
 mod serve;
 mod tables;
+mod users_tokens;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -64,6 +66,8 @@ pub enum Command {
     /// Root keys and data keys.
     #[command(subcommand)]
     Vault(auth::VaultCommand),
+    /// Write an MCP client's config (Claude Desktop, VS Code, Cursor) with a new user token.
+    Configure(configure::ConfigureArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +127,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Auth(cmd) => auth::run(load_config(&options)?, cmd).await,
         Command::Users(cmd) => auth::users(load_config(&options)?, cmd).await,
         Command::Vault(cmd) => auth::vault(load_config(&options)?, cmd).await,
+        Command::Configure(args) => configure::run(load_config(&options)?, args).await,
     }
 }
 

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 /// Parses `30s`, `1m`, `200ms`, `1h`, `1m30s`, `1.5s`, or a plain number of seconds
-/// (`30`, `2.5`). Units: `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`.
+/// (`30`, `2.5`). Units: `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, and `d` (24 hours, for
+/// token lifetimes like `30d`).
 ///
 /// The error is a complete sentence naming the bad value, ready to follow a key path.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -38,6 +39,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
+            "d" => 86_400.0,
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
@@ -72,6 +74,13 @@ mod tests {
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn days_parse_alone_and_combined() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(36 * 3600)));
+        assert!(parse_duration("d").is_err());
     }
 
     #[test]

@@ -191,8 +191,7 @@ fn top_level_keys(r: &mut Reader<'_>, root: &Map<'_>) {
     for key in root.keys() {
         match key {
             "$schema" | "api" | "http" | "auth" | "security" | "storage" | "cache"
-            | "telemetry" | "tools" | "workers" | "secrets" | "execution_logging"
-            | "gateways" => {}
+            | "telemetry" | "tools" | "workers" | "secrets" | "execution_logging" | "gateways" => {}
             "llm" => r.warn(
                 key,
                 "not served by Switchboard (no LLM endpoint); section ignored",
@@ -707,16 +706,29 @@ fn gateways(r: &mut Reader<'_>, root: &Map<'_>) -> Vec<GatewayConfig> {
     let mut out: Vec<GatewayConfig> = Vec::new();
     for item in r.list(root, "gateways") {
         r.check_keys(&item, &["slug", "description", "tools", "toolkits"], &[]);
-        let Some(slug) = r.text(&item, "slug", Unset::Error).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
+        let Some(slug) = r
+            .text(&item, "slug", Unset::Error)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+        else {
             r.error(item.child("slug"), "a gateway needs a slug");
             continue;
         };
-        if !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            r.error(item.child("slug"), format!("slug {slug:?} may use only letters, digits, '-' and '_'"));
+        if !slug
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            r.error(
+                item.child("slug"),
+                format!("slug {slug:?} may use only letters, digits, '-' and '_'"),
+            );
             continue;
         }
         if out.iter().any(|g| g.slug == slug) {
-            r.error(item.child("slug"), format!("duplicate gateway slug {slug:?}"));
+            r.error(
+                item.child("slug"),
+                format!("duplicate gateway slug {slug:?}"),
+            );
             continue;
         }
         out.push(GatewayConfig {

@@ -81,7 +81,7 @@ struct Prepared {
 /// Why a call stopped before dispatch.
 enum Refused {
     /// A tool-level failure, returned as an execution with this error.
-    Tool(ToolCallError),
+    Tool(Box<ToolCallError>),
     NeedsAuthorization(Box<Authorization>),
     Call(ExecError),
 }
@@ -124,7 +124,7 @@ impl Executor {
         let mut authorization = None;
         let output = match self.prepare(&tool, &call).await {
             Err(Refused::Tool(error)) => ToolCallOutput {
-                error: Some(error),
+                error: Some(*error),
                 ..Default::default()
             },
             Err(Refused::NeedsAuthorization(auth)) => {
@@ -142,8 +142,11 @@ impl Executor {
             }
             Err(Refused::Call(e)) => return Err(e),
             Ok(prepared) => {
-                self.dispatch_with_grant(&tool, &call, &execution_id, prepared)
-                    .await
+                let (output, needs) = self
+                    .dispatch_with_grant(&tool, &call, &execution_id, prepared)
+                    .await;
+                authorization = needs;
+                output
             }
         };
 
@@ -164,13 +167,13 @@ impl Executor {
     /// Input validation and requirements, before anything leaves the gateway.
     async fn prepare(&self, tool: &ToolEntry, call: &ToolCall) -> Result<Prepared, Refused> {
         validate_input(&tool.definition.input.parameters, &call.input).map_err(|e| {
-            Refused::Tool(ToolCallError {
+            Refused::Tool(Box::new(ToolCallError {
                 message: format!("Invalid input for tool '{}': {e}", tool.qualified_name),
                 kind: Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE.into()),
                 status_code: Some(400),
                 extra: Some(serde_json::json!({"parameter": e.parameter()})),
                 ..Default::default()
-            })
+            }))
         })?;
         let secrets = self.secrets_for(tool).map_err(Refused::Tool)?;
         let grant = match &tool.definition.requirements.authorization {
@@ -192,7 +195,7 @@ impl Executor {
         Ok(Prepared { secrets, grant })
     }
 
-    fn secrets_for(&self, tool: &ToolEntry) -> Result<Vec<KeyValue>, ToolCallError> {
+    fn secrets_for(&self, tool: &ToolEntry) -> Result<Vec<KeyValue>, Box<ToolCallError>> {
         let mut secrets = Vec::new();
         for req in tool.definition.requirements.secrets.iter().flatten() {
             match self.secrets.get(&req.key) {
@@ -201,10 +204,10 @@ impl Executor {
                     value: value.expose().to_string(),
                 }),
                 None => {
-                    return Err(requirements_not_met(format!(
+                    return Err(Box::new(requirements_not_met(format!(
                         "tool '{}' needs the secret '{}', which is not configured (add it under `secrets:` in engine.yaml)",
                         tool.qualified_name, req.key
-                    )));
+                    ))));
                 }
             }
         }
@@ -219,7 +222,7 @@ impl Executor {
         call: &ToolCall,
         execution_id: &str,
         prepared: Prepared,
-    ) -> ToolCallOutput {
+    ) -> (ToolCallOutput, Option<Box<Authorization>>) {
         let Prepared { secrets, grant } = prepared;
         let output = self
             .dispatch(
@@ -231,37 +234,46 @@ impl Executor {
             )
             .await;
         let Some((req, grant)) = grant else {
-            return output;
+            return (output, None);
         };
-        if !token_refused(&output) {
-            return output;
-        }
-        let Some(user_id) = call.user_id.as_deref() else {
-            return output;
+        let Some(user_id) = call.user_id.as_deref().filter(|_| token_refused(&output)) else {
+            return (output, None);
         };
         tracing::info!(tool = %tool.qualified_name, "upstream refused the token; refreshing and retrying once");
         match self.auth.grant_after_rejection(user_id, &req, &grant).await {
             Ok(fresh) => {
                 drop(grant);
-                self.dispatch(tool, call, execution_id, secrets, Some(&fresh))
-                    .await
+                (
+                    self.dispatch(tool, call, execution_id, secrets, Some(&fresh))
+                        .await,
+                    None,
+                )
             }
             Err(e) => match refusal(e) {
-                Refused::Tool(error) => ToolCallOutput {
-                    error: Some(error),
-                    ..Default::default()
-                },
-                Refused::NeedsAuthorization(auth) => ToolCallOutput {
-                    error: Some(requirements_not_met(format!(
+                Refused::Tool(error) => (
+                    ToolCallOutput {
+                        error: Some(*error),
+                        ..Default::default()
+                    },
+                    None,
+                ),
+                Refused::NeedsAuthorization(auth) => {
+                    let error = requirements_not_met(format!(
                         "Authorization required: the user's '{}' token was refused. Visit {} to authorize again.",
                         auth.provider_id,
                         auth.url.as_deref().unwrap_or("the authorization URL")
-                    ))),
-                    ..Default::default()
-                },
+                    ));
+                    (
+                        ToolCallOutput {
+                            error: Some(error),
+                            ..Default::default()
+                        },
+                        Some(auth),
+                    )
+                }
                 Refused::Call(e) => {
                     tracing::error!(error = %e, "refresh after rejection failed");
-                    output
+                    (output, None)
                 }
             },
         }
@@ -362,7 +374,7 @@ fn token_refused(output: &ToolCallOutput) -> bool {
 fn refusal(e: AuthError) -> Refused {
     match e {
         AuthError::NeedsAuthorization(auth) => Refused::NeedsAuthorization(auth),
-        AuthError::ProviderUnavailable(reason) => Refused::Tool(ToolCallError {
+        AuthError::ProviderUnavailable(reason) => Refused::Tool(Box::new(ToolCallError {
             message: format!(
                 "The account provider is unavailable right now; try again shortly ({reason})"
             ),
@@ -370,10 +382,10 @@ fn refusal(e: AuthError) -> Refused {
             can_retry: true,
             retry_after_ms: Some(1000),
             ..Default::default()
-        }),
-        AuthError::UnknownProvider(p) => Refused::Tool(requirements_not_met(format!(
+        })),
+        AuthError::UnknownProvider(p) => Refused::Tool(Box::new(requirements_not_met(format!(
             "this tool needs an account at {p}, and no such auth provider is configured"
-        ))),
+        )))),
         AuthError::BadRequest(m) | AuthError::Forbidden(m) => {
             Refused::Call(ExecError::BadRequest(m))
         }

@@ -1,8 +1,9 @@
-//! Who is calling: API keys (stored as SHA-256, looked up through a short cache), and
-//! dev mode's keyless loopback callers.
+//! Who is calling: API keys and user tokens (both stored as SHA-256, looked up through a
+//! short cache), and dev mode's keyless loopback callers.
 //! Must not: decide what a caller may do with a tool; it only says who they are.
 
 mod keys;
+mod user_tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,6 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use keys::{GeneratedKey, KEY_PREFIX, generate_key, hash_key};
+pub use user_tokens::{
+    GeneratedUserToken, USER_TOKEN_PREFIX, UserTokenError, generate_user_token, is_user_token,
+    mint_user_token,
+};
 
 use crate::store::{Store, StoreError};
 
@@ -20,22 +25,46 @@ pub enum Caller {
         key_id: String,
         name: String,
     },
+    /// A user token (`sbu_…`): may act for `user_id` only, on MCP endpoints.
+    UserToken {
+        token_id: String,
+        user_id: String,
+    },
     /// Dev mode, a loopback peer, no credential.
     DevLoopback,
+}
+
+impl Caller {
+    /// Whether this caller may act for `user_id`: an API key or a dev-mode loopback caller
+    /// for anyone, a user token for its own user only.
+    pub fn may_act_for(&self, user_id: &str) -> bool {
+        match self {
+            Caller::ApiKey { .. } | Caller::DevLoopback => true,
+            Caller::UserToken { user_id: own, .. } => own == user_id,
+        }
+    }
+
+    /// The user a user token is bound to; `None` for callers that may act for anyone.
+    pub fn bound_user(&self) -> Option<&str> {
+        match self {
+            Caller::UserToken { user_id, .. } => Some(user_id),
+            Caller::ApiKey { .. } | Caller::DevLoopback => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("missing API key: send it in the Authorization header (raw or as 'Bearer <key>')")]
     Missing,
-    #[error("invalid API key")]
+    #[error("invalid API key or user token (unknown, revoked or expired)")]
     Invalid,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// How long a key lookup (hit or miss) is trusted before the store is asked again; a
-/// revoked key stops working on every replica within this time.
+/// How long a key or token lookup (hit or miss) is trusted before the store is asked
+/// again; a revoked key or token stops working on every replica within this time.
 pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// Cap on cached lookups, so a flood of random keys can't grow memory without bound.
@@ -45,8 +74,17 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     development: bool,
     ttl: Duration,
-    /// key hash → (caller if valid, when looked up). A std Mutex: no `.await` inside.
-    cache: Mutex<HashMap<String, (Option<Caller>, Instant)>>,
+    /// credential hash → (caller if valid, when looked up). A std Mutex: no `.await`
+    /// inside.
+    cache: Mutex<HashMap<String, (Option<Cached>, Instant)>>,
+}
+
+/// A valid lookup, with the expiry to check on every hit (a cached user token must not
+/// outlive its `expires_at`).
+#[derive(Clone)]
+struct Cached {
+    caller: Caller,
+    expires_at_ms: Option<i64>,
 }
 
 impl Authenticator {
@@ -63,8 +101,9 @@ impl Authenticator {
         self.development
     }
 
-    /// Authenticates from the `Authorization` header value (raw key or `Bearer <key>`)
-    /// and the peer address.
+    /// Authenticates from the `Authorization` header value (raw credential or
+    /// `Bearer <credential>`) and the peer address. `sbu_…` is a user token, anything else
+    /// an API key.
     pub async fn authenticate(
         &self,
         authorization: Option<&str>,
@@ -77,23 +116,42 @@ impl Authenticator {
             }
             return Err(IdentityError::Missing);
         };
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let hash = hash_key(key);
         if let Some(hit) = self.cached(&hash) {
-            return hit.ok_or(IdentityError::Invalid);
+            return hit
+                .filter(|c| c.expires_at_ms.is_none_or(|at| at > now_ms))
+                .map(|c| c.caller)
+                .ok_or(IdentityError::Invalid);
         }
-        let found = self
-            .store
-            .find_active_api_key(&hash)
-            .await?
-            .map(|record| Caller::ApiKey {
-                key_id: record.id,
-                name: record.name,
-            });
+        let found = if is_user_token(key) {
+            self.store
+                .find_active_user_token(&hash, now_ms)
+                .await?
+                .map(|record| Cached {
+                    expires_at_ms: record.expires_at_ms,
+                    caller: Caller::UserToken {
+                        token_id: record.id,
+                        user_id: record.user_id,
+                    },
+                })
+        } else {
+            self.store
+                .find_active_api_key(&hash)
+                .await?
+                .map(|record| Cached {
+                    expires_at_ms: None,
+                    caller: Caller::ApiKey {
+                        key_id: record.id,
+                        name: record.name,
+                    },
+                })
+        };
         self.remember(hash, found.clone());
-        found.ok_or(IdentityError::Invalid)
+        found.map(|c| c.caller).ok_or(IdentityError::Invalid)
     }
 
-    fn cached(&self, hash: &str) -> Option<Option<Caller>> {
+    fn cached(&self, hash: &str) -> Option<Option<Cached>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(hash)
@@ -101,7 +159,7 @@ impl Authenticator {
             .map(|(c, _)| c.clone())
     }
 
-    fn remember(&self, hash: String, caller: Option<Caller>) {
+    fn remember(&self, hash: String, caller: Option<Cached>) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= KEY_CACHE_MAX {
             let ttl = self.ttl;
@@ -131,5 +189,24 @@ mod tests {
         assert_eq!(strip_bearer("Bearer arc_x"), "arc_x");
         assert_eq!(strip_bearer("bearer  arc_x "), "arc_x");
         assert_eq!(strip_bearer("arc_x"), "arc_x");
+    }
+
+    #[test]
+    fn a_user_token_acts_for_its_own_user_only_and_others_for_anyone() {
+        let token = Caller::UserToken {
+            token_id: "t1".into(),
+            user_id: "alice".into(),
+        };
+        assert!(token.may_act_for("alice"));
+        assert!(!token.may_act_for("bob"));
+        assert_eq!(token.bound_user(), Some("alice"));
+        let key = Caller::ApiKey {
+            key_id: "k".into(),
+            name: "ci".into(),
+        };
+        for anyone in [key, Caller::DevLoopback] {
+            assert!(anyone.may_act_for("alice") && anyone.may_act_for("bob"));
+            assert_eq!(anyone.bound_user(), None);
+        }
     }
 }

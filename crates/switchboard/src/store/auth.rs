@@ -225,7 +225,7 @@ impl From<FlowRow> for FlowRecord {
 
 /// A bearer token bound to one user, for MCP clients (`switchboard users token create`).
 /// Only its SHA-256 is stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct UserTokenRecord {
     pub id: String,
     pub user_id: String,
@@ -238,7 +238,7 @@ pub struct UserTokenRecord {
 }
 
 /// A legacy-era MCP session (2025-06-18 / 2025-11-25).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct McpSessionRecord {
     pub id: String,
     pub user_id: String,

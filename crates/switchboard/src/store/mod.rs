@@ -1,5 +1,6 @@
 //! Durable state shared by every replica: API keys, execution records, users' wrapped data
-//! keys, OAuth connections and flows, and providers added over the admin API.
+//! keys, OAuth connections and flows, providers added over the admin API, user tokens and
+//! MCP sessions.
 //!
 //! One trait, [`Store`], with a SQLite backend (the embedded default) and a PostgreSQL
 //! backend (replicas). Migrations are embedded per backend and applied by [`open`].
@@ -149,8 +150,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_user_keys(&self) -> Result<Vec<UserKeyRecord>, StoreError>;
     /// Replaces the wrapping (vault rotation); `false` if the user has no key.
     async fn update_user_key(&self, key: &UserKeyRecord) -> Result<bool, StoreError>;
-    /// Deletes the user's data key, connections and flows in one transaction; `false`
-    /// when there was nothing.
+    /// Deletes the user's data key, connections, flows, user tokens and MCP sessions in
+    /// one transaction; `false` when there was nothing.
     async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError>;
 
     // --- Connections -------------------------------------------------------------------
@@ -256,49 +257,33 @@ pub trait Store: Send + Sync + 'static {
 
     // --- User tokens (MCP clients acting for one user) ---------------------------------
 
-    async fn insert_user_token(&self, token: &UserTokenRecord) -> Result<(), StoreError> {
-        let _ = token;
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
+    /// Fails with [`StoreError::Conflict`]`("user token")` on a duplicate id or hash.
+    async fn insert_user_token(&self, token: &UserTokenRecord) -> Result<(), StoreError>;
     /// The token with this hash if it is not revoked and not expired at `now_ms`.
-    async fn find_active_user_token(&self, token_hash: &str, now_ms: i64) -> Result<Option<UserTokenRecord>, StoreError> {
-        let _ = (token_hash, now_ms);
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
-    /// Newest first; all users when `user_id` is `None`.
-    async fn list_user_tokens(&self, user_id: Option<&str>) -> Result<Vec<UserTokenRecord>, StoreError> {
-        let _ = user_id;
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
-    async fn revoke_user_token(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
-        let _ = (id, at_ms);
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
+    async fn find_active_user_token(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<UserTokenRecord>, StoreError>;
+    /// Newest first, revoked and expired ones included; all users when `user_id` is `None`.
+    async fn list_user_tokens(
+        &self,
+        user_id: Option<&str>,
+    ) -> Result<Vec<UserTokenRecord>, StoreError>;
+    /// Marks the token revoked; `false` if there is no such token or it already was.
+    async fn revoke_user_token(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
 
     // --- MCP sessions (legacy era), so any replica can serve a session's next request --
 
-    async fn put_mcp_session(&self, session: &McpSessionRecord) -> Result<(), StoreError> {
-        let _ = session;
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
-    async fn get_mcp_session(&self, id: &str) -> Result<Option<McpSessionRecord>, StoreError> {
-        let _ = id;
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
+    /// Inserts, or replaces the session with the same id (keeping its `created_at_ms`).
+    async fn put_mcp_session(&self, session: &McpSessionRecord) -> Result<(), StoreError>;
+    async fn get_mcp_session(&self, id: &str) -> Result<Option<McpSessionRecord>, StoreError>;
     /// Updates `last_seen_ms` (and nothing else); `false` if there is no such session.
-    async fn touch_mcp_session(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let _ = (id, now_ms);
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
-    async fn delete_mcp_session(&self, id: &str) -> Result<bool, StoreError> {
-        let _ = id;
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
-    /// Deletes sessions not seen since `before_ms`; returns how many.
-    async fn prune_mcp_sessions(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let _ = before_ms;
-        Err(StoreError::Query("TEMP: not implemented by this backend yet".into()))
-    }
+    async fn touch_mcp_session(&self, id: &str, now_ms: i64) -> Result<bool, StoreError>;
+    async fn delete_mcp_session(&self, id: &str) -> Result<bool, StoreError>;
+    /// Deletes sessions not seen since `before_ms` (`last_seen_ms < before_ms`); returns
+    /// how many.
+    async fn prune_mcp_sessions(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// Opens the configured backend and applies its migrations. SQLite creates the file and

@@ -350,6 +350,8 @@ impl Store for PostgresStore {
             "DELETE FROM user_keys WHERE user_id = $1",
             "DELETE FROM connections WHERE user_id = $1",
             "DELETE FROM flows WHERE user_id = $1",
+            "DELETE FROM user_tokens WHERE user_id = $1",
+            "DELETE FROM mcp_sessions WHERE user_id = $1",
         ] {
             deleted += sqlx::query(sql)
                 .bind(user_id)
@@ -772,6 +774,126 @@ impl Store for PostgresStore {
             .await
             .map_err(StoreError::query)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_user_token(&self, t: &UserTokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO user_tokens (id, user_id, token_hash, hint, created_at_ms, \
+             expires_at_ms, revoked_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.id)
+        .bind(&t.user_id)
+        .bind(&t.token_hash)
+        .bind(&t.hint)
+        .bind(t.created_at_ms)
+        .bind(t.expires_at_ms)
+        .bind(t.revoked_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or_query(e, "user token"))?;
+        Ok(())
+    }
+
+    async fn find_active_user_token(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<UserTokenRecord>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, user_id, token_hash, hint, created_at_ms, expires_at_ms, revoked_at_ms \
+             FROM user_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL \
+             AND (expires_at_ms IS NULL OR expires_at_ms > $2)",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)
+    }
+
+    async fn list_user_tokens(
+        &self,
+        user_id: Option<&str>,
+    ) -> Result<Vec<UserTokenRecord>, StoreError> {
+        // `$1 IS NULL` keeps one statement for both cases.
+        sqlx::query_as(
+            "SELECT id, user_id, token_hash, hint, created_at_ms, expires_at_ms, revoked_at_ms \
+             FROM user_tokens WHERE (CAST($1 AS TEXT) IS NULL OR user_id = $1) \
+             ORDER BY created_at_ms DESC, id DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query)
+    }
+
+    async fn revoke_user_token(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        self.revoke_where(
+            "UPDATE user_tokens SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
+            id,
+            at_ms,
+        )
+        .await
+    }
+
+    async fn put_mcp_session(&self, s: &McpSessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mcp_sessions (id, user_id, gateway, protocol_version, client_json, \
+             created_at_ms, last_seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, \
+             gateway = excluded.gateway, protocol_version = excluded.protocol_version, \
+             client_json = excluded.client_json, last_seen_ms = excluded.last_seen_ms",
+        )
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(&s.gateway)
+        .bind(&s.protocol_version)
+        .bind(&s.client_json)
+        .bind(s.created_at_ms)
+        .bind(s.last_seen_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(())
+    }
+
+    async fn get_mcp_session(&self, id: &str) -> Result<Option<McpSessionRecord>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, user_id, gateway, protocol_version, client_json, created_at_ms, \
+             last_seen_ms FROM mcp_sessions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query)
+    }
+
+    async fn touch_mcp_session(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE mcp_sessions SET last_seen_ms = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_mcp_session(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM mcp_sessions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn prune_mcp_sessions(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM mcp_sessions WHERE last_seen_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+        Ok(done.rows_affected())
     }
 }
 

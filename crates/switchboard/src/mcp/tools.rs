@@ -1,0 +1,196 @@
+//! The catalog as MCP tools (per gateway), and executions as `CallToolResult`s.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+use super::protocol::RpcError;
+use crate::catalog::{Catalog, ToolEntry, ToolFormat, formatted_tool};
+use crate::config::GatewayConfig;
+use crate::exec::Execution;
+
+pub const PAGE_SIZE: usize = 100;
+
+/// The tools a gateway exposes, in the catalog's stable order. `None`: every tool.
+pub fn view(catalog: &Catalog, gateway: Option<&GatewayConfig>) -> Vec<Arc<ToolEntry>> {
+    let mut all = catalog.sorted();
+    if let Some(g) = gateway {
+        all.retain(|t| exposes(g, t));
+    }
+    all
+}
+
+/// Whether `gateway` (`None`: every tool) exposes `tool`.
+pub fn exposes_opt(gateway: Option<&GatewayConfig>, tool: &ToolEntry) -> bool {
+    gateway.is_none_or(|g| exposes(g, tool))
+}
+
+fn exposes(g: &GatewayConfig, tool: &ToolEntry) -> bool {
+    if g.tools.is_empty() && g.toolkits.is_empty() {
+        return true;
+    }
+    g.toolkits
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(&tool.toolkit))
+        || g.tools.iter().any(|name| {
+            let base = name.split('@').next().unwrap_or(name).trim();
+            base.eq_ignore_ascii_case(&tool.qualified_name)
+                || base.eq_ignore_ascii_case(&tool.underscore_name)
+        })
+}
+
+/// One page of `tools/list`: `{tools, nextCursor?}`. The cursor is an opaque offset.
+pub fn list_page(tools: &[Arc<ToolEntry>], cursor: Option<&str>) -> Result<Value, RpcError> {
+    let start = match cursor {
+        None => 0,
+        Some(c) => URL_SAFE_NO_PAD
+            .decode(c)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&n| n <= tools.len())
+            .ok_or_else(|| RpcError::invalid_params("invalid cursor"))?,
+    };
+    let end = (start + PAGE_SIZE).min(tools.len());
+    let page: Vec<Value> = tools[start..end].iter().map(|t| mcp_tool(t)).collect();
+    let mut result = json!({"tools": page});
+    if end < tools.len() {
+        result["nextCursor"] = json!(URL_SAFE_NO_PAD.encode(end.to_string()));
+    }
+    Ok(result)
+}
+
+pub fn mcp_tool(t: &ToolEntry) -> Value {
+    let mut tool = json!({
+        "name": t.underscore_name,
+        "title": t.underscore_name,
+        "description": t.definition.description,
+        "inputSchema": formatted_tool(t, ToolFormat::Arcade),
+    });
+    if let Some(annotations) = annotations(t.definition.metadata.as_ref()) {
+        tool["annotations"] = annotations;
+    }
+    tool
+}
+
+/// MCP hints from Arcade's `metadata.behavior` (snake or camel case).
+fn annotations(metadata: Option<&Value>) -> Option<Value> {
+    let behavior = metadata?.get("behavior")?.as_object()?;
+    let mut out = Map::new();
+    for (hint, keys) in [
+        ("readOnlyHint", ["read_only", "readOnly"]),
+        ("destructiveHint", ["destructive", "destructive"]),
+        ("idempotentHint", ["idempotent", "idempotent"]),
+        ("openWorldHint", ["open_world", "openWorld"]),
+    ] {
+        if let Some(v) = keys
+            .iter()
+            .find_map(|k| behavior.get(*k))
+            .and_then(Value::as_bool)
+        {
+            out.insert(hint.into(), json!(v));
+        }
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
+/// A successful or failed (non-authorization) execution as a `CallToolResult`.
+pub fn call_result(execution: &Execution) -> Value {
+    match &execution.output.error {
+        None => {
+            let value = execution.output.value.clone().unwrap_or(Value::Null);
+            let text = match &value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let structured = match value {
+                Value::Object(_) => value,
+                other => json!({"result": other}),
+            };
+            json!({
+                "content": [{"type": "text", "text": text}],
+                "structuredContent": structured,
+                "isError": false,
+            })
+        }
+        Some(error) => {
+            let mut text = error.message.clone();
+            let mut arcade = json!({
+                "errorKind": error.kind.clone().unwrap_or_else(|| "TOOL_RUNTIME_FATAL".into()),
+                "canRetry": error.can_retry,
+            });
+            if let Some(extra) = &error.additional_prompt_content {
+                text.push_str("\n\n");
+                text.push_str(extra);
+                arcade["additionalPromptContent"] = json!(extra);
+            }
+            if let Some(ms) = error.retry_after_ms {
+                arcade["retryAfterMs"] = json!(ms);
+            }
+            if let Some(code) = error.status_code {
+                arcade["statusCode"] = json!(code);
+            }
+            json!({
+                "content": [{"type": "text", "text": text}],
+                "isError": true,
+                "_meta": {"arcade": arcade},
+            })
+        }
+    }
+}
+
+/// A plain `isError` result with one text.
+pub fn error_result(text: impl Into<String>) -> Value {
+    json!({"content": [{"type": "text", "text": text.into()}], "isError": true})
+}
+
+/// For clients that can't be asked: arcade-mcp-server's exact wording, so models that
+/// learned it show the link.
+pub fn authorization_required_result(tool_name: &str, url: &str) -> Value {
+    let steps = format!(
+        "⚠ Authorization required\n\n  Tool '{tool_name}' needs your permission to access your account.\n\n  To authorize:\n  1. Click this link: {url}\n  2. Grant the requested permissions\n  3. Return here and try again\n\n  This is a one-time setup for this tool."
+    );
+    let instructions = json!({
+        "llm_instructions": format!(
+            "Please show the following link to the end user formatted as markdown: {url} \nInform the end user that the tool requires their authorization to be completed before the tool can be executed."
+        ),
+        "authorization_url": url,
+    });
+    json!({
+        "content": [
+            {"type": "text", "text": steps},
+            {"type": "text", "text": instructions.to_string()},
+        ],
+        "isError": true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behavior_metadata_becomes_hints() {
+        let m =
+            json!({"behavior": {"read_only": true, "destructive": false, "operations": ["read"]}});
+        assert_eq!(
+            annotations(Some(&m)),
+            Some(json!({"readOnlyHint": true, "destructiveHint": false}))
+        );
+        assert_eq!(annotations(Some(&json!({}))), None);
+    }
+
+    #[test]
+    fn the_authorization_text_carries_the_link_twice() {
+        let r = authorization_required_result("Acct_Me", "http://gw/l/x");
+        assert_eq!(r["isError"], true);
+        let first = r["content"][0]["text"].as_str().unwrap();
+        assert!(first.starts_with("⚠ Authorization required"));
+        assert!(first.contains("1. Click this link: http://gw/l/x"));
+        let second: Value =
+            serde_json::from_str(r["content"][1]["text"].as_str().unwrap()).unwrap();
+        assert_eq!(second["authorization_url"], "http://gw/l/x");
+    }
+}

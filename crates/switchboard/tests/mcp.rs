@@ -1,0 +1,854 @@
+//! The MCP endpoints driven with raw JSON-RPC over HTTP, as an MCP client would: a real
+//! gateway on 127.0.0.1:0, a TDK worker, and a fake OAuth provider for the authorization
+//! prompts (the test plays the browser).
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_provider::FakeProvider;
+use common::*;
+use serde_json::{Value, json};
+use switchboard::config::{Config, GatewayConfig, RootKeyConfig, SecretValue, UserVerifier};
+use switchboard::identity::mint_user_token;
+use switchboard_tdk::{Auth, Tool, ToolContext, ToolError, Toolkit};
+use tokio::net::TcpListener;
+
+const LEGACY: &str = "2025-11-25";
+const MODERN: &str = "2026-07-28";
+
+/// What a response came back as: status, headers we care about, and the JSON-RPC body.
+struct Reply {
+    status: u16,
+    session: Option<String>,
+    www_authenticate: Option<String>,
+    body: Value,
+}
+
+fn rpc(id: i64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+fn modern(id: i64, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    rpc(id, method, params)
+}
+
+/// A client of one endpoint with one credential (`None`: no Authorization header).
+#[derive(Clone)]
+struct Client<'a> {
+    gw: &'a TestGateway,
+    path: String,
+    auth: Option<String>,
+    session: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl<'a> Client<'a> {
+    fn new(gw: &'a TestGateway, path: &str) -> Self {
+        Self {
+            gw,
+            path: path.into(),
+            auth: Some(format!("Bearer {}", gw.key)),
+            session: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn auth(mut self, auth: Option<String>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut req = self
+            .gw
+            .http
+            .request(method, self.gw.url(&self.path))
+            .header("Accept", "application/json, text/event-stream");
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", auth);
+        }
+        if let Some(s) = &self.session {
+            req = req
+                .header("Mcp-Session-Id", s)
+                .header("MCP-Protocol-Version", LEGACY);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        req
+    }
+
+    async fn send_raw(&self, req: reqwest::RequestBuilder) -> Reply {
+        let res = req.send().await.unwrap();
+        let header = |n: &str| res.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+        let session = header("mcp-session-id");
+        let www_authenticate = header("www-authenticate");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let body = match text.strip_prefix("event: message\ndata: ") {
+            Some(sse) => serde_json::from_str(sse.trim()).unwrap(),
+            None => serde_json::from_str(&text).unwrap_or(Value::Null),
+        };
+        Reply {
+            status,
+            session,
+            www_authenticate,
+            body,
+        }
+    }
+
+    async fn post(&self, body: Value) -> Reply {
+        self.send_raw(self.request(reqwest::Method::POST).json(&body))
+            .await
+    }
+
+    /// `initialize` + `notifications/initialized`; keeps the session id.
+    async fn initialize(&mut self, capabilities: Value) -> Value {
+        let r = self
+            .post(rpc(
+                0,
+                "initialize",
+                json!({
+                    "protocolVersion": LEGACY,
+                    "capabilities": capabilities,
+                    "clientInfo": {"name": "test", "version": "0"},
+                }),
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        self.session = Some(r.session.expect("an Mcp-Session-Id"));
+        let n = self
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        assert_eq!(n.status, 202);
+        r.body["result"].clone()
+    }
+
+    async fn call(&self, tool: &str, arguments: Value) -> Reply {
+        self.post(rpc(
+            7,
+            "tools/call",
+            json!({"name": tool, "arguments": arguments}),
+        ))
+        .await
+    }
+
+    /// A modern-era request with its headers.
+    async fn modern(&self, id: i64, method: &str, params: Value) -> Reply {
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut req = self
+            .request(reqwest::Method::POST)
+            .header("MCP-Protocol-Version", MODERN)
+            .header("Mcp-Method", method);
+        if let Some(name) = name {
+            req = req.header("Mcp-Name", name);
+        }
+        self.send_raw(req.json(&modern(id, method, params))).await
+    }
+}
+
+async fn kit_gateway(customise: impl FnOnce(&mut Config)) -> (TestGateway, TestWorker) {
+    let worker = start_worker("Kit").await;
+    let url = worker.url();
+    let gw = start_gateway(move |c| {
+        c.workers.push(worker_config("kit", &url));
+        customise(c);
+    })
+    .await;
+    (gw, worker)
+}
+
+fn tool_names(list: &Value) -> Vec<String> {
+    list["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn legacy_session_initializes_lists_and_calls_for_the_path_user() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let mut alice = Client::new(&gw, "/v1/mcps/alice/mcp");
+    let init = alice.initialize(json!({})).await;
+    assert_eq!(init["protocolVersion"], LEGACY);
+    assert_eq!(init["capabilities"]["tools"]["listChanged"], true);
+    assert_eq!(init["serverInfo"]["name"], "switchboard");
+
+    let list = alice.post(rpc(1, "tools/list", json!({}))).await;
+    assert_eq!(list.status, 200);
+    let names = tool_names(&list.body["result"]);
+    assert!(names.contains(&"Kit_Echo".to_string()), "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(names, sorted, "stable, sorted order");
+    let echo = list.body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Kit_Echo")
+        .unwrap();
+    assert_eq!(echo["inputSchema"]["type"], "object");
+    assert_eq!(echo["inputSchema"]["required"], json!(["message"]));
+
+    let who = alice.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(who.body["result"]["structuredContent"]["user_id"], "alice");
+    let echo = alice.call("Kit.Echo", json!({"message": "hi"})).await;
+    assert_eq!(echo.body["result"]["content"][0]["text"], "hi");
+    assert_eq!(
+        echo.body["result"]["structuredContent"],
+        json!({"result": "hi"})
+    );
+    assert_eq!(echo.body["result"]["isError"], false);
+
+    let flaky = alice.call("Kit_Flaky", json!({})).await;
+    assert_eq!(flaky.body["result"]["isError"], true, "{}", flaky.body);
+    let meta = &flaky.body["result"]["_meta"]["arcade"];
+    assert_eq!(meta["canRetry"], true);
+    assert_eq!(meta["retryAfterMs"], 500);
+    assert!(meta["errorKind"].is_string());
+
+    let unknown = alice.call("Kit_Nope", json!({})).await;
+    assert_eq!(unknown.body["error"]["code"], -32602, "{}", unknown.body);
+    let bad = alice.call("Kit_Add", json!({"a": "x", "b": 1})).await;
+    assert_eq!(bad.body["error"]["code"], -32602, "{}", bad.body);
+
+    for method in ["ping", "logging/setLevel"] {
+        let r = alice.post(rpc(3, method, json!({"level": "info"}))).await;
+        assert_eq!(r.body["result"], json!({}), "{method}");
+    }
+    let nope = alice.post(rpc(4, "resources/nope", json!({}))).await;
+    assert_eq!(nope.body["error"]["code"], -32601);
+
+    let del = alice.send_raw(alice.request(reqwest::Method::DELETE)).await;
+    assert_eq!(del.status, 204);
+    let gone = alice.post(rpc(5, "ping", json!({}))).await;
+    assert_eq!(gone.status, 404);
+}
+
+#[tokio::test]
+async fn initialize_echoes_a_supported_version_and_answers_sse_only_clients_with_sse() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    let r = c
+        .post(rpc(
+            0,
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}}),
+        ))
+        .await;
+    assert_eq!(r.body["result"]["protocolVersion"], "2025-06-18");
+    let r = c
+        .post(rpc(
+            0,
+            "initialize",
+            json!({"protocolVersion": "1999-01-01"}),
+        ))
+        .await;
+    assert_eq!(r.body["result"]["protocolVersion"], LEGACY);
+
+    let res = gw
+        .http
+        .post(gw.url("/v1/mcps/alice/mcp"))
+        .header("Authorization", format!("Bearer {}", gw.key))
+        .header("Accept", "text/event-stream")
+        .json(&rpc(0, "initialize", json!({"protocolVersion": LEGACY})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .starts_with("event: message\ndata: {")
+    );
+}
+
+#[tokio::test]
+async fn modern_era_is_stateless_with_discover_headers_and_result_types() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let c = Client::new(&gw, "/v1/mcps/bob/mcp");
+    let d = c.modern(1, "server/discover", json!({})).await;
+    assert_eq!(d.status, 200, "{}", d.body);
+    assert!(d.session.is_none());
+    let d = &d.body["result"];
+    assert_eq!(d["resultType"], "complete");
+    assert!(
+        d["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(MODERN))
+    );
+
+    let list = c.modern(2, "tools/list", json!({})).await;
+    assert_eq!(list.body["result"]["resultType"], "complete");
+    assert!(tool_names(&list.body["result"]).contains(&"Kit_WhoAmI".to_string()));
+
+    let who = c
+        .modern(
+            3,
+            "tools/call",
+            json!({"name": "Kit_WhoAmI", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(who.body["result"]["resultType"], "complete");
+    assert_eq!(who.body["result"]["structuredContent"]["user_id"], "bob");
+
+    // Header disagreeing with the body, and a version we don't speak.
+    let mismatch = c
+        .send_raw(
+            c.request(reqwest::Method::POST)
+                .header("MCP-Protocol-Version", MODERN)
+                .header("Mcp-Method", "tools/list")
+                .json(&modern(4, "ping", json!({}))),
+        )
+        .await;
+    assert_eq!(mismatch.status, 400);
+    assert_eq!(mismatch.body["error"]["code"], -32020);
+    let mut future = rpc(5, "ping", json!({}));
+    future["params"]["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2099-01-01"});
+    let unsupported = c
+        .send_raw(
+            c.request(reqwest::Method::POST)
+                .header("MCP-Protocol-Version", "2099-01-01")
+                .json(&future),
+        )
+        .await;
+    assert_eq!(unsupported.status, 400);
+    assert_eq!(unsupported.body["error"]["code"], -32022);
+    assert!(unsupported.body["error"]["data"]["supported"].is_array());
+
+    let get = c
+        .send_raw(
+            c.request(reqwest::Method::GET)
+                .header("MCP-Protocol-Version", MODERN),
+        )
+        .await;
+    assert_eq!(get.status, 405);
+}
+
+#[tokio::test]
+async fn a_session_is_refused_on_another_users_path_and_session_rules_hold() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let mut alice = Client::new(&gw, "/v1/mcps/alice/mcp");
+    alice.initialize(json!({})).await;
+
+    let mut on_bob = Client::new(&gw, "/v1/mcps/bob/mcp");
+    on_bob.session = alice.session.clone();
+    let r = on_bob.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let no_session = Client::new(&gw, "/v1/mcps/alice/mcp");
+    assert_eq!(no_session.post(rpc(1, "ping", json!({}))).await.status, 400);
+    let mut unknown = Client::new(&gw, "/v1/mcps/alice/mcp");
+    unknown.session = Some("no-such-session".into());
+    assert_eq!(unknown.post(rpc(1, "ping", json!({}))).await.status, 404);
+
+    let bad_version = alice
+        .send_raw(
+            gw.http
+                .post(gw.url("/v1/mcps/alice/mcp"))
+                .header("Authorization", format!("Bearer {}", gw.key))
+                .header("Mcp-Session-Id", alice.session.clone().unwrap())
+                .header("MCP-Protocol-Version", "1999-01-01")
+                .json(&rpc(1, "ping", json!({}))),
+        )
+        .await;
+    assert_eq!(bad_version.status, 400);
+
+    // The session still works for its own user.
+    let r = alice.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(r.body["result"]["structuredContent"]["user_id"], "alice");
+}
+
+#[tokio::test]
+async fn user_tokens_act_only_for_their_user_and_api_keys_for_anyone() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let token = mint_user_token(&gw.store, "alice", None, 0).await.unwrap();
+    let bearer = Some(format!("Bearer {}", token.plaintext));
+
+    let mut own = Client::new(&gw, "/v1/mcps/alice/mcp").auth(bearer.clone());
+    own.initialize(json!({})).await;
+    let r = own.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(r.body["result"]["structuredContent"]["user_id"], "alice");
+
+    let other = Client::new(&gw, "/v1/mcps/bob/mcp").auth(bearer.clone());
+    let r = other.post(rpc(0, "initialize", json!({}))).await;
+    assert_eq!(r.status, 403);
+    let other_header = Client::new(&gw, "/mcp")
+        .auth(bearer.clone())
+        .header("Arcade-User-Id", "bob");
+    assert_eq!(
+        other_header
+            .post(rpc(0, "initialize", json!({})))
+            .await
+            .status,
+        403
+    );
+
+    // /mcp with the token alone: its own user.
+    let mut bare = Client::new(&gw, "/mcp").auth(bearer);
+    bare.initialize(json!({})).await;
+    let r = bare.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(r.body["result"]["structuredContent"]["user_id"], "alice");
+
+    // An API key names the user with Arcade-User-Id; without one it's a 400.
+    let mut key = Client::new(&gw, "/mcp").header("Arcade-User-Id", "carol");
+    key.initialize(json!({})).await;
+    let r = key.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(r.body["result"]["structuredContent"]["user_id"], "carol");
+    let nobody = Client::new(&gw, "/mcp");
+    assert_eq!(
+        nobody.post(rpc(0, "initialize", json!({}))).await.status,
+        400
+    );
+
+    let anonymous = Client::new(&gw, "/v1/mcps/alice/mcp").auth(None);
+    let r = anonymous.post(rpc(0, "initialize", json!({}))).await;
+    assert_eq!(r.status, 401);
+    assert!(r.www_authenticate.unwrap().starts_with("Bearer"));
+    let wrong = Client::new(&gw, "/v1/mcps/alice/mcp").auth(Some("Bearer sbu_nope".into()));
+    assert_eq!(
+        wrong.post(rpc(0, "initialize", json!({}))).await.status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn dev_mode_loopback_callers_act_as_the_path_user_without_a_credential() {
+    let (gw, _w) = kit_gateway(|c| c.api.development = true).await;
+    let mut c = Client::new(&gw, "/v1/mcps/dana/mcp").auth(None);
+    c.initialize(json!({})).await;
+    let r = c.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(r.body["result"]["structuredContent"]["user_id"], "dana");
+}
+
+#[tokio::test]
+async fn a_gateway_serves_only_its_tools_and_an_unknown_slug_is_404() {
+    let (gw, _w) = kit_gateway(|c| {
+        c.gateways.push(GatewayConfig {
+            slug: "echo".into(),
+            description: Some("just echo".into()),
+            tools: vec!["Kit.Echo".into()],
+            toolkits: vec![],
+        })
+    })
+    .await;
+    let mut c = Client::new(&gw, "/mcp/echo").header("Arcade-User-Id", "alice");
+    c.initialize(json!({})).await;
+    let list = c.post(rpc(1, "tools/list", json!({}))).await;
+    assert_eq!(tool_names(&list.body["result"]), vec!["Kit_Echo"]);
+    let r = c.call("Kit_Add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(r.body["error"]["code"], -32602);
+    let r = c.call("Kit_Echo", json!({"message": "x"})).await;
+    assert_eq!(r.body["result"]["content"][0]["text"], "x");
+
+    // The session belongs to the gateway it was opened on.
+    let mut all = Client::new(&gw, "/mcp").header("Arcade-User-Id", "alice");
+    all.session = c.session.clone();
+    assert_eq!(all.post(rpc(1, "ping", json!({}))).await.status, 404);
+
+    let nope = Client::new(&gw, "/mcp/nope").header("Arcade-User-Id", "alice");
+    assert_eq!(nope.post(rpc(0, "initialize", json!({}))).await.status, 404);
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_spec_errors_and_the_gateway_keeps_serving() {
+    let (gw, _w) = kit_gateway(|c| c.api.max_request_body_size = 2048).await;
+    let c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    let raw = |body: &'static str, content_type: &'static str| {
+        c.request(reqwest::Method::POST)
+            .header("Content-Type", content_type)
+            .body(body)
+    };
+    let r = c.send_raw(raw("{not json", "application/json")).await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].clone()),
+        (400, json!(-32700))
+    );
+    let r = c
+        .send_raw(raw(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+            "application/json",
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].clone()),
+        (400, json!(-32600))
+    );
+    let r = c
+        .send_raw(raw(
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            "text/plain",
+        ))
+        .await;
+    assert_eq!(r.status, 415);
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"padding": "x".repeat(5000)}});
+    let r = c.post(big).await;
+    assert_eq!(r.status, 413);
+    let r = c
+        .post(json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}))
+        .await;
+    assert_eq!(r.status, 400);
+
+    let mut ok = Client::new(&gw, "/v1/mcps/alice/mcp");
+    ok.initialize(json!({})).await;
+    let r = ok.call("Kit_Echo", json!({"message": "still here"})).await;
+    assert_eq!(r.body["result"]["content"][0]["text"], "still here");
+}
+
+#[tokio::test]
+async fn foreign_origins_and_hosts_are_refused() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let evil = Client::new(&gw, "/v1/mcps/alice/mcp").header("Origin", "https://evil.example");
+    assert_eq!(evil.post(rpc(0, "initialize", json!({}))).await.status, 403);
+    let local = Client::new(&gw, "/v1/mcps/alice/mcp").header("Origin", "http://localhost:6274");
+    assert_eq!(
+        local.post(rpc(0, "initialize", json!({}))).await.status,
+        200
+    );
+    let rebound = Client::new(&gw, "/v1/mcps/alice/mcp").header("Host", "evil.example:80");
+    assert_eq!(
+        rebound.post(rpc(0, "initialize", json!({}))).await.status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn tools_list_pages_with_an_opaque_cursor() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({})).await;
+    let r = c
+        .post(rpc(1, "tools/list", json!({"cursor": "not-a-cursor"})))
+        .await;
+    assert_eq!(r.body["error"]["code"], -32602);
+    let r = c.post(rpc(1, "tools/list", json!({}))).await;
+    assert!(
+        r.body["result"].get("nextCursor").is_none(),
+        "few tools: one page"
+    );
+}
+
+// --- Authorization prompts ---------------------------------------------------------
+
+const ROOT_KEY: &str = "mcp-tests-root-key-0123456789abcdef";
+
+fn acct_toolkit() -> Toolkit {
+    Toolkit::new("Acct", "1.0.0").tool(
+        Tool::new(
+            "Me",
+            "Who I am at the provider",
+            |ctx: ToolContext, _i: Empty| {
+                let user = ctx.user_id().map(str::to_owned);
+                let has_token = ctx.token().is_some();
+                async move { Ok::<_, ToolError>(json!({"user_id": user, "has_token": has_token})) }
+            },
+        )
+        .requires_auth(Auth::oauth2("fake").scopes(["read"])),
+    )
+}
+
+struct AuthEnv {
+    gw: TestGateway,
+    fake: FakeProvider,
+    _worker: TestWorker,
+}
+
+async fn auth_env(customise: impl FnOnce(&mut Config)) -> AuthEnv {
+    let fake = FakeProvider::start().await;
+    let worker = start_toolkit_worker(acct_toolkit()).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = worker.url();
+    let provider = fake.provider_config("fake");
+    let gw = start_gateway_on(listener, move |c| {
+        c.security.root_keys = vec![RootKeyConfig {
+            id: "k1".into(),
+            default: true,
+            value: SecretValue::new(ROOT_KEY),
+        }];
+        c.auth_providers.push(provider);
+        c.workers.push(worker_config("acct", &url));
+        c.oauth.user_verifier = UserVerifier::Disabled;
+        customise(c);
+    })
+    .await;
+    AuthEnv {
+        gw,
+        fake,
+        _worker: worker,
+    }
+}
+
+/// The user opens the gateway's link and approves at the provider.
+async fn complete_flow(fake: &FakeProvider, link: &str, subject: &str) {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = browser.get(link).send().await.unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        303,
+        "the link redirects to the provider"
+    );
+    let provider_url = res.headers()["location"].to_str().unwrap().to_owned();
+    let approval = fake.approve(&provider_url, subject);
+    let res = browser.get(approval.callback_url()).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_client_without_url_elicitation_gets_the_link_as_an_error_result() {
+    let env = auth_env(|_| {}).await;
+    let mut c = Client::new(&env.gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({"elicitation": {}})).await;
+    let r = c.call("Acct_Me", json!({})).await;
+    let result = &r.body["result"];
+    assert_eq!(result["isError"], true, "{}", r.body);
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("⚠ Authorization required"), "{text}");
+    let extra: Value =
+        serde_json::from_str(result["content"][1]["text"].as_str().unwrap()).unwrap();
+    let link = extra["authorization_url"].as_str().unwrap().to_owned();
+    assert!(text.contains(&link));
+    assert!(extra["llm_instructions"].as_str().unwrap().contains(&link));
+
+    complete_flow(&env.fake, &link, "alice-login").await;
+    let r = c.call("Acct_Me", json!({})).await;
+    assert_eq!(
+        r.body["result"]["structuredContent"]["has_token"], true,
+        "{}",
+        r.body
+    );
+}
+
+/// Reads an SSE response one JSON-RPC message at a time.
+struct Sse {
+    res: reqwest::Response,
+    buf: String,
+}
+
+impl Sse {
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(at) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..at + 2).collect();
+                if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    return serde_json::from_str(data).unwrap();
+                }
+                continue;
+            }
+            let chunk = self.res.chunk().await.unwrap().expect("stream ended early");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+async fn call_streaming(c: &Client<'_>, tool: &str) -> Sse {
+    let res = c
+        .request(reqwest::Method::POST)
+        .json(&rpc(
+            9,
+            "tools/call",
+            json!({"name": tool, "arguments": {}}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    Sse {
+        res,
+        buf: String::new(),
+    }
+}
+
+async fn answer(c: &Client<'_>, ask: &Value, action: &str) {
+    let r = c
+        .post(json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": action}}))
+        .await;
+    assert_eq!(r.status, 202);
+}
+
+#[tokio::test]
+async fn url_elicitation_waits_for_the_flow_and_returns_the_tools_result_in_the_same_call() {
+    let env = auth_env(|_| {}).await;
+    let mut c = Client::new(&env.gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({"elicitation": {"url": {}}})).await;
+    let mut stream = call_streaming(&c, "Acct_Me").await;
+    let ask = stream.next().await;
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    assert_eq!(ask["params"]["mode"], "url");
+    let link = ask["params"]["url"].as_str().unwrap().to_owned();
+
+    // Another user's session can't answer for this call.
+    let mut bob = Client::new(&env.gw, "/v1/mcps/bob/mcp");
+    bob.initialize(json!({})).await;
+    answer(&bob, &ask, "decline").await;
+
+    answer(&c, &ask, "accept").await;
+    complete_flow(&env.fake, &link, "alice-login").await;
+    let done = stream.next().await;
+    assert_eq!(
+        done["method"], "notifications/elicitation/complete",
+        "{done}"
+    );
+    let result = stream.next().await;
+    assert_eq!(result["id"], 9);
+    assert_eq!(
+        result["result"]["structuredContent"]["user_id"], "alice",
+        "{result}"
+    );
+    assert_eq!(result["result"]["structuredContent"]["has_token"], true);
+}
+
+#[tokio::test]
+async fn declining_or_cancelling_the_elicitation_is_an_error_result_that_says_so() {
+    let env = auth_env(|_| {}).await;
+    let mut c = Client::new(&env.gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({"elicitation": {"url": {}}})).await;
+    for (action, word) in [("decline", "declined"), ("cancel", "cancelled")] {
+        let mut stream = call_streaming(&c, "Acct_Me").await;
+        let ask = stream.next().await;
+        answer(&c, &ask, action).await;
+        let result = stream.next().await;
+        assert_eq!(result["result"]["isError"], true);
+        let text = result["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains(word), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn an_elicitation_that_never_completes_times_out_with_the_link() {
+    let env = auth_env(|c| c.oauth.elicitation_timeout = Duration::from_millis(300)).await;
+    let mut c = Client::new(&env.gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({"elicitation": {"url": {}}})).await;
+    let mut stream = call_streaming(&c, "Acct_Me").await;
+    let ask = stream.next().await;
+    answer(&c, &ask, "accept").await;
+    let result = stream.next().await;
+    assert_eq!(result["result"]["isError"], true);
+    let text = result["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("did not complete in time"), "{text}");
+    assert!(text.contains(ask["params"]["url"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn modern_input_required_carries_a_sealed_state_and_the_retry_runs_the_tool() {
+    let env = auth_env(|_| {}).await;
+    let c = Client::new(&env.gw, "/v1/mcps/alice/mcp");
+    let call = json!({"name": "Acct_Me", "arguments": {}});
+    let first = c.modern(1, "tools/call", call.clone()).await;
+    let result = &first.body["result"];
+    assert_eq!(result["resultType"], "input_required", "{}", first.body);
+    let ask = &result["inputRequests"]["authorize"];
+    assert_eq!(ask["method"], "elicitation/create");
+    assert_eq!(ask["params"]["mode"], "url");
+    let link = ask["params"]["url"].as_str().unwrap().to_owned();
+    let state = result["requestState"].as_str().unwrap().to_owned();
+
+    let retry = |state: String| {
+        let mut p = call.clone();
+        p["requestState"] = json!(state);
+        p["inputResponses"] = json!({"authorize": {"action": "accept"}});
+        p
+    };
+    // Still pending: asked again (no wait without `accept`).
+    let mut pending = call.clone();
+    pending["requestState"] = json!(state.clone());
+    let again = c.modern(2, "tools/call", pending).await;
+    assert_eq!(again.body["result"]["resultType"], "input_required");
+
+    // Tampered, or carried to another user's endpoint: refused.
+    let mut tampered = state.clone();
+    tampered.insert(
+        3,
+        if tampered.as_bytes()[3] == b'A' {
+            'B'
+        } else {
+            'A'
+        },
+    );
+    let r = c.modern(3, "tools/call", retry(tampered)).await;
+    assert_eq!(r.body["error"]["code"], -32602, "{}", r.body);
+    let bob = Client::new(&env.gw, "/v1/mcps/bob/mcp");
+    let r = bob.modern(4, "tools/call", retry(state.clone())).await;
+    assert_eq!(r.body["error"]["code"], -32602, "{}", r.body);
+
+    complete_flow(&env.fake, &link, "alice-login").await;
+    let done = c.modern(5, "tools/call", retry(state)).await;
+    let result = &done.body["result"];
+    assert_eq!(result["resultType"], "complete", "{}", done.body);
+    assert_eq!(result["structuredContent"]["user_id"], "alice");
+    assert_eq!(result["structuredContent"]["has_token"], true);
+}
+
+#[tokio::test]
+async fn get_opens_a_standalone_event_stream_for_a_session() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({})).await;
+    let res = c.request(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    drop(res);
+    let mut other = Client::new(&gw, "/v1/mcps/bob/mcp");
+    other.session = c.session.clone();
+    let res = other.request(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn two_users_thousand_interleaved_calls_never_cross() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let mut alice = Client::new(&gw, "/v1/mcps/alice/mcp");
+    alice.initialize(json!({})).await;
+    let bob_token = mint_user_token(&gw.store, "bob", None, 0).await.unwrap();
+    let mut bob = Client::new(&gw, "/mcp").auth(Some(format!("Bearer {}", bob_token.plaintext)));
+    bob.initialize(json!({})).await;
+    for round in 0..50 {
+        let calls = (0..20).map(|i| {
+            let (client, user) = if (round + i) % 2 == 0 {
+                (&alice, "alice")
+            } else {
+                (&bob, "bob")
+            };
+            async move {
+                let r = client.call("Kit_WhoAmI", json!({})).await;
+                (
+                    user,
+                    r.body["result"]["structuredContent"]["user_id"].clone(),
+                )
+            }
+        });
+        for (user, got) in futures::future::join_all(calls).await {
+            assert_eq!(got, json!(user));
+        }
+    }
+}
