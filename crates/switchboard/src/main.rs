@@ -1,6 +1,6 @@
 /// glibc malloc/free was ~12 % of the gateway's CPU per call (BENCHMARKS.md).
-// BENCH-TEMP #[global_allocator]
-// BENCH-TEMP static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     switchboard::cli::main()

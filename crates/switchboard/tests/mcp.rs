@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::fake_provider::FakeProvider;
 use common::*;
 use serde_json::{Value, json};
-use switchboard::config::{Config, GatewayConfig, RootKeyConfig, SecretValue, UserVerifier};
+use switchboard::config::{
+    Config, GatewayConfig, RootKeyConfig, SecretValue, StorageConfig, UserVerifier,
+};
 use switchboard::identity::mint_user_token;
 use switchboard_tdk::{Auth, Tool, ToolContext, ToolError, Toolkit};
 use tokio::net::TcpListener;
@@ -851,4 +853,86 @@ async fn two_users_thousand_interleaved_calls_never_cross() {
             assert_eq!(got, json!(user));
         }
     }
+}
+
+#[tokio::test]
+async fn another_replica_serves_a_session_and_opens_a_request_state() {
+    let fake = FakeProvider::start().await;
+    let worker = start_toolkit_worker(acct_toolkit()).await;
+    let shared = tempfile::tempdir().unwrap();
+    let db = shared.path().join("shared.sqlite");
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (url, provider, db) = (worker.url(), fake.provider_config("fake"), db.clone());
+        replicas.push(
+            start_gateway_on(listener, move |c| {
+                c.security.root_keys = vec![RootKeyConfig {
+                    id: "k1".into(),
+                    default: true,
+                    value: SecretValue::new(ROOT_KEY),
+                }];
+                c.auth_providers.push(provider);
+                c.workers.push(worker_config("acct", &url));
+                c.oauth.user_verifier = UserVerifier::Disabled;
+                c.storage = StorageConfig::Sqlite { path: db };
+            })
+            .await,
+        );
+    }
+    let (a, b) = (&replicas[0], &replicas[1]);
+
+    let mut on_a = Client::new(a, "/v1/mcps/alice/mcp");
+    on_a.initialize(json!({})).await;
+    let mut on_b = Client::new(b, "/v1/mcps/alice/mcp");
+    on_b.session = on_a.session.clone();
+    let r = on_b.post(rpc(1, "tools/list", json!({}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(tool_names(&r.body["result"]).contains(&"Acct_Me".to_string()));
+
+    let call = json!({"name": "Acct_Me", "arguments": {}});
+    let first = Client::new(a, "/v1/mcps/alice/mcp")
+        .modern(1, "tools/call", call.clone())
+        .await;
+    let result = &first.body["result"];
+    let link = result["inputRequests"]["authorize"]["params"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    complete_flow(&fake, &link, "alice-login").await;
+    let mut retry = call;
+    retry["requestState"] = result["requestState"].clone();
+    retry["inputResponses"] = json!({"authorize": {"action": "accept"}});
+    let done = Client::new(b, "/v1/mcps/alice/mcp")
+        .modern(2, "tools/call", retry)
+        .await;
+    assert_eq!(
+        done.body["result"]["resultType"], "complete",
+        "{}",
+        done.body
+    );
+    assert_eq!(done.body["result"]["structuredContent"]["user_id"], "alice");
+}
+
+#[tokio::test]
+async fn a_session_stream_hears_tools_list_changed_when_a_worker_brings_new_tools() {
+    // The worker's port is bound but not served until the session is listening.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let gw = start_gateway(move |c| c.workers.push(worker_config("late", &url))).await;
+    let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({})).await;
+    let res = c.request(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let mut stream = Sse {
+        res,
+        buf: String::new(),
+    };
+    let _worker = start_worker_on(listener, "Late").await;
+    let note = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await
+        .expect("a notification within 30 s");
+    assert_eq!(note["method"], "notifications/tools/list_changed");
+    let list = c.post(rpc(1, "tools/list", json!({}))).await;
+    assert!(tool_names(&list.body["result"]).contains(&"Late_Echo".to_string()));
 }
