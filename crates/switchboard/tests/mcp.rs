@@ -31,10 +31,16 @@ fn rpc(id: i64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
+/// A 2026-07-28 request. Its client declares URL elicitation unless the params bring
+/// their own `_meta` client capabilities.
 fn modern(id: i64, method: &str, mut params: Value) -> Value {
+    let caps = params
+        .pointer("/_meta/io.modelcontextprotocol~1clientCapabilities")
+        .cloned()
+        .unwrap_or_else(|| json!({"elicitation": {"url": {}}}));
     params["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientCapabilities": caps,
     });
     rpc(id, method, params)
 }
@@ -756,6 +762,20 @@ async fn an_elicitation_that_never_completes_times_out_with_the_link() {
     let text = result["result"]["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("did not complete in time"), "{text}");
     assert!(text.contains(ask["params"]["url"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_modern_client_without_url_elicitation_gets_the_link_as_an_error_result() {
+    let env = auth_env(|_| {}).await;
+    let c = Client::new(&env.gw, "/v1/mcps/alice/mcp");
+    let call = json!({"name": "Acct_Me", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/clientCapabilities": {}}});
+    let reply = c.modern(1, "tools/call", call).await;
+    let result = &reply.body["result"];
+    assert_eq!(result["resultType"], "complete", "{}", reply.body);
+    assert_eq!(result["isError"], true);
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("/v1/oauth/link/"), "{text}");
 }
 
 #[tokio::test]

@@ -71,7 +71,7 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
     println!("  storage   {storage}");
     println!("  REST API  {base}/v1");
     println!(
-        "  MCP       {base}/v1/mcps/{{user_id}}/mcp  (MCP endpoint not served by this version yet)"
+        "  MCP       {base}/v1/mcps/{{user_id}}/mcp  (also {base}/mcp/{{gateway}} and {base}/mcp)"
     );
     for w in gateway.registry.workers() {
         let status = w.status();

@@ -774,10 +774,15 @@ async fn call_tool(
                 prompt,
             )))
         }
+        // A modern client that did not declare URL elicitation can't act on
+        // input_required: it gets the link as an error result, like a legacy one.
         Era::Legacy(_) => Ok(Reply::Done(tools::authorization_required_result(
             &tool.underscore_name,
             &url,
         ))),
+        Era::Modern if !modern_supports_url_elicitation(params) => Ok(Reply::Done(
+            tools::authorization_required_result(&tool.underscore_name, &url),
+        )),
         Era::Modern => Ok(Reply::Done(input_required(
             mcp,
             PendingCall {
@@ -817,6 +822,16 @@ fn finished(execution: &Execution) -> Result<Value, RpcError> {
         return Err(RpcError::invalid_params(message));
     }
     Ok(tools::call_result(execution))
+}
+
+/// A 2026-07-28 request declares its client's capabilities in `_meta` on every request.
+fn modern_supports_url_elicitation(params: &Value) -> bool {
+    params
+        .get("_meta")
+        .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
+        .and_then(|c| c.get("elicitation"))
+        .and_then(|e| e.get("url"))
+        .is_some_and(|u| !u.is_null())
 }
 
 fn supports_url_elicitation(session: &McpSessionRecord) -> bool {
