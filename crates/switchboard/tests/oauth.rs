@@ -1105,6 +1105,9 @@ async fn deleting_a_user_destroys_their_key_and_connections() {
     let mut swapped = stored(gw, "bob").await;
     swapped.access_token_sealed = swapped.refresh_token_sealed.clone().unwrap();
     gw.store.upsert_connection(&swapped).await.unwrap();
+    // Writing the store behind the gateway's back: its row cache serves bob's untampered
+    // row until it expires.
+    tokio::time::sleep(switchboard::oauth::CONNECTION_CACHE_TTL + Duration::from_millis(100)).await;
     let (status, body) = run(gw, "Acct.Me", "bob").await;
     assert_ne!(status, 200, "{body}");
     assert_eq!(env.calls.load(Ordering::SeqCst), calls);

@@ -39,6 +39,7 @@ impl AuthService {
             Some(provider) => self.revoke_at_provider(&provider, &conn).await,
         };
         self.store.delete_connection(id).await?;
+        self.connections.forget(&conn.user_id, &conn.provider_id);
         tracing::info!(connection = %id, user_id = %conn.user_id, provider = %conn.provider_id, ?revocation, "connection revoked");
         Ok(Some(revocation))
     }

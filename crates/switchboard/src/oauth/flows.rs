@@ -432,6 +432,8 @@ impl AuthService {
             version: 0,
         };
         let stored = self.store.upsert_connection(&record).await?;
+        self.connections
+            .forget(&stored.user_id, &stored.provider_id);
         self.refresh.forget(&stored.id);
         tracing::info!(user_id = %flow.user_id, provider = %provider.id, connection = %stored.id, "connection saved");
         Ok(stored)

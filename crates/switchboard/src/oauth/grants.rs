@@ -124,7 +124,18 @@ impl AuthService {
                 .chain(req.scopes.iter())
                 .cloned(),
         );
-        let Some(conn) = self.store.get_connection(user_id, &provider.id).await? else {
+        let cached = self.connections.get(user_id, &provider.id);
+        let conn = match cached {
+            Some(row) => Some(row),
+            None => {
+                let row = self.store.get_connection(user_id, &provider.id).await?;
+                if let Some(row) = &row {
+                    self.connections.put(row);
+                }
+                row
+            }
+        };
+        let Some(conn) = conn else {
             return Err(self.needs_authorization(user_id, &provider, wanted).await);
         };
         if conn.status != "active" || !covers(&conn.scopes, &wanted) {
@@ -134,7 +145,7 @@ impl AuthService {
         let now = Self::now_ms();
         let conn = if self.needs_refresh(&conn, now) {
             match self
-                .refresh_connection(&provider, conn.version, &conn.id, false)
+                .refresh_connection(user_id, &provider, conn.version, &conn.id, false)
                 .await
             {
                 Ok(refreshed) => refreshed,
@@ -164,7 +175,13 @@ impl AuthService {
     ) -> Result<Grant, AuthError> {
         let provider = self.provider_for_fresh(req).await?;
         let conn = self
-            .refresh_connection(&provider, rejected.version, &rejected.connection_id, true)
+            .refresh_connection(
+                user_id,
+                &provider,
+                rejected.version,
+                &rejected.connection_id,
+                true,
+            )
             .await?;
         let key = self.keys.get_or_create(user_id).await?;
         self.open_grant(&conn, &key)
@@ -185,6 +202,24 @@ impl AuthService {
     /// Refreshes connection `id` whose caller saw `seen_version`. Returns the row to use:
     /// the refreshed one, or one another task or replica refreshed meanwhile.
     async fn refresh_connection(
+        &self,
+        user_id: &str,
+        provider: &Provider,
+        seen_version: i64,
+        id: &str,
+        force: bool,
+    ) -> Result<ConnectionRecord, AuthError> {
+        let result = self
+            .refresh_connection_uncached(provider, seen_version, id, force)
+            .await;
+        match &result {
+            Ok(row) => self.connections.put(row),
+            Err(_) => self.connections.forget(user_id, &provider.id),
+        }
+        result
+    }
+
+    async fn refresh_connection_uncached(
         &self,
         provider: &Provider,
         seen_version: i64,

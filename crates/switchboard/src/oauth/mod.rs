@@ -7,6 +7,7 @@
 //! Must not: log or put in an error a token, code, state, verifier or client secret.
 
 mod admin;
+mod connection_cache;
 mod flows;
 mod grants;
 pub mod pages;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use admin::{Revocation, provider_view};
+pub use connection_cache::TTL as CONNECTION_CACHE_TTL;
 pub use flows::{CallbackOutcome, CallbackParams};
 pub use grants::Grant;
 pub use registry::{ProviderRegistry, SYSTEM_USER, config_from_json, stored_to_config};
@@ -177,6 +179,7 @@ pub struct AuthService {
     /// seen by polling the store.
     flow_changed: tokio::sync::Notify,
     refresh: grants::RefreshCoordinator,
+    connections: connection_cache::ConnectionCache,
 }
 
 impl AuthService {
@@ -197,6 +200,7 @@ impl AuthService {
             settings,
             flow_changed: tokio::sync::Notify::new(),
             refresh: grants::RefreshCoordinator::new(),
+            connections: connection_cache::ConnectionCache::default(),
         }
     }
 
@@ -254,6 +258,7 @@ impl AuthService {
     /// Deletes a user's data key, connections and flows.
     pub async fn delete_user(&self, user_id: &str) -> Result<bool, AuthError> {
         let deleted = self.store.delete_user(user_id).await?;
+        self.connections.forget_user(user_id);
         self.keys.forget(user_id);
         Ok(deleted)
     }
