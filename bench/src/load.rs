@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 /// Which server a phase's requests go to (whose process CPU matters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +76,15 @@ pub struct Phase {
     pub baseline: Option<&'static str>,
     /// Builds one request. Called per request, so keep it cheap.
     pub request: fn(&Env) -> anyhow::Result<reqwest::RequestBuilder>,
+    /// Whether an answer (status, whole body) counts as a success.
+    pub ok: fn(reqwest::StatusCode, &[u8]) -> bool,
 }
 
 pub const GATEWAY_ECHO: &str = "gateway-echo";
 pub const DIRECT_ECHO: &str = "direct-echo";
 pub const GATEWAY_GRANT: &str = "gateway-grant";
+pub const MCP_GRANT: &str = "mcp-call-grant";
+pub const DIRECT_GRANT: &str = "direct-grant";
 
 /// The user every gateway call is made for; its sandbox account is connected before the
 /// phases run.
@@ -94,6 +98,35 @@ const EXECUTE_ECHO_BODY: &str =
 const EXECUTE_GRANT_BODY: &str =
     r#"{"tool_name":"Demo.TokenFingerprint","input":{},"user_id":"bench"}"#;
 const INVOKE_ECHO_BODY: &str = r#"{"tool":{"name":"Echo","toolkit":"Demo"},"inputs":{"message":"hi"},"context":{"user_id":"bench"}}"#;
+/// The worker side of the grant phases: the same tool with a made-up token (the worker
+/// only hashes it), so the gateway's whole share shows against it.
+const INVOKE_GRANT_BODY: &str = r#"{"tool":{"name":"TokenFingerprint","toolkit":"Demo"},"inputs":{},"context":{"authorization":{"token":"bench-token"},"user_id":"bench"}}"#;
+/// MCP `tools/call` in the stateless 2026-07-28 era: no session, the version and the
+/// client's capabilities ride in `_meta` (none declared: no URL elicitation).
+const MCP_CALL_GRANT_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"Demo_TokenFingerprint","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+pub const MCP_MODERN: &str = "2026-07-28";
+pub const MCP_LEGACY: &str = "2025-11-25";
+const MCP_ACCEPT: &str = "application/json, text/event-stream";
+const MCP_INITIALIZE_BODY: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#;
+const MCP_INITIALIZED_BODY: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+/// The path of the bench user's MCP endpoint.
+fn mcp_url(env: &Env) -> String {
+    format!("{}/v1/mcps/{BENCH_USER}/mcp", env.gateway_url)
+}
+
+/// REST execute and worker invoke: HTTP 200 and a tool result with `"success":true`
+/// (both the gateway and the worker write compact JSON).
+fn tool_ok(status: reqwest::StatusCode, body: &[u8]) -> bool {
+    status.is_success() && contains(body, b"\"success\":true")
+}
+
+/// MCP `tools/call`: HTTP 200, a JSON-RPC result (JSON or one SSE event), not `isError`.
+fn mcp_ok(status: reqwest::StatusCode, body: &[u8]) -> bool {
+    status == reqwest::StatusCode::OK
+        && contains(body, b"\"result\"")
+        && !contains(body, b"\"isError\":true")
+}
 
 /// Every phase, in the order they run within a round.
 pub fn phases() -> Vec<Phase> {
@@ -111,6 +144,7 @@ pub fn phases() -> Vec<Phase> {
                     .header(CONTENT_TYPE, "application/json")
                     .body(EXECUTE_ECHO_BODY))
             },
+            ok: tool_ok,
         },
         Phase {
             id: GATEWAY_GRANT,
@@ -125,6 +159,26 @@ pub fn phases() -> Vec<Phase> {
                     .header(CONTENT_TYPE, "application/json")
                     .body(EXECUTE_GRANT_BODY))
             },
+            ok: tool_ok,
+        },
+        Phase {
+            id: MCP_GRANT,
+            label: "gateway: MCP tools/call Demo_TokenFingerprint (grant, 2026-07-28)",
+            target: Target::Gateway,
+            baseline: Some(GATEWAY_GRANT),
+            request: |env| {
+                Ok(env
+                    .client
+                    .post(mcp_url(env))
+                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
+                    .header(CONTENT_TYPE, "application/json")
+                    .header(ACCEPT, MCP_ACCEPT)
+                    .header("MCP-Protocol-Version", MCP_MODERN)
+                    .header("Mcp-Method", "tools/call")
+                    .header("Mcp-Name", "Demo_TokenFingerprint")
+                    .body(MCP_CALL_GRANT_BODY))
+            },
+            ok: mcp_ok,
         },
         Phase {
             id: DIRECT_ECHO,
@@ -139,6 +193,22 @@ pub fn phases() -> Vec<Phase> {
                     .header(CONTENT_TYPE, "application/json")
                     .body(INVOKE_ECHO_BODY))
             },
+            ok: tool_ok,
+        },
+        Phase {
+            id: DIRECT_GRANT,
+            label: "direct: worker invoke Demo.TokenFingerprint",
+            target: Target::Direct,
+            baseline: None,
+            request: |env| {
+                Ok(env
+                    .client
+                    .post(format!("{}/worker/tools/invoke", env.worker_url))
+                    .header(AUTHORIZATION, format!("Bearer {}", env.worker_token()?))
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(INVOKE_GRANT_BODY))
+            },
+            ok: tool_ok,
         },
     ]
 }
@@ -166,7 +236,7 @@ pub async fn run_batch(
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let (env, next, request) = (env.clone(), next.clone(), phase.request);
+        let (env, next, request, ok) = (env.clone(), next.clone(), phase.request, phase.ok);
         tasks.push(tokio::spawn(async move {
             let mut batch = Batch {
                 latencies_ns: Vec::with_capacity(count / concurrency + 1),
@@ -175,7 +245,7 @@ pub async fn run_batch(
             while next.fetch_add(1, Ordering::Relaxed) < count {
                 let req = request(&env)?;
                 let t0 = Instant::now();
-                let outcome = send(req).await;
+                let outcome = send(req, ok).await;
                 let dt = t0.elapsed();
                 match outcome {
                     Ok(()) => batch.latencies_ns.push(dt.as_nanos() as u64),
@@ -201,16 +271,18 @@ pub async fn run_batch(
     Ok(total)
 }
 
-/// Sends one request and reads the whole body; success means HTTP 200 and a tool result
-/// with `"success":true` (both the gateway and the worker write compact JSON).
-async fn send(req: reqwest::RequestBuilder) -> Result<(), String> {
+/// Sends one request and reads the whole body; `ok` judges the answer.
+async fn send(
+    req: reqwest::RequestBuilder,
+    ok: fn(reqwest::StatusCode, &[u8]) -> bool,
+) -> Result<(), String> {
     let res = req.send().await.map_err(|e| format!("transport: {e}"))?;
     let status = res.status();
     let body = res
         .bytes()
         .await
         .map_err(|e| format!("reading body: {e}"))?;
-    if status.is_success() && contains(&body, b"\"success\":true") {
+    if ok(status, &body) {
         Ok(())
     } else {
         let text = String::from_utf8_lossy(&body);
@@ -237,4 +309,102 @@ pub fn ensure_clean(phase: &Phase, batch: &Batch) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What opening idle legacy sessions did.
+pub struct Sessions {
+    pub opened: usize,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// Opens `count` 2025-11-25 sessions (`initialize`, then `notifications/initialized` with
+/// the returned `Mcp-Session-Id`), `concurrency` at a time, and leaves them idle.
+pub async fn open_legacy_sessions(
+    env: &Arc<Env>,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Sessions> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (env, next) = (env.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut opened, mut errors, mut first) = (0usize, 0usize, None);
+            while next.fetch_add(1, Ordering::Relaxed) < count {
+                match open_session(&env).await {
+                    Ok(()) => opened += 1,
+                    Err(e) => {
+                        errors += 1;
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+            (opened, errors, first)
+        }));
+    }
+    let mut total = Sessions {
+        opened: 0,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        let (opened, errors, first) = task.await.context("session task panicked")?;
+        total.opened += opened;
+        total.errors += errors;
+        if total.first_error.is_none() {
+            total.first_error = first;
+        }
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+async fn open_session(env: &Env) -> Result<(), String> {
+    let post = || {
+        env.client
+            .post(mcp_url(env))
+            .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, MCP_ACCEPT)
+    };
+    let res = post()
+        .body(MCP_INITIALIZE_BODY)
+        .send()
+        .await
+        .map_err(|e| format!("initialize: transport: {e}"))?;
+    let status = res.status();
+    let session = res
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = res
+        .bytes()
+        .await
+        .map_err(|e| format!("initialize: reading body: {e}"))?;
+    let Some(session) = session.filter(|_| status == reqwest::StatusCode::OK) else {
+        let text = String::from_utf8_lossy(&body);
+        return Err(format!(
+            "initialize: HTTP {status} (session id: none): {}",
+            text.chars().take(300).collect::<String>()
+        ));
+    };
+    let res = post()
+        .header("Mcp-Session-Id", session)
+        .header("MCP-Protocol-Version", MCP_LEGACY)
+        .body(MCP_INITIALIZED_BODY)
+        .send()
+        .await
+        .map_err(|e| format!("notifications/initialized: transport: {e}"))?;
+    let status = res.status();
+    let _ = res.bytes().await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("notifications/initialized: HTTP {status}"))
+    }
 }

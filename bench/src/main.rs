@@ -17,7 +17,7 @@ use clap::Parser;
 
 use load::{Env, Phase};
 use procs::{Machine, Proc};
-use report::{CpuTicks, PhaseResult, Report};
+use report::{CpuTicks, IdleSessions, PhaseResult, Report};
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +47,9 @@ struct Args {
     /// Run the gateway with `execution_logging.enabled: false` (to see what the log costs).
     #[arg(long)]
     no_execution_log: bool,
+    /// Idle legacy MCP sessions opened after the phases to measure their memory (0: skip).
+    #[arg(long, default_value_t = 10_000)]
+    idle_sessions: usize,
 }
 
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
@@ -237,6 +240,13 @@ async fn bench(
              is understated"
         );
     }
+    let idle = if args.idle_sessions > 0 {
+        gateway.ensure_running()?;
+        Some(idle_sessions(&env, gateway.pid(), args.idle_sessions).await?)
+    } else {
+        None
+    };
+
     let report = Report {
         machine: &machine,
         phases: &phases,
@@ -247,6 +257,7 @@ async fn bench(
         execution_log: !args.no_execution_log,
         gateway_peak_rss_kib: procs::peak_rss_kib(gateway.pid()),
         worker_peak_rss_kib: procs::peak_rss_kib(worker.pid()),
+        idle: idle.as_ref(),
     };
     println!("{}", report.markdown());
     Ok(())
@@ -280,6 +291,35 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cpu = cpu_now(pids)? - before;
     Ok((batch, cpu))
+}
+
+/// The gateway's VmRSS before and after opening `count` idle legacy sessions (16 at a
+/// time), the second reading 2 s after the last one opened.
+async fn idle_sessions(
+    env: &Arc<Env>,
+    gateway_pid: u32,
+    count: usize,
+) -> anyhow::Result<IdleSessions> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = procs::rss_kib(gateway_pid).context("reading the gateway's VmRSS")?;
+    eprintln!("opening {count} idle legacy MCP sessions…");
+    let s = load::open_legacy_sessions(env, count, 16).await?;
+    if s.errors > 0 {
+        eprintln!(
+            "  {} sessions failed; first: {}",
+            s.errors,
+            s.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = procs::rss_kib(gateway_pid).context("reading the gateway's VmRSS")?;
+    Ok(IdleSessions {
+        opened: s.opened,
+        errors: s.errors,
+        elapsed: s.elapsed,
+        rss_before_kib: before,
+        rss_after_kib: after,
+    })
 }
 
 /// The gateway's engine.yaml. The worker secret and root key come from the environment so

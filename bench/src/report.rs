@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::load::{DIRECT_ECHO, GATEWAY_ECHO, GATEWAY_GRANT, Phase, Target};
+use crate::load::{
+    DIRECT_ECHO, DIRECT_GRANT, GATEWAY_ECHO, GATEWAY_GRANT, MCP_GRANT, Phase, Target,
+};
 use crate::procs::Machine;
 
 /// Targets from the issue.
@@ -12,6 +14,28 @@ const ADDED_P99_TARGET_US: f64 = 1000.0;
 const ADDED_P99_CONCURRENCY: usize = 16;
 /// Gateway CPU a grant (connection read, vault open, token in the request) may add per call.
 const GRANT_TARGET_US: f64 = 15.0;
+/// Gateway CPU per MCP `tools/call` of a tool with a vault token (issue 4).
+const MCP_CPU_TARGET_US: f64 = 80.0;
+/// Memory per idle legacy MCP session (issue 4).
+const IDLE_SESSION_TARGET_BYTES: f64 = 5.0 * 1024.0;
+
+/// The gateway's resident memory around opening idle legacy MCP sessions.
+pub struct IdleSessions {
+    pub opened: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+}
+
+impl IdleSessions {
+    /// Bytes of VmRSS growth per session asked for (failed ones included, so a failure
+    /// cannot make the figure look smaller).
+    pub fn bytes_per_session(&self) -> f64 {
+        (self.rss_after_kib as f64 - self.rss_before_kib as f64) * 1024.0
+            / (self.opened + self.errors).max(1) as f64
+    }
+}
 
 /// CPU ticks of each process over a phase's measured requests.
 #[derive(Default, Clone, Copy)]
@@ -86,6 +110,7 @@ pub struct Report<'a> {
     pub execution_log: bool,
     pub gateway_peak_rss_kib: Option<u64>,
     pub worker_peak_rss_kib: Option<u64>,
+    pub idle: Option<&'a IdleSessions>,
 }
 
 impl Report<'_> {
@@ -216,6 +241,75 @@ impl Report<'_> {
             }
         }
 
+        let mcp_rows: Vec<(usize, &PhaseResult)> = self
+            .concurrencies()
+            .into_iter()
+            .filter_map(|c| Some((c, self.find(MCP_GRANT, c)?)))
+            .collect();
+        if !mcp_rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### MCP tools/call against REST execute (same run)\n"
+            );
+            let _ = writeln!(
+                out,
+                "| Concurrency | Gateway CPU: MCP tools/call (µs/call) | REST execute, same tool \
+                 | REST execute Demo.Echo | MCP − REST (µs/call) | p50 MCP / REST / direct (µs) \
+                 | p99 MCP / REST / direct (µs) |"
+            );
+            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---|---|");
+            let fmt = |r: Option<&PhaseResult>, f: &dyn Fn(&PhaseResult) -> f64| {
+                r.map(|r| format!("{:.1}", f(r)))
+                    .unwrap_or_else(|| "–".into())
+            };
+            for (c, m) in &mcp_rows {
+                let rest = self.find(GATEWAY_GRANT, *c);
+                let echo = self.find(GATEWAY_ECHO, *c);
+                let direct = self.find(DIRECT_GRANT, *c);
+                let gw = |r: &PhaseResult| r.per_call_us(r.cpu.gateway, hz);
+                let diff = rest
+                    .map(|r| format!("{:.1}", gw(m) - gw(r)))
+                    .unwrap_or_else(|| "–".into());
+                let pct = |p: f64| {
+                    format!(
+                        "{:.0} / {} / {}",
+                        m.percentile_us(p),
+                        rest.map(|r| format!("{:.0}", r.percentile_us(p)))
+                            .unwrap_or_else(|| "–".into()),
+                        direct
+                            .map(|r| format!("{:.0}", r.percentile_us(p)))
+                            .unwrap_or_else(|| "–".into()),
+                    )
+                };
+                let _ = writeln!(
+                    out,
+                    "| {c} | {:.1} ± {:.1} | {} | {} | {diff} | {} | {} |",
+                    gw(m),
+                    m.per_call_us(1, hz),
+                    fmt(rest, &gw),
+                    fmt(echo, &gw),
+                    pct(50.0),
+                    pct(99.0),
+                );
+            }
+        }
+
+        if let Some(idle) = self.idle {
+            let _ = writeln!(out, "\n### Idle legacy MCP sessions\n");
+            let _ = writeln!(
+                out,
+                "Opened {} sessions (`initialize` + `notifications/initialized`, 16 at a time) \
+                 in {:.1} s, {} failed. Gateway VmRSS {:.1} MiB before, {:.1} MiB 2 s after: \
+                 {:.0} bytes per session.",
+                idle.opened,
+                idle.elapsed.as_secs_f64(),
+                idle.errors,
+                idle.rss_before_kib as f64 / 1024.0,
+                idle.rss_after_kib as f64 / 1024.0,
+                idle.bytes_per_session(),
+            );
+        }
+
         let _ = writeln!(out, "\n### Targets\n");
         let _ = writeln!(out, "| Target | Concurrency | Measured | Verdict |");
         let _ = writeln!(out, "|---|---:|---:|---|");
@@ -248,6 +342,25 @@ impl Report<'_> {
                 out,
                 "| Grant adds ≤ {GRANT_TARGET_US:.0} µs gateway CPU per call | {c} | {added:.1} µs | {} |",
                 verdict(added <= GRANT_TARGET_US)
+            );
+        }
+
+        for (c, m) in &mcp_rows {
+            let us = m.per_call_us(m.cpu.gateway, hz);
+            let _ = writeln!(
+                out,
+                "| Gateway CPU ≤ {MCP_CPU_TARGET_US:.0} µs per MCP tools/call with a vault token \
+                 | {c} | {us:.1} µs | {} |",
+                verdict(us <= MCP_CPU_TARGET_US)
+            );
+        }
+        if let Some(idle) = self.idle {
+            let b = idle.bytes_per_session();
+            let _ = writeln!(
+                out,
+                "| ≤ {:.0} KB per idle legacy session | – | {b:.0} B | {} |",
+                IDLE_SESSION_TARGET_BYTES / 1024.0,
+                verdict(idle.errors == 0 && b <= IDLE_SESSION_TARGET_BYTES)
             );
         }
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -659,11 +659,17 @@ def complete_sandbox_consent(gw: Gateway, url: str, username: str,
     with httpx.Client(follow_redirects=False, timeout=30.0) as browser:
         authorize_url = redirect(browser.get(url))
         assert authorize_url.startswith(f"{gw.base_url}/sandbox/oauth/authorize?"), authorize_url
+        query = parse_qs(urlsplit(authorize_url).query)
+        assert query["response_type"] == ["code"]
+        assert query["redirect_uri"] == [f"{gw.base_url}/v1/oauth/callback"]
+        assert query["code_challenge_method"] == ["S256"]
+        assert query["state"][0] and query["code_challenge"][0]
         consent = browser.get(authorize_url)
         assert consent.status_code == 200, consent.text[:500]
         form = _ConsentFormParser()
         form.feed(consent.text)
         assert form.action is not None, consent.text[:1000]
+        assert ("decision", "allow") in form.buttons and ("decision", "deny") in form.buttons
         fields = {**form.fields, "username": username, "decision": decision}
         callback_url = redirect(browser.post(urljoin(authorize_url, form.action), data=fields))
         assert callback_url.startswith(f"{gw.base_url}/v1/oauth/callback?"), callback_url

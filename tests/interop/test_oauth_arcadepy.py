@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-from html.parser import HTMLParser
-from urllib.parse import parse_qs, urljoin, urlsplit
 
 import arcadepy
 import httpx
@@ -20,7 +18,14 @@ import pytest
 from arcadepy import Arcade
 from arcadepy.types.shared import AuthorizationResponse
 
-from conftest import Binaries, Gateway, free_port, start_demo_worker, stop_process
+from conftest import (
+    Binaries,
+    Gateway,
+    complete_sandbox_consent,
+    free_port,
+    start_demo_worker,
+    stop_process,
+)
 
 FINGERPRINT = "Demo.TokenFingerprint"
 WHO_AM_I = "Demo.WhoAmI"
@@ -56,66 +61,13 @@ def client(gw: Gateway) -> Arcade:
 # ---------------------------------------------------------------------------------------------
 
 
-class _FormParser(HTMLParser):
-    """The first form's action and its inputs (name → value), and the buttons' names/values."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-        self.fields: dict[str, str] = {}
-        self.buttons: list[tuple[str, str]] = []
-        self._in_form = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form" and self.action is None:
-            self.action = a.get("action", "")
-            self._in_form = True
-        elif self._in_form and tag == "input" and a.get("name"):
-            self.fields[a["name"]] = a.get("value", "")
-        elif self._in_form and tag == "button" and a.get("name"):
-            self.buttons.append((a["name"], a.get("value", "")))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._in_form = False
-
-
 def _browser() -> httpx.Client:
     # A browser carries no API key; it follows redirects one at a time (here, by hand).
     return httpx.Client(follow_redirects=False, timeout=30.0)
 
 
-def _redirect(resp: httpx.Response) -> str:
-    assert resp.status_code in (302, 303), (resp.status_code, resp.text[:500])
-    location = resp.headers.get("location")
-    assert location, resp.headers
-    return urljoin(str(resp.url), location)
-
-
-def connect_sandbox_account(gw: Gateway, url: str, username: str,
-                            decision: str = "allow") -> httpx.Response:
-    """Follows an authorization URL the way a user's browser does; returns the last page."""
-    assert url.startswith(f"{gw.base_url}/v1/oauth/link/"), url
-    with _browser() as browser:
-        authorize_url = _redirect(browser.get(url))
-        assert authorize_url.startswith(f"{gw.base_url}/sandbox/oauth/authorize?"), authorize_url
-        query = parse_qs(urlsplit(authorize_url).query)
-        assert query["response_type"] == ["code"]
-        assert query["redirect_uri"] == [f"{gw.base_url}/v1/oauth/callback"]
-        assert query["code_challenge_method"] == ["S256"]
-        assert query["state"][0] and query["code_challenge"][0]
-
-        consent = browser.get(authorize_url)
-        assert consent.status_code == 200, consent.text[:500]
-        form = _FormParser()
-        form.feed(consent.text)
-        assert form.action is not None, consent.text[:1000]
-        assert ("decision", "allow") in form.buttons and ("decision", "deny") in form.buttons
-        fields = {**form.fields, "username": username, "decision": decision}
-        callback_url = _redirect(browser.post(urljoin(authorize_url, form.action), data=fields))
-        assert callback_url.startswith(f"{gw.base_url}/v1/oauth/callback?"), callback_url
-        return browser.get(callback_url)
+# The user's browser: the link, the sandbox consent page, the callback (checked hop by hop).
+connect_sandbox_account = complete_sandbox_consent
 
 
 def wait_for_completion(client: Arcade, auth: AuthorizationResponse) -> AuthorizationResponse:
