@@ -242,7 +242,7 @@ async fn bench(
     }
     let idle = if args.idle_sessions > 0 {
         gateway.ensure_running()?;
-        Some(idle_sessions(&env, gateway.pid(), args.idle_sessions).await?)
+        Some(idle_sessions(&env, gateway.pid(), &dir.join("sb.db"), args.idle_sessions).await?)
     } else {
         None
     };
@@ -298,10 +298,12 @@ async fn measure(
 async fn idle_sessions(
     env: &Arc<Env>,
     gateway_pid: u32,
+    db: &Path,
     count: usize,
 ) -> anyhow::Result<IdleSessions> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = procs::rss_kib(gateway_pid).context("reading the gateway's VmRSS")?;
+    let db_before = sqlite_bytes(db);
     eprintln!("opening {count} idle legacy MCP sessions…");
     let s = load::open_legacy_sessions(env, count, 16).await?;
     if s.errors > 0 {
@@ -313,13 +315,24 @@ async fn idle_sessions(
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = procs::rss_kib(gateway_pid).context("reading the gateway's VmRSS")?;
+    let db_after = sqlite_bytes(db);
     Ok(IdleSessions {
+        db_before_bytes: db_before,
+        db_after_bytes: db_after,
         opened: s.opened,
         errors: s.errors,
         elapsed: s.elapsed,
         rss_before_kib: before,
         rss_after_kib: after,
     })
+}
+
+/// Sizes of the SQLite database file and of its WAL: where the sessions actually live.
+fn sqlite_bytes(db: &Path) -> (u64, u64) {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    (len(db), len(Path::new(&wal)))
 }
 
 /// The gateway's engine.yaml. The worker secret and root key come from the environment so

@@ -26,6 +26,9 @@ pub struct IdleSessions {
     pub elapsed: Duration,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
+    /// (SQLite file, its WAL) in bytes, where the session records are.
+    pub db_before_bytes: (u64, u64),
+    pub db_after_bytes: (u64, u64),
 }
 
 impl IdleSessions {
@@ -300,13 +303,21 @@ impl Report<'_> {
                 out,
                 "Opened {} sessions (`initialize` + `notifications/initialized`, 16 at a time) \
                  in {:.1} s, {} failed. Gateway VmRSS {:.1} MiB before, {:.1} MiB 2 s after: \
-                 {:.0} bytes per session.",
+                 {:.0} bytes per session. On disk (not in RSS), the SQLite file went from \
+                 {:.1} to {:.1} MiB ({:.0} bytes per session) and its WAL from {:.1} to \
+                 {:.1} MiB.",
                 idle.opened,
                 idle.elapsed.as_secs_f64(),
                 idle.errors,
                 idle.rss_before_kib as f64 / 1024.0,
                 idle.rss_after_kib as f64 / 1024.0,
                 idle.bytes_per_session(),
+                mib(idle.db_before_bytes.0),
+                mib(idle.db_after_bytes.0),
+                (idle.db_after_bytes.0 as f64 - idle.db_before_bytes.0 as f64)
+                    / (idle.opened + idle.errors).max(1) as f64,
+                mib(idle.db_before_bytes.1),
+                mib(idle.db_after_bytes.1),
             );
         }
 
@@ -385,6 +396,10 @@ impl Report<'_> {
         );
         out
     }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn verdict(pass: bool) -> &'static str {
