@@ -58,7 +58,19 @@ impl ProviderRegistry {
     }
 
     pub fn by_id(&self, id: &str) -> Option<Arc<Provider>> {
-        self.all().into_iter().find(|p| p.id == id)
+        self.find(|p| p.id == id)
+    }
+
+    /// The first provider matching, config first; on the call path, so no list is built.
+    fn find(&self, matches: impl Fn(&Provider) -> bool) -> Option<Arc<Provider>> {
+        if let Some(p) = self.config.iter().find(|p| matches(p)) {
+            return Some(p.clone());
+        }
+        let stored = self.stored.read().unwrap_or_else(|p| p.into_inner());
+        stored
+            .iter()
+            .find(|p| !self.is_config_id(&p.id) && matches(p))
+            .cloned()
     }
 
     /// A requirement names one provider (`id`) or a service (`provider_id`, e.g.
@@ -69,15 +81,12 @@ impl ProviderRegistry {
         id: Option<&str>,
         service: Option<&str>,
     ) -> Option<Arc<Provider>> {
-        let all = self.all();
         if let Some(id) = id.filter(|s| !s.is_empty()) {
-            return all.into_iter().find(|p| p.id == id);
+            return self.by_id(id);
         }
         let service = service.filter(|s| !s.is_empty())?;
-        all.iter()
-            .find(|p| p.provider_id == service)
-            .or_else(|| all.iter().find(|p| p.id == service))
-            .cloned()
+        self.find(|p| p.provider_id == service)
+            .or_else(|| self.by_id(service))
     }
 
     /// Re-reads providers kept in the store.
