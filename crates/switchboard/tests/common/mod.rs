@@ -175,24 +175,8 @@ pub async fn start_gateway(customise: impl FnOnce(&mut Config)) -> TestGateway {
     let mut config = test_config(dir.path());
     customise(&mut config);
     let gateway = Gateway::start(config).await.expect("gateway starts");
-    let store = gateway.state.store.clone();
-    let key = generate_key("test", 0);
-    store.insert_api_key(&key.record).await.expect("key stored");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = oneshot::channel();
-    let handle = tokio::spawn(gateway.serve(listener, async move {
-        let _ = rx.await;
-    }));
-    TestGateway {
-        addr,
-        key: key.plaintext,
-        store,
-        http: reqwest::Client::new(),
-        dir,
-        stop: Some(tx),
-        handle,
-    }
+    serve_gateway(gateway, listener, dir).await
 }
 
 impl TestGateway {
