@@ -1,7 +1,8 @@
 //! Phases (what one request is) and the closed-loop load generator that runs them.
 //!
 //! A scenario is one more [`Phase`] in [`phases`]: e.g. the tool that needs an OAuth grant
-//! (baseline: the plain gateway execute), or later MCP `tools/call`.
+//! (baseline: the plain gateway execute), MCP `tools/call`, or the same worker call through
+//! a bare HTTP/1.1 proxy (the floor any gateway hop costs).
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -11,10 +12,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
-/// Which server a phase's requests go to (whose process CPU matters).
+/// Which server a phase's requests go to: the process in front of the worker, whose CPU
+/// per call the report shows (see `CpuTicks::front`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// The switchboard gateway.
     Gateway,
+    /// `bare-proxy`: forwards the body to the worker's invoke endpoint, nothing else.
+    BareProxy,
+    /// The worker itself; nothing in front.
     Direct,
 }
 
@@ -25,6 +31,8 @@ pub struct Env {
     /// e.g. `http://127.0.0.1:PORT` (no trailing slash).
     pub gateway_url: String,
     pub worker_url: String,
+    /// `bare-proxy`'s URL; `None` when no selected phase needs it (it is not started).
+    pub proxy_url: Option<String>,
     pub api_key: String,
     pub worker_secret: String,
     /// (issued at, token): a worker token is signed once per 30 s, not per request, so
@@ -37,6 +45,7 @@ impl Env {
         client: reqwest::Client,
         gateway_url: String,
         worker_url: String,
+        proxy_url: Option<String>,
         api_key: String,
         worker_secret: String,
     ) -> Self {
@@ -44,6 +53,7 @@ impl Env {
             client,
             gateway_url,
             worker_url,
+            proxy_url,
             api_key,
             worker_secret,
             token: Mutex::new((0, String::new())),
@@ -85,6 +95,7 @@ pub const DIRECT_ECHO: &str = "direct-echo";
 pub const GATEWAY_GRANT: &str = "gateway-grant";
 pub const MCP_GRANT: &str = "mcp-call-grant";
 pub const DIRECT_GRANT: &str = "direct-grant";
+pub const BARE_PROXY_ECHO: &str = "bare-proxy-echo";
 
 /// The user every gateway call is made for; its sandbox account is connected before the
 /// phases run.
@@ -128,7 +139,8 @@ fn mcp_ok(status: reqwest::StatusCode, body: &[u8]) -> bool {
         && !contains(body, b"\"isError\":true")
 }
 
-/// Every phase, in the order they run within a round.
+/// Every phase, in the order they run within a round (the reverse in odd rounds): the
+/// gateway's, then the bare proxy's, then the worker's alone.
 pub fn phases() -> Vec<Phase> {
     vec![
         Phase {
@@ -179,6 +191,26 @@ pub fn phases() -> Vec<Phase> {
                     .body(MCP_CALL_GRANT_BODY))
             },
             ok: mcp_ok,
+        },
+        Phase {
+            id: BARE_PROXY_ECHO,
+            label: "floor: bare HTTP/1.1 proxy → worker invoke Demo.Echo",
+            target: Target::BareProxy,
+            baseline: Some(DIRECT_ECHO),
+            request: |env| {
+                let url = env
+                    .proxy_url
+                    .as_deref()
+                    .context("bare-proxy was not started")?;
+                // The proxy ignores the path (same as direct-echo's, for the same request
+                // line) and adds the worker JWT itself, as the gateway does.
+                Ok(env
+                    .client
+                    .post(format!("{url}/worker/tools/invoke"))
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(INVOKE_ECHO_BODY))
+            },
+            ok: tool_ok,
         },
         Phase {
             id: DIRECT_ECHO,

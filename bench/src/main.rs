@@ -1,5 +1,6 @@
-//! `switchboard-bench`: REST execute through the gateway versus straight to a TDK worker,
-//! at several concurrencies, with the gateway's CPU per call. Prints Markdown for
+//! `switchboard-bench`: REST execute through the gateway versus straight to a TDK worker
+//! and through `bare-proxy` (the floor of any HTTP/1.1 hop), at several concurrencies, with
+//! the CPU per call of the process in front of the worker. Prints Markdown for
 //! BENCHMARKS.md. A report, not a test: it exits 0 when targets are missed.
 
 mod load;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 
-use load::{Env, Phase};
+use load::{Env, Phase, Target};
 use procs::{Machine, Proc};
 use report::{CpuTicks, IdleSessions, PhaseResult, Report};
 
@@ -37,7 +38,7 @@ struct Args {
     /// Measured rounds per phase; their order alternates to cancel drift.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
-    /// Where `switchboard` and `demo-worker` are (default: beside this program).
+    /// Where `switchboard`, `demo-worker` and `bare-proxy` are (default: beside this program).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Extra environment for the gateway process only, KEY=VALUE, repeatable (for
@@ -50,6 +51,13 @@ struct Args {
     /// Idle legacy MCP sessions opened after the phases to measure their memory (0: skip).
     #[arg(long, default_value_t = 10_000)]
     idle_sessions: usize,
+    /// Run only these phases (ids, comma-separated; default: all), e.g. to profile one.
+    #[arg(long, value_delimiter = ',')]
+    phases: Vec<String>,
+    /// Run `bare-proxy` on a current-thread tokio runtime (default: multi-thread, like the
+    /// gateway).
+    #[arg(long)]
+    proxy_current_thread: bool,
 }
 
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
@@ -86,12 +94,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .context("this program has no directory")?
             .to_path_buf(),
     };
-    let gateway_bin = bin_dir.join("switchboard");
-    let worker_bin = bin_dir.join("demo-worker");
-    for bin in [&gateway_bin, &worker_bin] {
+    let phases = selected_phases(&args.phases)?;
+    let bins = Bins {
+        gateway: bin_dir.join("switchboard"),
+        worker: bin_dir.join("demo-worker"),
+        // Started only when a selected phase goes through it.
+        proxy: phases
+            .iter()
+            .any(|p| p.target == Target::BareProxy)
+            .then(|| bin_dir.join("bare-proxy")),
+    };
+    for bin in [Some(&bins.gateway), Some(&bins.worker), bins.proxy.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         if !bin.is_file() {
             bail!(
-                "{} not found; build it first: cargo build --release -p switchboard -p demo-worker",
+                "{} not found; build it first: cargo build --release -p switchboard \
+                 -p demo-worker -p switchboard-bench",
                 bin.display()
             );
         }
@@ -99,19 +119,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = bench(&args, &gateway_bin, &worker_bin, &dir).await;
+    let result = bench(&args, &bins, phases, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-/// Starts both processes, runs every phase, prints the report. The `Proc` guards kill the
+/// The phases `--phases` keeps (all when it is empty), in `load::phases()` order.
+fn selected_phases(ids: &[String]) -> anyhow::Result<Vec<Phase>> {
+    let mut phases = load::phases();
+    if ids.is_empty() {
+        return Ok(phases);
+    }
+    phases.retain(|p| ids.iter().any(|id| id == p.id));
+    if phases.is_empty() {
+        bail!(
+            "--phases matched none of: {}",
+            load::phases()
+                .iter()
+                .map(|p| p.id)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(phases)
+}
+
+/// The programs under test; `proxy` is `None` when no selected phase needs `bare-proxy`.
+struct Bins {
+    gateway: PathBuf,
+    worker: PathBuf,
+    proxy: Option<PathBuf>,
+}
+
+/// Starts the processes, runs every phase, prints the report. The `Proc` guards kill the
 /// children when this returns, on success or error.
-async fn bench(
-    args: &Args,
-    gateway_bin: &Path,
-    worker_bin: &Path,
-    dir: &Path,
-) -> anyhow::Result<()> {
+async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyhow::Result<()> {
     let machine = Machine::read();
     let clk_tck = procs::clock_ticks_per_sec();
     let secret = random_hex();
@@ -122,7 +164,7 @@ async fn bench(
     let port = free_port()?;
 
     eprintln!("starting demo-worker…");
-    let mut cmd = Command::new(worker_bin);
+    let mut cmd = Command::new(&bins.worker);
     cmd.args(["--host", "127.0.0.1", "--port", "0", "--api-base-url"])
         .arg(format!("http://127.0.0.1:{port}/sandbox/api"))
         .env("ARCADE_WORKER_SECRET", &secret)
@@ -133,16 +175,36 @@ async fn bench(
         .trim_end_matches('/')
         .to_owned();
 
+    let mut proxy = match &bins.proxy {
+        Some(bin) => {
+            eprintln!("starting bare-proxy…");
+            let mut cmd = Command::new(bin);
+            cmd.arg("--upstream")
+                .arg(&worker_url)
+                .env("ARCADE_WORKER_SECRET", &secret);
+            if args.proxy_current_thread {
+                cmd.arg("--current-thread");
+            }
+            let mut p = Proc::spawn("bare-proxy", cmd, dir.join("proxy.log"))?;
+            let url = p
+                .wait_for_line("bare-proxy listening on ", Duration::from_secs(15))?
+                .trim_end_matches('/')
+                .to_owned();
+            Some((p, url))
+        }
+        None => None,
+    };
+
     let config = dir.join("engine.yaml");
     let mut yaml = gateway_config(port, dir, &worker_url);
     if args.no_execution_log {
         yaml.push_str("execution_logging:\n  enabled: false\n");
     }
     std::fs::write(&config, yaml).with_context(|| format!("writing {}", config.display()))?;
-    let api_key = create_key(gateway_bin, &config, &secret, &root_key)?;
+    let api_key = create_key(&bins.gateway, &config, &secret, &root_key)?;
 
     eprintln!("starting the gateway…");
-    let mut cmd = Command::new(gateway_bin);
+    let mut cmd = Command::new(&bins.gateway);
     cmd.arg("serve")
         .arg("--config")
         .arg(&config)
@@ -164,10 +226,18 @@ async fn bench(
         .await
         .with_context(|| format!("gateway log:\n{}", procs::log_tail(&gateway.log)))?;
 
-    let env = Arc::new(Env::new(client, gateway_url, worker_url, api_key, secret));
-    let phases = load::phases();
+    let proxy_url = proxy.as_ref().map(|(_, url)| url.clone());
+    let env = Arc::new(Env::new(
+        client,
+        gateway_url,
+        worker_url,
+        proxy_url,
+        api_key,
+        secret,
+    ));
     let pids = Pids {
         gateway: gateway.pid().to_string(),
+        proxy: proxy.as_ref().map(|(p, _)| p.pid().to_string()),
         worker: worker.pid().to_string(),
     };
 
@@ -213,6 +283,9 @@ async fn bench(
                 );
                 gateway.ensure_running()?;
                 worker.ensure_running()?;
+                if let Some((p, _)) = &mut proxy {
+                    p.ensure_running()?;
+                }
                 let (batch, cpu) = measure(&env, &phases[i], c, per_round, &pids).await?;
                 let m = &mut merged[i];
                 m.latencies_ns.extend(batch.latencies_ns);
@@ -257,20 +330,36 @@ async fn bench(
         execution_log: !args.no_execution_log,
         gateway_peak_rss_kib: procs::peak_rss_kib(gateway.pid()),
         worker_peak_rss_kib: procs::peak_rss_kib(worker.pid()),
+        proxy_runtime: proxy.as_ref().map(|_| {
+            if args.proxy_current_thread {
+                "current-thread"
+            } else {
+                "multi-thread"
+            }
+        }),
+        proxy_peak_rss_kib: proxy
+            .as_ref()
+            .and_then(|(p, _)| procs::peak_rss_kib(p.pid())),
         idle: idle.as_ref(),
     };
     println!("{}", report.markdown());
     Ok(())
 }
 
+/// `/proc` ids of the processes whose CPU is read around each batch.
 struct Pids {
     gateway: String,
+    proxy: Option<String>,
     worker: String,
 }
 
 fn cpu_now(pids: &Pids) -> anyhow::Result<CpuTicks> {
     Ok(CpuTicks {
         gateway: procs::cpu_ticks(&pids.gateway)?,
+        proxy: match &pids.proxy {
+            Some(pid) => procs::cpu_ticks(pid)?,
+            None => 0,
+        },
         worker: procs::cpu_ticks(&pids.worker)?,
         load: procs::cpu_ticks("self")?,
     })

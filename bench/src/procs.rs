@@ -1,5 +1,5 @@
-//! The processes under test (gateway, demo-worker) and what `/proc` says about them and
-//! the machine. Linux only, as the figures are.
+//! The processes under test (gateway, demo-worker, bare-proxy) and what `/proc` says about
+//! them and the machine. Linux only, as the figures are.
 
 use std::fs;
 use std::io::{BufRead, BufReader};

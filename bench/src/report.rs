@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::load::{
-    DIRECT_ECHO, DIRECT_GRANT, GATEWAY_ECHO, GATEWAY_GRANT, MCP_GRANT, Phase, Target,
+    BARE_PROXY_ECHO, DIRECT_ECHO, DIRECT_GRANT, GATEWAY_ECHO, GATEWAY_GRANT, MCP_GRANT, Phase,
+    Target,
 };
 use crate::procs::Machine;
 
@@ -40,17 +41,32 @@ impl IdleSessions {
     }
 }
 
-/// CPU ticks of each process over a phase's measured requests.
+/// CPU ticks of each process over a phase's measured requests. `proxy` stays 0 when
+/// `bare-proxy` is not running.
 #[derive(Default, Clone, Copy)]
 pub struct CpuTicks {
     pub gateway: u64,
+    pub proxy: u64,
     pub worker: u64,
     pub load: u64,
+}
+
+impl CpuTicks {
+    /// The CPU of the process in front of the worker for a phase's target: the gateway or
+    /// the bare proxy. Direct calls have nothing in front; for them this is the gateway's
+    /// CPU while idle (its background work), as a check.
+    pub fn front(&self, target: Target) -> u64 {
+        match target {
+            Target::Gateway | Target::Direct => self.gateway,
+            Target::BareProxy => self.proxy,
+        }
+    }
 }
 
 impl std::ops::AddAssign for CpuTicks {
     fn add_assign(&mut self, o: Self) {
         self.gateway += o.gateway;
+        self.proxy += o.proxy;
         self.worker += o.worker;
         self.load += o.load;
     }
@@ -61,6 +77,7 @@ impl std::ops::Sub for CpuTicks {
     fn sub(self, o: Self) -> Self {
         Self {
             gateway: self.gateway.saturating_sub(o.gateway),
+            proxy: self.proxy.saturating_sub(o.proxy),
             worker: self.worker.saturating_sub(o.worker),
             load: self.load.saturating_sub(o.load),
         }
@@ -113,6 +130,9 @@ pub struct Report<'a> {
     pub execution_log: bool,
     pub gateway_peak_rss_kib: Option<u64>,
     pub worker_peak_rss_kib: Option<u64>,
+    /// `bare-proxy`'s runtime ("multi-thread" or "current-thread"); `None`: not started.
+    pub proxy_runtime: Option<&'static str>,
+    pub proxy_peak_rss_kib: Option<u64>,
     pub idle: Option<&'a IdleSessions>,
 }
 
@@ -153,25 +173,30 @@ impl Report<'_> {
         for (k, v) in self.gateway_env {
             let _ = writeln!(out, "- Gateway run with `{k}={v}`.");
         }
+        if let Some(rt) = self.proxy_runtime {
+            let _ = writeln!(
+                out,
+                "- `bare-proxy` (hyper 1 HTTP/1.1 server, pooled hyper client) on a tokio \
+                 {rt} runtime."
+            );
+        }
         let _ = writeln!(out);
 
         let _ = writeln!(out, "### Per phase\n");
         let _ = writeln!(
             out,
             "| Concurrency | Phase | Calls | Errors | Throughput (req/s) | p50 (µs) | p99 (µs) \
-             | Gateway CPU (µs/call) | Worker CPU (µs/call) | Load generator CPU (µs/call) |"
+             | Gateway / proxy CPU (µs/call) | Worker CPU (µs/call) \
+             | Load generator CPU (µs/call) |"
         );
         let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in self.results {
             let p = &self.phases[r.phase];
-            let gw = if p.target == Target::Gateway {
-                format!(
-                    "{:.1} ± {:.1}",
-                    r.per_call_us(r.cpu.gateway, hz),
-                    r.per_call_us(1, hz)
-                )
+            let front = r.per_call_us(r.cpu.front(p.target), hz);
+            let gw = if p.target == Target::Direct {
+                format!("{front:.1}")
             } else {
-                format!("{:.1}", r.per_call_us(r.cpu.gateway, hz))
+                format!("{front:.1} ± {:.1}", r.per_call_us(1, hz))
             };
             let _ = writeln!(
                 out,
@@ -214,6 +239,61 @@ impl Report<'_> {
                 r.percentile_us(99.0) / b.percentile_us(99.0),
                 r.percentile_us(50.0) - b.percentile_us(50.0),
                 r.percentile_us(99.0) - b.percentile_us(99.0),
+            );
+        }
+
+        let floor_rows: Vec<(usize, &PhaseResult, &PhaseResult)> = self
+            .concurrencies()
+            .into_iter()
+            .filter_map(|c| {
+                Some((
+                    c,
+                    self.find(GATEWAY_ECHO, c)?,
+                    self.find(BARE_PROXY_ECHO, c)?,
+                ))
+            })
+            .collect();
+        if !floor_rows.is_empty() {
+            let _ = writeln!(out, "\n### The floor: a bare HTTP/1.1 hop (same run)\n");
+            let _ = writeln!(
+                out,
+                "| Concurrency | Gateway CPU: REST execute Demo.Echo (µs/call) \
+                 | Bare proxy CPU (µs/call) | Gateway's own work (µs/call) | Gateway / proxy \
+                 | p50 gateway / proxy / direct (µs) | p99 gateway / proxy / direct (µs) |"
+            );
+            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---|---|");
+            for (c, g, b) in &floor_rows {
+                let gw = g.per_call_us(g.cpu.gateway, hz);
+                let bare = b.per_call_us(b.cpu.proxy, hz);
+                let direct = self.find(DIRECT_ECHO, *c);
+                let pct = |p: f64| {
+                    format!(
+                        "{:.0} / {:.0} / {}",
+                        g.percentile_us(p),
+                        b.percentile_us(p),
+                        direct
+                            .map(|d| format!("{:.0}", d.percentile_us(p)))
+                            .unwrap_or_else(|| "–".into()),
+                    )
+                };
+                let _ = writeln!(
+                    out,
+                    "| {c} | {gw:.1} ± {:.1} | {bare:.1} ± {:.1} | {:.1} ± {:.1} | {:.2} | {} | {} |",
+                    g.per_call_us(1, hz),
+                    b.per_call_us(1, hz),
+                    gw - bare,
+                    g.per_call_us(1, hz) + b.per_call_us(1, hz),
+                    gw / bare.max(f64::MIN_POSITIVE),
+                    pct(50.0),
+                    pct(99.0),
+                );
+            }
+            let _ = writeln!(
+                out,
+                "\nThe bare proxy reads the body, forwards it to the worker's invoke endpoint \
+                 with a cached worker JWT and returns the answer: what any HTTP/1.1 gateway \
+                 hop costs on this machine. The difference is the gateway's own work (API key, \
+                 catalog, JSON in and out, execution log)."
             );
         }
 
@@ -379,9 +459,13 @@ impl Report<'_> {
             k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
                 .unwrap_or_else(|| "unknown".into())
         };
+        let proxy_rss = match self.proxy_runtime {
+            Some(_) => format!(", bare proxy {}", rss(self.proxy_peak_rss_kib)),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "\nPeak RSS (VmHWM) at the end: gateway {}, worker {}.",
+            "\nPeak RSS (VmHWM) at the end: gateway {}, worker {}{proxy_rss}.",
             rss(self.gateway_peak_rss_kib),
             rss(self.worker_peak_rss_kib)
         );
@@ -391,7 +475,9 @@ impl Report<'_> {
              phase warmed up, then measured in {} rounds whose phase order alternates \
              (forward, reversed); figures merge the rounds. Added latency is a \
              difference of percentiles. CPU is utime+stime from /proc/PID/stat at \
-             {hz} ticks/s, hence the ± (one tick over the calls).",
+             {hz} ticks/s, hence the ± (one tick over the calls). The gateway / proxy \
+             column is the process in front of the worker (the bare proxy for the floor \
+             phase); for direct phases it is the idle gateway's.",
             self.rounds
         );
         out

@@ -22,7 +22,7 @@ use crate::oauth::{AuthError, AuthService, ProviderRegistry};
 use crate::sandbox::{Sandbox, SandboxSettings};
 use crate::store::{self, Store, StoreError};
 use crate::vault::{Vault, VaultError};
-use crate::workers::{RegistryError, WorkerRegistry};
+use crate::workers::{HttpSetupError, RegistryError, WorkerHttp, WorkerRegistry};
 
 /// File name of the generated root key, kept beside the SQLite database.
 pub const ROOT_KEY_FILE: &str = "root.key";
@@ -37,6 +37,8 @@ pub enum ServeError {
     RootKey { path: PathBuf, message: String },
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    #[error(transparent)]
+    WorkerHttp(#[from] HttpSetupError),
     #[error("security.root_keys: {0}")]
     Vault(#[from] VaultError),
     #[error(transparent)]
@@ -93,7 +95,7 @@ impl Gateway {
                 "auth.user_verifier is none: a shared authorization link could bind someone else's account to the sender's user id"
             );
         }
-        let auth = auth_service(&config, store.clone(), &root_keys, http.clone()).await?;
+        let auth = auth_service(&config, store.clone(), &root_keys, http).await?;
         let builtin_tools = if config.builtin_toolkit {
             builtin::definitions()
         } else {
@@ -103,7 +105,7 @@ impl Gateway {
         let registry = Arc::new(WorkerRegistry::new(
             &config.workers,
             config.api.development,
-            http,
+            WorkerHttp::new()?,
             builtin_tools,
             catalog,
         )?);
@@ -142,6 +144,21 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_sharded(listener, Vec::new(), shutdown).await
+    }
+
+    /// Like [`Gateway::serve`], and each of `shards` (listeners on the same address, bound
+    /// with `SO_REUSEPORT`) is served by a thread of its own running a single-threaded
+    /// runtime: thread per core. A connection stays on the thread that accepted it, so a
+    /// call never hands work to another thread, which on small machines cost more CPU
+    /// than the gateway's own work. State is shared; only the pools to workers are per
+    /// thread (`workers::http`).
+    pub async fn serve_sharded(
+        self,
+        listener: TcpListener,
+        shards: Vec<std::net::TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let health = self
             .registry
@@ -150,12 +167,68 @@ impl Gateway {
         if let Some(sandbox) = &self.sandbox {
             app = app.nest("/sandbox", sandbox.router());
         }
-        let result = axum::serve(
+        // Closed (or set) when the first listener stops: every shard stops with it.
+        let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
+        let mut threads = Vec::with_capacity(shards.len());
+        for (n, shard) in shards.into_iter().enumerate() {
+            let app = app.clone();
+            let mut quit = quit_rx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("switchboard-shard-{}", n + 1))
+                .spawn(move || -> std::io::Result<()> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async move {
+                        shard.set_nonblocking(true)?;
+                        let listener = TcpListener::from_std(shard)?;
+                        axum::serve(
+                            listener,
+                            app.into_make_service_with_connect_info::<SocketAddr>(),
+                        )
+                        .with_graceful_shutdown(async move {
+                            let _ = quit.wait_for(|stop| *stop).await;
+                        })
+                        .await
+                    })
+                });
+            match thread {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let _ = quit_tx.send(true);
+                    return Err(e);
+                }
+            }
+        }
+        let mut result = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = quit_tx.send(true);
+        })
         .await;
+        // Each shard finishes its in-flight requests before its thread ends.
+        let joined = tokio::task::spawn_blocking(move || {
+            threads
+                .into_iter()
+                .map(|t| match t.join() {
+                    Ok(r) => r,
+                    Err(_) => Err(std::io::Error::other("a server thread panicked")),
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for shard_result in joined {
+            if let Err(e) = shard_result {
+                tracing::error!(error = %e, "server thread failed");
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
         let _ = stop_tx.send(true);
         let _ = health.await;
         let Gateway {

@@ -95,7 +95,9 @@ pub enum ToolsCommand {
 /// Entry point for `main`: runs the command and turns the one error into a message.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Single-threaded: `serve` adds a thread (and runtime) per core itself, and every
+    // other command is a few requests to the store.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

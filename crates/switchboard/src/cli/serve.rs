@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// Listen on this port instead of api.port (0 picks a free one).
     #[arg(long)]
     pub port: Option<u16>,
+    /// Threads serving requests, each with its own listener on the address (default:
+    /// one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -38,7 +42,10 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
         config.api.port = port;
     }
     let bind = format!("{}:{}", config.api.host, config.api.port);
-    let listener = TcpListener::bind(&bind)
+    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let (listener, shards) = listen(&bind, threads)
         .await
         .with_context(|| format!("could not listen on {bind}"))?;
     let addr = listener
@@ -94,11 +101,63 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
         tracing::warn!("{banner}");
     }
     gateway
-        .serve(listener, shutdown_signal())
+        .serve_sharded(listener, shards, shutdown_signal())
         .await
         .context("server error")?;
     println!("Switchboard stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `threads` listeners on `bind`, all with `SO_REUSEPORT` so the kernel spreads new
+/// connections over them; the first is for the calling runtime, the others are handed
+/// to their own threads.
+///
+/// The address is first bound once without `SO_REUSEPORT`, so a port another process
+/// holds is an error as usual (with the option alone, a second gateway started by
+/// mistake would silently share the port); that also resolves port 0.
+async fn listen(
+    bind: &str,
+    threads: usize,
+) -> std::io::Result<(TcpListener, Vec<std::net::TcpListener>)> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(bind).await? {
+        let probe = match TcpListener::bind(addr).await {
+            Ok(probe) => probe,
+            Err(e) => {
+                last_error = Some(e);
+                continue;
+            }
+        };
+        if threads <= 1 {
+            return Ok((probe, Vec::new()));
+        }
+        let addr = probe.local_addr()?;
+        drop(probe);
+        let first = bind_reuseport(addr)?;
+        let mut shards = Vec::with_capacity(threads - 1);
+        for _ in 1..threads {
+            shards.push(bind_reuseport(addr)?.into_std()?);
+        }
+        return Ok((first, shards));
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
+}
+
+fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Resolves on SIGINT or SIGTERM.

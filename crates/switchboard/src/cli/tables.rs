@@ -10,8 +10,7 @@ use comfy_table::Table;
 use super::LoadedConfig;
 use crate::builtin;
 use crate::catalog::CatalogHandle;
-use crate::server::http_client;
-use crate::workers::WorkerRegistry;
+use crate::workers::{WorkerHttp, WorkerRegistry};
 
 async fn registry(loaded: &LoadedConfig) -> anyhow::Result<WorkerRegistry> {
     let config = &loaded.config;
@@ -23,7 +22,7 @@ async fn registry(loaded: &LoadedConfig) -> anyhow::Result<WorkerRegistry> {
     let registry = WorkerRegistry::new(
         &config.workers,
         config.api.development,
-        http_client()?,
+        WorkerHttp::new()?,
         builtin_tools,
         Arc::new(CatalogHandle::default()),
     )?;

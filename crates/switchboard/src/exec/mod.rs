@@ -309,12 +309,7 @@ impl Executor {
                 let request = ToolCallRequest {
                     run_id: None,
                     execution_id: Some(execution_id.to_string()),
-                    created_at: Some(
-                        chrono::Utc::now()
-                            .naive_utc()
-                            .format("%Y-%m-%dT%H:%M:%S%.6f")
-                            .to_string(),
-                    ),
+                    created_at: Some(worker_timestamp(chrono::Utc::now())),
                     tool: ToolReference {
                         name: tool.definition.name.clone(),
                         toolkit: tool.toolkit.clone(),
@@ -361,6 +356,27 @@ impl Executor {
             finished_at_ms: execution.finished_at.timestamp_millis(),
         });
     }
+}
+
+/// `2026-11-26T06:41:16.123456`: the naive UTC form Arcade's workers expect. Written
+/// field by field: chrono's `format` parses its pattern on every call.
+fn worker_timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let mut out = String::with_capacity(26);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+        now.year(),
+        now.month(),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        // A leap second reports 1_000_000 µs and more; the wire form has six digits.
+        now.timestamp_subsec_micros().min(999_999)
+    );
+    out
 }
 
 /// The worker says the upstream refused the token (Arcade's kind, or a bare 401).

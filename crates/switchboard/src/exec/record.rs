@@ -1,12 +1,16 @@
 //! Execution records are written off the call path: calls hand a record to a bounded
 //! channel and one task writes batches (one transaction per batch), so a slow store
 //! never slows a tool call. On shutdown the task drains what is buffered.
+//!
+//! The writer is woken once per batch, not once per record: after the first record of a
+//! batch it sleeps until the batch is due (or a sender says it is full), and records
+//! queued meanwhile wake nobody. A wake per call cost a thread wake-up per call.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::ExecutionLoggingConfig;
@@ -17,6 +21,9 @@ pub struct Recorder {
     /// `None` when execution logging is disabled.
     tx: Option<mpsc::Sender<ExecutionRecord>>,
     dropped: Arc<AtomicU64>,
+    /// Told when a whole batch is queued, so the writer need not wait for its timer.
+    batch_full: Arc<Notify>,
+    batch_size: usize,
 }
 
 /// Owned by `serve`; awaiting [`RecorderTask::drain`] flushes what is buffered.
@@ -32,6 +39,8 @@ impl Recorder {
                 Recorder {
                     tx: None,
                     dropped: Arc::default(),
+                    batch_full: Arc::default(),
+                    batch_size: 1,
                 },
                 RecorderTask {
                     handle: None,
@@ -40,16 +49,21 @@ impl Recorder {
             );
         }
         let (tx, rx) = mpsc::channel(cfg.buffer_size.max(1));
+        let batch_size = cfg.write_batch_size.max(1);
+        let batch_full = Arc::new(Notify::new());
         let handle = tokio::spawn(write_batches(
             store,
             rx,
-            cfg.write_batch_size.max(1),
+            batch_size,
             cfg.write_batch_timeout,
+            batch_full.clone(),
         ));
         (
             Recorder {
                 tx: Some(tx),
                 dropped: Arc::default(),
+                batch_full,
+                batch_size,
             },
             RecorderTask {
                 handle: Some(handle),
@@ -62,7 +76,11 @@ impl Recorder {
     /// counted, since holding a tool result back for a log line would be worse.
     pub fn record(&self, record: ExecutionRecord) {
         let Some(tx) = &self.tx else { return };
-        if tx.try_send(record).is_err() {
+        if tx.try_send(record).is_ok() {
+            if tx.max_capacity() - tx.capacity() >= self.batch_size {
+                self.batch_full.notify_one();
+            }
+        } else {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "execution log buffer full; records dropped");
@@ -90,21 +108,33 @@ async fn write_batches(
     mut rx: mpsc::Receiver<ExecutionRecord>,
     batch_size: usize,
     batch_timeout: Duration,
+    batch_full: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(batch_size);
-    loop {
-        let Some(first) = rx.recv().await else { break };
+    // `recv` registers this task to be woken; it is the only wait that does.
+    while let Some(first) = rx.recv().await {
         batch.push(first);
-        let deadline = tokio::time::Instant::now() + batch_timeout;
-        while batch.len() < batch_size {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(r)) => batch.push(r),
-                Ok(None) | Err(_) => break,
+        tokio::select! {
+            () = tokio::time::sleep(batch_timeout) => {}
+            () = batch_full.notified() => {}
+        }
+        // Whole batches back to back while there is a backlog; a partial one ends the
+        // round, so a steady trickle is written once per timeout, not in dribbles.
+        loop {
+            while batch.len() < batch_size {
+                match rx.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(_) => break,
+                }
+            }
+            let full = batch.len() == batch_size;
+            if let Err(e) = store.insert_executions(&batch).await {
+                tracing::error!(error = %e, records = batch.len(), "could not write execution records");
+            }
+            batch.clear();
+            if !full {
+                break;
             }
         }
-        if let Err(e) = store.insert_executions(&batch).await {
-            tracing::error!(error = %e, records = batch.len(), "could not write execution records");
-        }
-        batch.clear();
     }
 }

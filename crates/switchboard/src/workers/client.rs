@@ -4,10 +4,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::Url;
-use reqwest::header::HeaderValue;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Uri};
+use http_body_util::Full;
 use switchboard_wire::{HealthResponse, ToolCallRequest, ToolCallResponse, ToolDefinition, jwt};
 
+use super::http::{ExchangeError, Reply, WorkerHttp};
 use crate::config::SecretValue;
 
 /// A cached token is re-minted once it is this old; tokens live 60 s, so a request
@@ -46,15 +49,15 @@ impl WorkerError {
 pub struct WorkerClient {
     id: String,
     base_url: String,
-    /// The endpoints, parsed once: parsing (with IDNA) on every call was ~4 % of a call's
-    /// CPU. `None` when the base URL does not parse; calls then fail as before, in reqwest.
-    health_url: Option<Url>,
-    tools_url: Option<Url>,
-    invoke_url: Option<Url>,
+    /// The endpoints, parsed once. `None` when the base URL does not parse; calls then
+    /// fail as unreachable (the request cannot be sent).
+    health_uri: Option<Uri>,
+    tools_uri: Option<Uri>,
+    invoke_uri: Option<Uri>,
     secret: SecretValue,
     timeout: Duration,
     retry: u32,
-    http: reqwest::Client,
+    http: WorkerHttp,
     /// (`Bearer <token>` header, minted at unix secs). A std Mutex: held for a clone
     /// (a reference count), never across `.await`.
     token: Mutex<Option<(HeaderValue, u64)>>,
@@ -69,6 +72,8 @@ impl std::fmt::Debug for WorkerClient {
     }
 }
 
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 impl WorkerClient {
     pub fn new(
         id: impl Into<String>,
@@ -76,15 +81,20 @@ impl WorkerClient {
         secret: SecretValue,
         timeout: Duration,
         retry: u32,
-        http: reqwest::Client,
+        http: WorkerHttp,
     ) -> Self {
         let base_url = base_url.trim_end_matches('/').to_string();
-        let endpoint = |path: &str| Url::parse(&format!("{base_url}{path}")).ok();
+        let endpoint = |path: &str| {
+            format!("{base_url}{path}")
+                .parse::<Uri>()
+                .ok()
+                .filter(|u| u.scheme().is_some() && u.authority().is_some())
+        };
         Self {
             id: id.into(),
-            health_url: endpoint("/worker/health"),
-            tools_url: endpoint("/worker/tools"),
-            invoke_url: endpoint("/worker/tools/invoke"),
+            health_uri: endpoint("/worker/health"),
+            tools_uri: endpoint("/worker/tools"),
+            invoke_uri: endpoint("/worker/tools/invoke"),
             base_url,
             secret,
             timeout,
@@ -127,129 +137,122 @@ impl WorkerClient {
         Ok(header)
     }
 
-    /// A request to a parsed endpoint; if the base URL did not parse, the string form, so
-    /// reqwest rejects it as it always did (a builder error: `Unreachable`).
-    fn request(
+    /// One request to `uri`, answered in full within `timeout`.
+    async fn exchange(
         &self,
-        method: reqwest::Method,
-        parsed: &Option<Url>,
-        path: &str,
-    ) -> reqwest::RequestBuilder {
-        match parsed {
-            Some(url) => self.http.request(method, url.clone()),
-            None => self
-                .http
-                .request(method, format!("{}{path}", self.base_url)),
+        method: Method,
+        uri: &Option<Uri>,
+        bearer: Option<HeaderValue>,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<Reply, WorkerError> {
+        let Some(uri) = uri else {
+            return Err(WorkerError::Unreachable {
+                worker: self.id.clone(),
+                reason: "the worker's URL is not a valid http(s) URL".into(),
+            });
+        };
+        let mut request = Request::builder().method(method).uri(uri.clone());
+        if let Some(headers) = request.headers_mut() {
+            headers.insert(ACCEPT, JSON);
+            if body.is_some() {
+                headers.insert(CONTENT_TYPE, JSON);
+            }
+            if let Some(bearer) = bearer {
+                headers.insert(AUTHORIZATION, bearer);
+            }
         }
-    }
-
-    fn classify(&self, err: reqwest::Error, timeout: Duration) -> WorkerError {
-        if err.is_timeout() {
-            WorkerError::Timeout {
+        let body = body.map(Full::new).unwrap_or_default();
+        let request = request.body(body).map_err(|e| WorkerError::Unreachable {
+            worker: self.id.clone(),
+            reason: e.to_string(),
+        })?;
+        match tokio::time::timeout(timeout, self.http.exchange(request)).await {
+            Err(_) => Err(WorkerError::Timeout {
                 worker: self.id.clone(),
                 seconds: timeout.as_secs().max(1),
-            }
-        } else if err.is_connect() || err.is_builder() || err.is_request() && !err.is_body() {
-            WorkerError::Unreachable {
+            }),
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(ExchangeError::Connect(reason))) => Err(WorkerError::Unreachable {
                 worker: self.id.clone(),
-                reason: short_reason(&err),
-            }
-        } else {
-            WorkerError::BadReply {
+                reason,
+            }),
+            Ok(Err(ExchangeError::Transport(reason))) => Err(WorkerError::BadReply {
                 worker: self.id.clone(),
-                reason: short_reason(&err),
-            }
+                reason,
+            }),
+            Ok(Err(ExchangeError::TooLarge)) => Err(WorkerError::BadReply {
+                worker: self.id.clone(),
+                reason: format!(
+                    "the answer is larger than {} MiB",
+                    super::http::MAX_REPLY_BYTES / (1024 * 1024)
+                ),
+            }),
         }
     }
 
     pub async fn health(&self) -> Result<HealthResponse, WorkerError> {
-        let res = self
-            .request(reqwest::Method::GET, &self.health_url, "/worker/health")
-            .timeout(HEALTH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| self.classify(e, HEALTH_TIMEOUT))?;
-        self.decode(res).await
+        let reply = self
+            .exchange(Method::GET, &self.health_uri, None, None, HEALTH_TIMEOUT)
+            .await?;
+        self.decode(reply)
     }
 
     pub async fn tools(&self) -> Result<Vec<ToolDefinition>, WorkerError> {
-        let res = self
-            .request(reqwest::Method::GET, &self.tools_url, "/worker/tools")
-            .header(reqwest::header::AUTHORIZATION, self.bearer()?)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| self.classify(e, self.timeout))?;
-        self.decode(res).await
+        let reply = self
+            .exchange(
+                Method::GET,
+                &self.tools_uri,
+                Some(self.bearer()?),
+                None,
+                self.timeout,
+            )
+            .await?;
+        self.decode(reply)
     }
 
     /// Invokes a tool. Connection failures are retried up to `retry` times, since the
     /// worker never saw them; a timeout or any answer is final, so a tool never runs
     /// twice because of us.
     pub async fn invoke(&self, request: &ToolCallRequest) -> Result<ToolCallResponse, WorkerError> {
+        let body = Bytes::from(
+            serde_json::to_vec(request).map_err(|e| WorkerError::BadReply {
+                worker: self.id.clone(),
+                reason: format!("could not encode the request: {e}"),
+            })?,
+        );
         let mut attempt = 0;
         loop {
             let sent = self
-                .request(
-                    reqwest::Method::POST,
-                    &self.invoke_url,
-                    "/worker/tools/invoke",
+                .exchange(
+                    Method::POST,
+                    &self.invoke_uri,
+                    Some(self.bearer()?),
+                    Some(body.clone()),
+                    self.timeout,
                 )
-                .header(reqwest::header::AUTHORIZATION, self.bearer()?)
-                .json(request)
-                .timeout(self.timeout)
-                .send()
                 .await;
             match sent {
-                Ok(res) => return self.decode(res).await,
-                Err(e) => {
-                    let err = self.classify(e, self.timeout);
-                    if err.never_reached_worker() && attempt < self.retry {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                        continue;
-                    }
-                    return Err(err);
+                Ok(reply) => return self.decode(reply),
+                Err(err) if err.never_reached_worker() && attempt < self.retry => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 }
+                Err(err) => return Err(err),
             }
         }
     }
 
-    async fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        res: reqwest::Response,
-    ) -> Result<T, WorkerError> {
-        let status = res.status();
-        if !status.is_success() {
+    fn decode<T: serde::de::DeserializeOwned>(&self, reply: Reply) -> Result<T, WorkerError> {
+        if !reply.status.is_success() {
             return Err(WorkerError::Status {
                 worker: self.id.clone(),
-                status: status.as_u16(),
+                status: reply.status.as_u16(),
             });
         }
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| self.classify(e, self.timeout))?;
-        serde_json::from_slice(&bytes).map_err(|e| WorkerError::BadReply {
+        serde_json::from_slice(&reply.body).map_err(|e| WorkerError::BadReply {
             worker: self.id.clone(),
             reason: e.to_string(),
         })
     }
-}
-
-/// reqwest's Display can include the full URL; keep the cause's kind only.
-fn short_reason(err: &reqwest::Error) -> String {
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    let mut last = None;
-    while let Some(s) = source {
-        last = Some(s.to_string());
-        source = s.source();
-    }
-    last.unwrap_or_else(|| {
-        if err.is_connect() {
-            "connection failed".into()
-        } else {
-            "request failed".into()
-        }
-    })
 }

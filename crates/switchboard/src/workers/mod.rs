@@ -7,6 +7,7 @@
 //! Must not: know users, grants or how results are shown to clients.
 
 mod client;
+mod http;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -17,6 +18,7 @@ use futures::future::join_all;
 use switchboard_wire::ToolDefinition;
 
 pub use client::{WorkerClient, WorkerError};
+pub use http::{HttpSetupError, WorkerHttp};
 
 use crate::catalog::{Catalog, CatalogHandle, ToolEntry, ToolSource};
 use crate::config::{SecretValue, WorkerConfig};
@@ -79,7 +81,7 @@ impl WorkerRegistry {
     pub fn new(
         configs: &[WorkerConfig],
         development: bool,
-        http: reqwest::Client,
+        http: WorkerHttp,
         builtin: Vec<ToolDefinition>,
         catalog: Arc<CatalogHandle>,
     ) -> Result<Self, RegistryError> {

@@ -1,0 +1,166 @@
+//! `switchboard serve` as the real binary: one serving thread per listener
+//! (`--threads`), every thread answering the connections it accepts, a port held by
+//! someone else refused, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Served {
+    child: Child,
+    /// Holds the config and the database until the process is gone.
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("engine.yaml"),
+        "api:\n  development: true\nstorage:\n  sqlite:\n    path: sb.db\n",
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(dir.path().join("engine.yaml"))
+        .arg("serve")
+        .args(args)
+        .env("SWITCHBOARD_DATA_DIR", dir.path().join("data"))
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Served { child, _dir: dir }
+}
+
+/// Reads standard output up to the "listening on ADDR" line.
+fn listening_address(served: &mut Served) -> SocketAddr {
+    let stdout = served.child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some((_, addr)) = line.split_once(" listening on ") {
+            break addr.trim().parse().unwrap();
+        }
+    };
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    addr
+}
+
+/// One request on a connection of its own.
+fn health_on_new_connection(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /v1/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn wait_for_exit(served: &mut Served, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn every_serving_thread_answers_and_sigterm_stops_them_all() {
+    let mut served = serve(&["--port", "0", "--threads", "3"]);
+    let addr = listening_address(&mut served);
+    let pid = served.child.id();
+
+    // The listeners are bound before the address is printed; the threads that serve
+    // them start a moment later.
+    let shard_threads = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_string())
+            .filter(|name| name.starts_with("switchboard-sha"))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shard_threads().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(shard_threads().len(), 2, "two extra serving threads");
+
+    // The kernel spreads new connections over the three listeners; each must answer.
+    for n in 0..60 {
+        let answer = health_on_new_connection(addr);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "connection {n} answered {answer:?}"
+        );
+        assert!(answer.contains(r#"{"healthy":true}"#), "{answer}");
+    }
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_for_exit(&mut served, Duration::from_secs(20)).expect("serve stopped");
+    assert!(status.success(), "serve exited with {status}");
+}
+
+#[test]
+fn a_port_held_by_another_process_is_refused_even_with_several_threads() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let mut served = serve(&["--host", "127.0.0.1", "--port", &port, "--threads", "2"]);
+    let status = wait_for_exit(&mut served, Duration::from_secs(20))
+        .expect("serve gave up instead of sharing the port");
+    assert!(!status.success());
+    let mut stderr = String::new();
+    served
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains(&format!("could not listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn threads_must_be_at_least_one() {
+    let mut served = serve(&["--port", "0", "--threads", "0"]);
+    let status = wait_for_exit(&mut served, Duration::from_secs(20)).expect("refused at once");
+    assert!(!status.success());
+    let mut stderr = String::new();
+    served
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("--threads"), "{stderr}");
+}
