@@ -240,7 +240,9 @@ impl Default for ExecutionLoggingConfig {
         Self {
             enabled: true,
             buffer_size: 10_000,
-            write_batch_size: 100,
+            // Arcade's default is 100; here a batch of up to 500 is one statement, and
+            // per record it costs about a third less CPU than batches of 100.
+            write_batch_size: 500,
             write_batch_timeout: Duration::from_millis(200),
             drain_timeout: Duration::from_secs(30),
         }

@@ -240,15 +240,16 @@ impl Store for PostgresStore {
                  finished_at_ms) ",
             );
             insert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.id.clone())
-                    .push_bind(r.execution_id.clone())
-                    .push_bind(r.user_id.clone())
-                    .push_bind(r.tool_name.clone())
-                    .push_bind(r.toolkit.clone())
-                    .push_bind(r.tool_version.clone())
-                    .push_bind(r.source.clone())
-                    .push_bind(r.status.clone())
-                    .push_bind(r.error_kind.clone())
+                // Borrowed, not cloned: the records outlive the statement.
+                row.push_bind(r.id.as_str())
+                    .push_bind(r.execution_id.as_str())
+                    .push_bind(r.user_id.as_deref())
+                    .push_bind(r.tool_name.as_str())
+                    .push_bind(r.toolkit.as_str())
+                    .push_bind(r.tool_version.as_deref())
+                    .push_bind(r.source.as_str())
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.error_kind.as_deref())
                     .push_bind(r.duration_ms)
                     .push_bind(r.started_at_ms)
                     .push_bind(r.finished_at_ms);

@@ -181,11 +181,15 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::query)?;
+        let mut conn = self.pool.acquire().await.map_err(StoreError::query)?;
+        // One chunk is one statement, atomic by itself: no BEGIN/COMMIT round trips.
+        let single = records.len() <= INSERT_CHUNK;
+        if !single {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::query)?;
+        }
         for chunk in records.chunks(INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO executions (id, execution_id, user_id, tool_name, toolkit, \
@@ -193,26 +197,35 @@ impl Store for SqliteStore {
                  finished_at_ms) ",
             );
             insert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.id.clone())
-                    .push_bind(r.execution_id.clone())
-                    .push_bind(r.user_id.clone())
-                    .push_bind(r.tool_name.clone())
-                    .push_bind(r.toolkit.clone())
-                    .push_bind(r.tool_version.clone())
-                    .push_bind(r.source.clone())
-                    .push_bind(r.status.clone())
-                    .push_bind(r.error_kind.clone())
+                // Borrowed, not cloned: the records outlive the statement.
+                row.push_bind(r.id.as_str())
+                    .push_bind(r.execution_id.as_str())
+                    .push_bind(r.user_id.as_deref())
+                    .push_bind(r.tool_name.as_str())
+                    .push_bind(r.toolkit.as_str())
+                    .push_bind(r.tool_version.as_deref())
+                    .push_bind(r.source.as_str())
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.error_kind.as_deref())
                     .push_bind(r.duration_ms)
                     .push_bind(r.started_at_ms)
                     .push_bind(r.finished_at_ms);
             });
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::conflict_or_query(e, "execution record id"))?;
+            let inserted = insert.build().execute(&mut *conn).await;
+            if let Err(e) = inserted {
+                if !single {
+                    // Best effort: the connection goes back to the pool either way.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                }
+                return Err(StoreError::conflict_or_query(e, "execution record id"));
+            }
         }
-        tx.commit().await.map_err(StoreError::query)?;
+        if !single {
+            sqlx::query("COMMIT")
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::query)?;
+        }
         Ok(())
     }
 
