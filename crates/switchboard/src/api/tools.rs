@@ -196,7 +196,7 @@ async fn execute_tool(
         user_id: req.user_id.filter(|u| !u.is_empty()),
     };
     tracing::Span::current().record("tool", tracing::field::display(&call.tool_name));
-    let execution = state.executor.execute(call).await?;
+    let execution = state.executor.execute(&call).await?;
     let mut body = ExecutionResponse::new(&execution, req.include_error_stacktrace);
     // A grant is missing: 403 with "authorization required" in the message, which is
     // what arcadejs's isAuthorizationRequiredError looks for; the body is still the

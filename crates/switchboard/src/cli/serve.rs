@@ -22,7 +22,7 @@ pub struct ServeArgs {
     pub port: Option<u16>,
     /// Threads serving requests, each with its own listener on the address (default:
     /// one per CPU).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "SWITCHBOARD_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
 }
 

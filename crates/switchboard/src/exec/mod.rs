@@ -114,7 +114,7 @@ impl Executor {
         self.secrets.keys().cloned().collect()
     }
 
-    pub async fn execute(&self, call: ToolCall) -> Result<Execution, ExecError> {
+    pub async fn execute(&self, call: &ToolCall) -> Result<Execution, ExecError> {
         let started = Instant::now();
         let started_at_ms = chrono::Utc::now().timestamp_millis();
         let catalog = self.workers.catalog().snapshot();
@@ -122,7 +122,7 @@ impl Executor {
         let execution_id = uuid::Uuid::now_v7().to_string();
 
         let mut authorization = None;
-        let output = match self.prepare(&tool, &call).await {
+        let output = match self.prepare(&tool, call).await {
             Err(Refused::Tool(error)) => ToolCallOutput {
                 error: Some(*error),
                 ..Default::default()
@@ -143,7 +143,7 @@ impl Executor {
             Err(Refused::Call(e)) => return Err(e),
             Ok(prepared) => {
                 let (output, needs) = self
-                    .dispatch_with_grant(&tool, &call, &execution_id, prepared)
+                    .dispatch_with_grant(&tool, call, &execution_id, prepared)
                     .await;
                 authorization = needs;
                 output
@@ -160,7 +160,7 @@ impl Executor {
             output,
             authorization,
         };
-        self.record(&call, &execution, started_at_ms);
+        self.record(call, &execution, started_at_ms);
         Ok(execution)
     }
 

@@ -750,7 +750,7 @@ async fn call_tool(
             .await
             .map(Reply::Done);
     }
-    let execution = execute(mcp, call.clone()).await?;
+    let execution = execute(mcp, &call).await?;
     let Some(authorization) = execution.authorization.as_deref() else {
         return finished(&execution).map(Reply::Done);
     };
@@ -798,7 +798,7 @@ async fn call_tool(
     }
 }
 
-async fn execute(mcp: &Mcp, call: ToolCall) -> Result<Execution, RpcError> {
+async fn execute(mcp: &Mcp, call: &ToolCall) -> Result<Execution, RpcError> {
     mcp.app.executor.execute(call).await.map_err(|e| match e {
         ExecError::Resolve(e) => RpcError::invalid_params(e.to_string()),
         ExecError::BadRequest(m) => RpcError::invalid_params(m),
@@ -972,7 +972,7 @@ async fn elicit_and_run(
         "params": {"elicitationId": elicitation_id},
     });
     let _ = tx.send(sse_event(&done)).await;
-    let execution = execute(mcp, prompt.call.clone()).await?;
+    let execution = execute(mcp, &prompt.call).await?;
     match execution.authorization.as_deref() {
         Some(auth) => Ok(tools::authorization_required_result(
             &prompt.tool.underscore_name,
@@ -1113,7 +1113,7 @@ async fn resume_modern(
             return Ok(input_required(mcp, pending, tool, &authorization));
         }
     }
-    let execution = execute(mcp, call).await?;
+    let execution = execute(mcp, &call).await?;
     match execution.authorization.as_deref() {
         Some(auth) => {
             let url = auth.url.clone().unwrap_or_else(|| pending.url.clone());
