@@ -128,7 +128,11 @@ impl AuthService {
         let conn = match cached {
             Some(row) => Some(row),
             None => {
-                let row = self.store.get_connection(user_id, &provider.id).await?;
+                let row = self
+                    .store
+                    .get_connection(user_id, &provider.id)
+                    .await?
+                    .map(Arc::new);
                 if let Some(row) = &row {
                     self.connections.put(row);
                 }
@@ -208,10 +212,11 @@ impl AuthService {
         seen_version: i64,
         id: &str,
         force: bool,
-    ) -> Result<ConnectionRecord, AuthError> {
+    ) -> Result<Arc<ConnectionRecord>, AuthError> {
         let result = self
             .refresh_connection_uncached(provider, seen_version, id, force)
-            .await;
+            .await
+            .map(Arc::new);
         match &result {
             Ok(row) => self.connections.put(row),
             Err(_) => self.connections.forget(user_id, &provider.id),
