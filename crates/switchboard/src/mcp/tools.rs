@@ -103,7 +103,8 @@ pub fn call_result(execution: &Execution) -> Value {
             let value = execution.output.value.clone().unwrap_or(Value::Null);
             let text = match &value {
                 Value::String(s) => s.clone(),
-                other => other.to_string(),
+                // A `Value` always serializes; `to_string` (Display) is the slower path.
+                other => serde_json::to_string(other).unwrap_or_default(),
             };
             let structured = match value {
                 Value::Object(_) => value,
