@@ -176,21 +176,28 @@ impl Gateway {
             let thread = std::thread::Builder::new()
                 .name(format!("switchboard-shard-{}", n + 1))
                 .spawn(move || -> std::io::Result<()> {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
+                    let served = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
-                        .build()?;
-                    runtime.block_on(async move {
-                        shard.set_nonblocking(true)?;
-                        let listener = TcpListener::from_std(shard)?;
-                        axum::serve(
-                            listener,
-                            app.into_make_service_with_connect_info::<SocketAddr>(),
-                        )
-                        .with_graceful_shutdown(async move {
-                            let _ = quit.wait_for(|stop| *stop).await;
-                        })
-                        .await
-                    })
+                        .build()
+                        .and_then(|runtime| {
+                            runtime.block_on(async move {
+                                shard.set_nonblocking(true)?;
+                                let listener = TcpListener::from_std(shard)?;
+                                axum::serve(
+                                    listener,
+                                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                                )
+                                .with_graceful_shutdown(async move {
+                                    let _ = quit.wait_for(|stop| *stop).await;
+                                })
+                                .await
+                            })
+                        });
+                    // Said at once: the other threads keep serving until shutdown.
+                    if let Err(e) = &served {
+                        tracing::error!(error = %e, "a server thread stopped");
+                    }
+                    served
                 });
             match thread {
                 Ok(t) => threads.push(t),
@@ -222,11 +229,10 @@ impl Gateway {
         .await
         .unwrap_or_default();
         for shard_result in joined {
-            if let Err(e) = shard_result {
-                tracing::error!(error = %e, "server thread failed");
-                if result.is_ok() {
-                    result = Err(e);
-                }
+            if let Err(e) = shard_result
+                && result.is_ok()
+            {
+                result = Err(e);
             }
         }
         let _ = stop_tx.send(true);
