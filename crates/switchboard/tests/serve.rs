@@ -74,6 +74,18 @@ fn health_on_new_connection(addr: SocketAddr) -> String {
     answer
 }
 
+fn stderr_of(served: &mut Served) -> String {
+    let mut stderr = String::new();
+    served
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
 fn wait_for_exit(served: &mut Served, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -135,14 +147,7 @@ fn a_port_held_by_another_process_is_refused_even_with_several_threads() {
     let status = wait_for_exit(&mut served, Duration::from_secs(20))
         .expect("serve gave up instead of sharing the port");
     assert!(!status.success());
-    let mut stderr = String::new();
-    served
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut served);
     assert!(
         stderr.contains(&format!("could not listen on 127.0.0.1:{port}")),
         "{stderr}"
@@ -154,13 +159,6 @@ fn threads_must_be_at_least_one() {
     let mut served = serve(&["--port", "0", "--threads", "0"]);
     let status = wait_for_exit(&mut served, Duration::from_secs(20)).expect("refused at once");
     assert!(!status.success());
-    let mut stderr = String::new();
-    served
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut served);
     assert!(stderr.contains("--threads"), "{stderr}");
 }
