@@ -405,8 +405,10 @@ def test_the_cli_lists_connections_for_everyone_or_one_user_and_never_a_token(
 
 
 def assert_tool_asks_to_authorize(client: Arcade, user_id: str) -> None:
-    """A change made by another process (the CLI) reaches the running gateway within its
-    connection cache's lifetime (2 s): poll, bounded, until the tool asks to authorize."""
+    """A change made by another process (the CLI) reaches the running gateway through the
+    store's change log, read every second: poll, bounded, until the tool asks to authorize.
+    The gateway's cached row would otherwise live minutes (it is watched), so this fails if
+    the change log does not reach it."""
     deadline = time.monotonic() + 10.0
     while True:
         try:

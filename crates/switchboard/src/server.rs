@@ -162,7 +162,10 @@ impl Gateway {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let health = self
             .registry
-            .spawn_health_loop(self.state.config.worker_health_interval, stop_rx);
+            .spawn_health_loop(self.state.config.worker_health_interval, stop_rx.clone());
+        let auth = self.state.executor.auth().clone();
+        let connection_changes =
+            tokio::spawn(async move { auth.watch_connection_changes(stop_rx).await });
         let mut app = api::router(self.state.clone());
         if let Some(sandbox) = &self.sandbox {
             app = app.nest("/sandbox", sandbox.router());
@@ -237,6 +240,7 @@ impl Gateway {
         }
         let _ = stop_tx.send(true);
         let _ = health.await;
+        let _ = connection_changes.await;
         let Gateway {
             state,
             registry,

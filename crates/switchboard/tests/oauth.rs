@@ -359,8 +359,16 @@ where
 }
 
 /// Two gateways (own pools, own AuthService, own public URL) on one PostgreSQL schema,
-/// same root keys, one worker and provider.
+/// same root keys, one worker and provider; every grant counts as expiring.
 async fn two_replicas(pg_url: &str, mode: RefreshMode) -> (Env, Arc<TestGateway>) {
+    two_replicas_with(pg_url, mode, always_expiring).await
+}
+
+async fn two_replicas_with(
+    pg_url: &str,
+    mode: RefreshMode,
+    customise: fn(&mut Config),
+) -> (Env, Arc<TestGateway>) {
     let fake = FakeProvider::start().await;
     fake.set_mode(mode);
     let calls = Arc::new(AtomicUsize::new(0));
@@ -370,7 +378,7 @@ async fn two_replicas(pg_url: &str, mode: RefreshMode) -> (Env, Arc<TestGateway>
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = start_gateway_on(listener, |c| {
             configure(c, &fake, &worker);
-            always_expiring(c);
+            customise(c);
             c.storage = StorageConfig::Postgres {
                 url: SecretValue::new(pg_url),
             };
@@ -1111,6 +1119,43 @@ async fn deleting_a_user_destroys_their_key_and_connections() {
     let (status, body) = run(gw, "Acct.Me", "bob").await;
     assert_ne!(status, 200, "{body}");
     assert_eq!(env.calls.load(Ordering::SeqCst), calls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_revoked_on_one_replica_is_refused_by_the_other_within_seconds() {
+    with_postgres(|pg_url| async move {
+        let (env, b) = two_replicas_with(&pg_url, RefreshMode::Rotate, |_| {}).await;
+        let a = &env.gw;
+        connect(a, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
+        // B reads the row once and keeps it: while its change watcher runs, an entry
+        // lives minutes, not the 2 s it lives unwatched.
+        let (status, body) = run(&b, "Acct.Me", "alice").await;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let (status, body) = run(&b, "Acct.Me", "alice").await;
+        assert_eq!(status, 200, "{body}");
+
+        let conn = connections(a, Some("alice")).await.remove(0);
+        let id = conn["id"].as_str().unwrap();
+        let (status, _) = call(
+            a,
+            Method::DELETE,
+            &format!("/v1/admin/user_connections/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        // Only the store's change log tells B; it must stop using the grant.
+        assert!(
+            common::eventually(|| async {
+                let (status, body) = run(&b, "Acct.Me", "alice").await;
+                status == 403 && body["output"]["authorization"]["url"].is_string()
+            })
+            .await,
+            "replica B kept using a revoked connection"
+        );
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use sqlx::{Connection, PgConnection};
 use switchboard::store::{
-    ApiKeyRecord, ConnectionFilter, ConnectionRecord, ExecutionFilter, ExecutionRecord, FlowRecord,
-    McpSessionRecord, PostgresStore, SqliteStore, Store, StoreError, StoredProviderRecord,
-    TokenUpdate, UserKeyRecord, UserTokenRecord, redact_url,
+    ApiKeyRecord, ConnectionChange, ConnectionFilter, ConnectionRecord, ExecutionFilter,
+    ExecutionRecord, FlowRecord, McpSessionRecord, PostgresStore, SqliteStore, Store, StoreError,
+    StoredProviderRecord, TokenUpdate, UserKeyRecord, UserTokenRecord, redact_url,
 };
 
 const PG_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
@@ -172,6 +172,7 @@ behaviours!(
     of_20_concurrent_refresh_lock_attempts_with_distinct_owners_exactly_one_wins,
     an_expired_refresh_lease_can_be_taken_over,
     unlocking_a_refresh_lease_by_a_non_owner_does_nothing,
+    every_grant_change_is_logged_for_other_replicas_but_lease_bookkeeping_is_not,
     a_flow_link_can_be_claimed_once,
     an_expired_or_finished_flow_link_cannot_be_claimed,
     a_flow_state_can_be_claimed_once,
@@ -888,6 +889,91 @@ async fn a_connection_status_change_and_a_delete_touch_only_that_connection(b: B
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+async fn every_grant_change_is_logged_for_other_replicas_but_lease_bookkeeping_is_not(b: Backend) {
+    let store = b.store;
+    let since = chrono::Utc::now().timestamp_millis() - 60_000;
+    let changed = |changes: &[ConnectionChange]| -> Vec<(String, String)> {
+        changes
+            .iter()
+            .map(|c| (c.user_id.clone(), c.provider_id.clone()))
+            .collect()
+    };
+    store
+        .upsert_connection(&connection("c1", "alice", "google", 100))
+        .await
+        .unwrap();
+    store
+        .upsert_connection(&connection("c2", "bob", "github", 100))
+        .await
+        .unwrap();
+    // Lease bookkeeping is not a change of the grant.
+    assert!(store.try_lock_refresh("c1", "me", 100, 200).await.unwrap());
+    store.unlock_refresh("c1", "me").await.unwrap();
+    let update = TokenUpdate {
+        access_token_sealed: "sealed-access-2".into(),
+        refresh_token_sealed: None,
+        expires_at_ms: Some(9_000),
+        scopes: scopes(&["email"]),
+        updated_at_ms: 120,
+    };
+    assert!(
+        store
+            .update_connection_tokens("c1", 1, &update)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_connection_status("c2", "needs_reauth", 130)
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_connection("c1").await.unwrap());
+
+    let changes = store.connection_changes_since(since, 100).await.unwrap();
+    let pair = |u: &str, p: &str| (u.to_string(), p.to_string());
+    assert_eq!(
+        changed(&changes),
+        vec![
+            pair("alice", "google"),
+            pair("bob", "github"),
+            pair("alice", "google"),
+            pair("bob", "github"),
+            pair("alice", "google"),
+        ]
+    );
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.at_ms >= since && c.at_ms <= now + 1_000)
+    );
+
+    // Only what is new since a point, at most `limit`, oldest first.
+    let limited = store.connection_changes_since(since, 2).await.unwrap();
+    assert_eq!(changed(&limited), changed(&changes[..2]));
+    let later = store
+        .connection_changes_since(now + 60_000, 100)
+        .await
+        .unwrap();
+    assert!(later.is_empty());
+
+    // Pruning removes what is older than the cut, nothing else.
+    assert_eq!(store.prune_connection_changes(since).await.unwrap(), 0);
+    assert_eq!(
+        store.prune_connection_changes(now + 60_000).await.unwrap(),
+        5
+    );
+    assert!(
+        store
+            .connection_changes_since(since, 100)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

@@ -128,13 +128,14 @@ impl AuthService {
         let conn = match cached {
             Some(row) => Some(row),
             None => {
+                let generation = self.connections.generation();
                 let row = self
                     .store
                     .get_connection(user_id, &provider.id)
                     .await?
                     .map(Arc::new);
                 if let Some(row) = &row {
-                    self.connections.put(row);
+                    self.connections.put_read(row, generation);
                 }
                 row
             }

@@ -204,6 +204,12 @@ impl AuthService {
         }
     }
 
+    /// Drops cached connection rows that other replicas or processes change, until
+    /// `shutdown` changes (see `connection_cache`). Run it beside the server.
+    pub async fn watch_connection_changes(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        connection_cache::watch(self.store.clone(), &self.connections, shutdown).await;
+    }
+
     pub fn providers(&self) -> &ProviderRegistry {
         &self.providers
     }

@@ -69,6 +69,15 @@ pub struct ApiKeyRecord {
     pub revoked_at_ms: Option<i64>,
 }
 
+/// A connection that changed, from the `connection_changes` table.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConnectionChange {
+    pub seq: i64,
+    pub user_id: String,
+    pub provider_id: String,
+    pub at_ms: i64,
+}
+
 /// One tool execution, written after the call finishes.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ExecutionRecord {
@@ -204,6 +213,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Releases the lease if `owner` holds it; otherwise does nothing.
     async fn unlock_refresh(&self, id: &str, owner: &str) -> Result<(), StoreError>;
+    /// Changes to connections (written by triggers on every insert, grant change and
+    /// delete, whoever made it) stamped at or after `since_ms` by the store's clock,
+    /// oldest first, at most `limit`.
+    async fn connection_changes_since(
+        &self,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ConnectionChange>, StoreError>;
+    /// Deletes changes stamped before `before_ms`; returns how many.
+    async fn prune_connection_changes(&self, before_ms: i64) -> Result<u64, StoreError>;
 
     // --- Authorization flows -----------------------------------------------------------
 

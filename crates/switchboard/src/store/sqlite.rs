@@ -542,6 +542,31 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn connection_changes_since(
+        &self,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ConnectionChange>, StoreError> {
+        sqlx::query_as::<_, ConnectionChange>(
+            "SELECT seq, user_id, provider_id, at_ms FROM connection_changes \
+             WHERE at_ms >= ? ORDER BY seq LIMIT ?",
+        )
+        .bind(since_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query)
+    }
+
+    async fn prune_connection_changes(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM connection_changes WHERE at_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query)?;
+        Ok(done.rows_affected())
+    }
+
     async fn insert_flow(&self, f: &FlowRecord) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "INSERT INTO flows (",
