@@ -93,6 +93,7 @@ pub struct Phase {
 pub const GATEWAY_ECHO: &str = "gateway-echo";
 pub const DIRECT_ECHO: &str = "direct-echo";
 pub const GATEWAY_GRANT: &str = "gateway-grant";
+pub const GATEWAY_TWIN: &str = "gateway-no-grant";
 pub const MCP_GRANT: &str = "mcp-call-grant";
 pub const DIRECT_GRANT: &str = "direct-grant";
 pub const BARE_PROXY_ECHO: &str = "bare-proxy-echo";
@@ -108,6 +109,10 @@ const EXECUTE_ECHO_BODY: &str =
 /// locally (no upstream call), so the difference to `Demo.Echo` is the grant's cost.
 const EXECUTE_GRANT_BODY: &str =
     r#"{"tool_name":"Demo.TokenFingerprint","input":{},"user_id":"bench"}"#;
+/// The grant's control: `Demo.Fingerprint` does `TokenFingerprint`'s work and gives the
+/// same answer on a fixed stand-in token, without a grant. The requests differ only by
+/// `context.authorization`, so the difference is what the grant costs.
+const EXECUTE_TWIN_BODY: &str = r#"{"tool_name":"Demo.Fingerprint","input":{},"user_id":"bench"}"#;
 const INVOKE_ECHO_BODY: &str = r#"{"tool":{"name":"Echo","toolkit":"Demo"},"inputs":{"message":"hi"},"context":{"user_id":"bench"}}"#;
 /// The worker side of the grant phases: the same tool with a made-up token (the worker
 /// only hashes it), so the gateway's whole share shows against it.
@@ -159,10 +164,25 @@ pub fn phases() -> Vec<Phase> {
             ok: tool_ok,
         },
         Phase {
+            id: GATEWAY_TWIN,
+            label: "gateway: REST execute Demo.Fingerprint (the same tool without a grant)",
+            target: Target::Gateway,
+            baseline: Some(GATEWAY_ECHO),
+            request: |env| {
+                Ok(env
+                    .client
+                    .post(format!("{}/v1/tools/execute", env.gateway_url))
+                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(EXECUTE_TWIN_BODY))
+            },
+            ok: tool_ok,
+        },
+        Phase {
             id: GATEWAY_GRANT,
             label: "gateway: REST execute Demo.TokenFingerprint (grant)",
             target: Target::Gateway,
-            baseline: Some(GATEWAY_ECHO),
+            baseline: Some(GATEWAY_TWIN),
             request: |env| {
                 Ok(env
                     .client

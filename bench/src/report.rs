@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::load::{
-    BARE_PROXY_ECHO, DIRECT_ECHO, DIRECT_GRANT, GATEWAY_ECHO, GATEWAY_GRANT, MCP_GRANT, Phase,
-    Target,
+    BARE_PROXY_ECHO, DIRECT_ECHO, DIRECT_GRANT, GATEWAY_ECHO, GATEWAY_GRANT, GATEWAY_TWIN,
+    MCP_GRANT, Phase, Target,
 };
 use crate::procs::Machine;
 
@@ -300,10 +300,21 @@ impl Report<'_> {
         let grant_rows: Vec<(usize, &PhaseResult, &PhaseResult)> = self
             .concurrencies()
             .into_iter()
-            .filter_map(|c| Some((c, self.find(GATEWAY_GRANT, c)?, self.find(GATEWAY_ECHO, c)?)))
+            .filter_map(|c| {
+                // The control is the same tool without a grant; Demo.Echo if it did not run.
+                let control = self
+                    .find(GATEWAY_TWIN, c)
+                    .or_else(|| self.find(GATEWAY_ECHO, c))?;
+                Some((c, self.find(GATEWAY_GRANT, c)?, control))
+            })
             .collect();
         if !grant_rows.is_empty() {
             let _ = writeln!(out, "\n### Grant cost (same run)\n");
+            let _ = writeln!(
+                out,
+                "Demo.TokenFingerprint against its control without a grant (Demo.Fingerprint: \
+                 the same work and answer; Demo.Echo when the control did not run).\n"
+            );
             let _ = writeln!(
                 out,
                 "| Concurrency | Gateway CPU with grant (µs/call) | without (µs/call) \

@@ -17,6 +17,8 @@ pub const TOOLKIT_VERSION: &str = "0.1.0";
 /// Where the sandbox provider's API lives unless told otherwise (the gateway's fake
 /// OAuth provider in dev).
 pub const DEFAULT_API_BASE_URL: &str = "http://127.0.0.1:9099/sandbox/api";
+/// What `Fingerprint` hashes: as long as a sandbox access token.
+const STAND_IN_TOKEN: &str = "sbx_at_0000000000000000000000000000000000000000";
 /// `Slow` never sleeps longer than this.
 pub const MAX_SLEEP_MS: u64 = 10_000;
 
@@ -118,6 +120,17 @@ pub fn toolkit(api_base_url: &str, http: reqwest::Client) -> Toolkit {
             )
             .requires_auth(Auth::oauth2("sandbox").scopes(["profile"])),
         )
+        .tool(Tool::new(
+            "Fingerprint",
+            "TokenFingerprint's work and answer without a grant, on a fixed stand-in token (the benchmark's control for the grant)",
+            |ctx: ToolContext, _: NoInput| async move {
+                let digest = hex::encode(Sha256::digest(STAND_IN_TOKEN.as_bytes()));
+                Ok::<_, ToolError>(json!({
+                    "user_id": ctx.user_id(),
+                    "token_sha256_prefix": &digest[..12],
+                }))
+            },
+        ))
         .tool(
             Tool::new(
                 "SecretCheck",

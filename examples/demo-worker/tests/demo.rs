@@ -129,6 +129,31 @@ async fn token_fingerprint_identifies_the_token_without_returning_it() {
 }
 
 #[tokio::test]
+async fn fingerprint_answers_like_token_fingerprint_without_a_grant() {
+    let w = worker().await;
+    let res = w
+        .invoke(request(
+            "Fingerprint",
+            json!({}),
+            json!({"user_id": "alice"}),
+        ))
+        .await
+        .unwrap();
+    assert!(res.success, "{:?}", res.output.error);
+    let value = res.output.value.unwrap();
+    assert_eq!(value["user_id"], "alice");
+    let prefix = value["token_sha256_prefix"].as_str().unwrap();
+    assert_eq!(prefix.len(), 12);
+    assert!(prefix.chars().all(|c| c.is_ascii_hexdigit()));
+    // The same answer whatever token a call might carry: it uses none.
+    let again = w
+        .invoke(request("Fingerprint", json!({}), with_token("good-token")))
+        .await
+        .unwrap();
+    assert_eq!(again.output.value.unwrap()["token_sha256_prefix"], prefix);
+}
+
+#[tokio::test]
 async fn secret_check_reports_the_length_and_never_the_value() {
     let w = worker().await;
     let ctx = json!({"secrets": [{"key": "DEMO_API_KEY", "value": "abcdef"}]});
@@ -219,7 +244,7 @@ async fn the_binary_prints_its_address_and_serves_the_worker_protocol() {
         .json()
         .await
         .unwrap();
-    assert_eq!(health, json!({"status": "ok", "tool_count": "8"}));
+    assert_eq!(health, json!({"status": "ok", "tool_count": "9"}));
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -245,6 +270,7 @@ async fn the_binary_prints_its_address_and_serves_the_worker_protocol() {
             "Demo.Add",
             "Demo.Echo",
             "Demo.Fail",
+            "Demo.Fingerprint",
             "Demo.Greet",
             "Demo.SecretCheck",
             "Demo.Slow",

@@ -19,7 +19,7 @@ const MAX_CONNECTIONS: u32 = 10;
 /// How long a request waits for a pooled connection (and `open` for the first one).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rows per multi-row INSERT, well under PostgreSQL's 65535 bound parameters (12 per row).
-const INSERT_CHUNK: usize = 1000;
+const INSERT_CHUNK: usize = 500;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -256,6 +256,9 @@ impl Store for PostgresStore {
             });
             insert
                 .build()
+                // Only a whole chunk's statement is kept prepared: every other size is a
+                // different statement (see the SQLite store).
+                .persistent(chunk.len() == INSERT_CHUNK)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::conflict_or_query(e, "execution record id"))?;

@@ -211,7 +211,14 @@ impl Store for SqliteStore {
                     .push_bind(r.started_at_ms)
                     .push_bind(r.finished_at_ms);
             });
-            let inserted = insert.build().execute(&mut *conn).await;
+            // Only a whole chunk's statement is kept prepared: every other size is a
+            // different statement, and hundreds of cached multi-row INSERTs held tens of
+            // MiB. Under load batches are whole chunks; a partial one is prepared once.
+            let inserted = insert
+                .build()
+                .persistent(chunk.len() == INSERT_CHUNK)
+                .execute(&mut *conn)
+                .await;
             if let Err(e) = inserted {
                 if !single {
                     // Best effort: the connection goes back to the pool either way.
