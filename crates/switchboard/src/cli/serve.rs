@@ -128,7 +128,11 @@ async fn listen(
                 continue;
             }
         };
-        if threads <= 1 {
+        // `SO_REUSEPORT` is a Unix socket option; elsewhere one thread serves.
+        if threads <= 1 || cfg!(not(unix)) {
+            if threads > 1 {
+                tracing::warn!("several serving threads need SO_REUSEPORT (Unix); serving on one");
+            }
             return Ok((probe, Vec::new()));
         }
         let addr = probe.local_addr()?;
@@ -155,6 +159,7 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
