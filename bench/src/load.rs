@@ -144,6 +144,15 @@ fn mcp_ok(status: reqwest::StatusCode, body: &[u8]) -> bool {
         && !contains(body, b"\"isError\":true")
 }
 
+/// `POST /v1/tools/execute` with the API key and `body`.
+fn rest_execute(env: &Env, body: &'static str) -> reqwest::RequestBuilder {
+    env.client
+        .post(format!("{}/v1/tools/execute", env.gateway_url))
+        .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+}
+
 /// Every phase, in the order they run within a round (the reverse in odd rounds): the
 /// gateway's, then the bare proxy's, then the worker's alone.
 pub fn phases() -> Vec<Phase> {
@@ -153,14 +162,7 @@ pub fn phases() -> Vec<Phase> {
             label: "gateway: REST execute Demo.Echo",
             target: Target::Gateway,
             baseline: Some(DIRECT_ECHO),
-            request: |env| {
-                Ok(env
-                    .client
-                    .post(format!("{}/v1/tools/execute", env.gateway_url))
-                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(EXECUTE_ECHO_BODY))
-            },
+            request: |env| Ok(rest_execute(env, EXECUTE_ECHO_BODY)),
             ok: tool_ok,
         },
         Phase {
@@ -168,14 +170,7 @@ pub fn phases() -> Vec<Phase> {
             label: "gateway: REST execute Demo.Fingerprint (the same tool without a grant)",
             target: Target::Gateway,
             baseline: Some(GATEWAY_ECHO),
-            request: |env| {
-                Ok(env
-                    .client
-                    .post(format!("{}/v1/tools/execute", env.gateway_url))
-                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(EXECUTE_TWIN_BODY))
-            },
+            request: |env| Ok(rest_execute(env, EXECUTE_TWIN_BODY)),
             ok: tool_ok,
         },
         Phase {
@@ -183,14 +178,7 @@ pub fn phases() -> Vec<Phase> {
             label: "gateway: REST execute Demo.TokenFingerprint (grant)",
             target: Target::Gateway,
             baseline: Some(GATEWAY_TWIN),
-            request: |env| {
-                Ok(env
-                    .client
-                    .post(format!("{}/v1/tools/execute", env.gateway_url))
-                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(EXECUTE_GRANT_BODY))
-            },
+            request: |env| Ok(rest_execute(env, EXECUTE_GRANT_BODY)),
             ok: tool_ok,
         },
         Phase {

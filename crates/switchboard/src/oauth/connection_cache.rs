@@ -13,7 +13,7 @@
 //! A token another replica has already rotated away is refused by the upstream, and the
 //! refused-token path re-reads the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -175,8 +175,8 @@ pub async fn watch(
     cache: &ConnectionCache,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut seen: HashSet<i64> = HashSet::new();
-    let mut seen_at: Vec<(i64, i64)> = Vec::new();
+    // seq → stamp of the changes already applied, kept while they are inside the window.
+    let mut seen: HashMap<i64, i64> = HashMap::new();
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pruned_at = Instant::now();
@@ -187,40 +187,32 @@ pub async fn watch(
         }
         let since = chrono::Utc::now().timestamp_millis() - POLL_OVERLAP_MS;
         match store.connection_changes_since(since, POLL_LIMIT).await {
-            Ok(changes) if changes.len() >= POLL_LIMIT as usize => {
-                tracing::info!(
-                    changes = changes.len(),
-                    "many connection changes at once; dropping the connection cache"
-                );
-                cache.clear();
-                for c in &changes {
-                    if seen.insert(c.seq) {
-                        seen_at.push((c.seq, c.at_ms));
-                    }
-                }
-            }
             Ok(changes) => {
-                let fresh: Vec<_> = changes.iter().filter(|c| seen.insert(c.seq)).collect();
-                seen_at.extend(fresh.iter().map(|c| (c.seq, c.at_ms)));
-                cache.apply_changes(
-                    fresh
-                        .iter()
-                        .map(|c| (c.user_id.as_str(), c.provider_id.as_str())),
-                );
+                let fresh: Vec<_> = changes
+                    .iter()
+                    .filter(|c| seen.insert(c.seq, c.at_ms).is_none())
+                    .collect();
+                if changes.len() >= POLL_LIMIT as usize {
+                    tracing::info!(
+                        changes = changes.len(),
+                        "many connection changes at once; dropping the connection cache"
+                    );
+                    cache.clear();
+                } else {
+                    cache.apply_changes(
+                        fresh
+                            .iter()
+                            .map(|c| (c.user_id.as_str(), c.provider_id.as_str())),
+                    );
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not read connection changes; cached connections now expire after 2 s");
                 cache.watch_failed();
             }
         }
-        // Forget seqs that have left the window; they cannot come back.
-        seen_at.retain(|&(seq, at_ms)| {
-            let keep = at_ms >= since;
-            if !keep {
-                seen.remove(&seq);
-            }
-            keep
-        });
+        // Changes that have left the window cannot come back.
+        seen.retain(|_, at_ms| *at_ms >= since);
         if pruned_at.elapsed() >= PRUNE_EVERY {
             pruned_at = Instant::now();
             let before = chrono::Utc::now().timestamp_millis() - KEEP_CHANGES_MS;
