@@ -48,6 +48,9 @@ struct Args {
     /// Run the gateway with `execution_logging.enabled: false` (to see what the log costs).
     #[arg(long)]
     no_execution_log: bool,
+    /// `execution_logging.write_batch_size` for the gateway (default: the gateway's own).
+    #[arg(long)]
+    execution_log_batch: Option<usize>,
     /// Idle legacy MCP sessions opened after the phases to measure their memory (0: skip).
     #[arg(long, default_value_t = 10_000)]
     idle_sessions: usize,
@@ -199,6 +202,8 @@ async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyh
     let mut yaml = gateway_config(port, dir, &worker_url);
     if args.no_execution_log {
         yaml.push_str("execution_logging:\n  enabled: false\n");
+    } else if let Some(n) = args.execution_log_batch {
+        yaml.push_str(&format!("execution_logging:\n  write_batch_size: {n}\n"));
     }
     std::fs::write(&config, yaml).with_context(|| format!("writing {}", config.display()))?;
     let api_key = create_key(&bins.gateway, &config, &secret, &root_key)?;

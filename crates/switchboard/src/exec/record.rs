@@ -2,6 +2,10 @@
 //! channel and one task writes batches (one transaction per batch), so a slow store
 //! never slows a tool call. On shutdown the task drains what is buffered.
 //!
+//! The writer runs on its own thread and runtime, not on a serving thread: binding a
+//! 500-row batch is a burst of work, and on a serving thread every call queued behind it
+//! waited. Measured at concurrency 16: p99 ~200 µs lower (BENCHMARKS.md, sixth pass).
+//!
 //! The writer is woken once per batch, not once per record: after the first record of a
 //! batch it sleeps until the batch is due (or a sender says it is full), and records
 //! queued meanwhile wake nobody. A wake per call cost a thread wake-up per call.
@@ -10,8 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::ExecutionLoggingConfig;
 use crate::store::{ExecutionRecord, Store};
@@ -28,7 +31,8 @@ pub struct Recorder {
 
 /// Owned by `serve`; awaiting [`RecorderTask::drain`] flushes what is buffered.
 pub struct RecorderTask {
-    handle: Option<JoinHandle<()>>,
+    /// Completes when the writer thread has written everything and stopped.
+    done: Option<oneshot::Receiver<()>>,
     drain_timeout: Duration,
 }
 
@@ -43,7 +47,7 @@ impl Recorder {
                     batch_size: 1,
                 },
                 RecorderTask {
-                    handle: None,
+                    done: None,
                     drain_timeout: cfg.drain_timeout,
                 },
             );
@@ -51,13 +55,32 @@ impl Recorder {
         let (tx, rx) = mpsc::channel(cfg.buffer_size.max(1));
         let batch_size = cfg.write_batch_size.max(1);
         let batch_full = Arc::new(Notify::new());
-        let handle = tokio::spawn(write_batches(
+        let writer = write_batches(
             store,
             rx,
             batch_size,
             cfg.write_batch_timeout,
             batch_full.clone(),
-        ));
+        );
+        let (done_tx, done_rx) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("execution-log".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(writer),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not start the execution log writer")
+                    }
+                }
+                let _ = done_tx.send(());
+            });
+        if let Err(e) = spawned {
+            // Records then fill the buffer and are dropped and counted; calls go on.
+            tracing::error!(error = %e, "could not start the execution log thread");
+        }
         (
             Recorder {
                 tx: Some(tx),
@@ -66,7 +89,7 @@ impl Recorder {
                 batch_size,
             },
             RecorderTask {
-                handle: Some(handle),
+                done: Some(done_rx),
                 drain_timeout: cfg.drain_timeout,
             },
         )
@@ -93,8 +116,8 @@ impl RecorderTask {
     /// Waits for buffered records to be written (all `Recorder` clones must be dropped
     /// first, which closes the channel), at most the configured drain timeout.
     pub async fn drain(mut self) {
-        if let Some(handle) = self.handle.take()
-            && tokio::time::timeout(self.drain_timeout, handle)
+        if let Some(done) = self.done.take()
+            && tokio::time::timeout(self.drain_timeout, done)
                 .await
                 .is_err()
         {
