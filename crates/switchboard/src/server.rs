@@ -57,6 +57,21 @@ pub struct Gateway {
     recorder_task: RecorderTask,
 }
 
+/// Accepted connections send small answers at once: without `TCP_NODELAY` an answer
+/// written while the peer's ACK is delayed can wait up to 40 ms.
+fn without_nagle(listener: TcpListener) -> axum::serve::TapIo<TcpListener, NoDelay> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(set_nodelay)
+}
+
+type NoDelay = fn(&mut tokio::net::TcpStream);
+
+fn set_nodelay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+}
+
 /// The one pooled HTTP client for workers. rustls with the ring provider, installed once
 /// per process.
 pub fn http_client() -> Result<reqwest::Client, ServeError> {
@@ -187,7 +202,7 @@ impl Gateway {
                                 shard.set_nonblocking(true)?;
                                 let listener = TcpListener::from_std(shard)?;
                                 axum::serve(
-                                    listener,
+                                    without_nagle(listener),
                                     app.into_make_service_with_connect_info::<SocketAddr>(),
                                 )
                                 .with_graceful_shutdown(async move {
@@ -211,7 +226,7 @@ impl Gateway {
             }
         }
         let mut result = axum::serve(
-            listener,
+            without_nagle(listener),
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
