@@ -1,6 +1,6 @@
 //! What writing execution records costs the gateway per call, on SQLite, by batch size
 //! (`execution_logging.write_batch_size`): the writer task sends each batch to the store
-//! as one multi-row INSERT (chunks of 500), so the per-batch round trips and the
+//! as multi-row INSERTs of 500, 100, 10 and 1 rows, so the per-batch round trips and the
 //! per-record work separate cleanly here.
 //!
 //! `cargo bench -p switchboard --bench execution_log [-- --records N]`

@@ -18,8 +18,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 const MAX_CONNECTIONS: u32 = 10;
 /// How long a request waits for a pooled connection (and `open` for the first one).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Rows per multi-row INSERT, well under PostgreSQL's 65535 bound parameters (12 per row).
-const INSERT_CHUNK: usize = 500;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -232,38 +230,34 @@ impl Store for PostgresStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(StoreError::query)?;
-        for chunk in records.chunks(INSERT_CHUNK) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO executions (id, execution_id, user_id, tool_name, toolkit, \
-                 tool_version, source, status, error_kind, duration_ms, started_at_ms, \
-                 finished_at_ms) ",
-            );
-            insert.push_values(chunk, |mut row, r| {
-                // Borrowed, not cloned: the records outlive the statement.
-                row.push_bind(r.id.as_str())
-                    .push_bind(r.execution_id.as_str())
-                    .push_bind(r.user_id.as_deref())
-                    .push_bind(r.tool_name.as_str())
-                    .push_bind(r.toolkit.as_str())
-                    .push_bind(r.tool_version.as_deref())
-                    .push_bind(r.source.as_str())
-                    .push_bind(r.status.as_str())
-                    .push_bind(r.error_kind.as_deref())
-                    .push_bind(r.duration_ms)
-                    .push_bind(r.started_at_ms)
-                    .push_bind(r.finished_at_ms);
-            });
-            insert
-                .build()
-                // Only a whole chunk's statement is kept prepared: every other size is a
-                // different statement (see the SQLite store).
-                .persistent(chunk.len() == INSERT_CHUNK)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::conflict_or_query(e, "execution record id"))?;
-        }
-        tx.commit().await.map_err(StoreError::query)?;
+        // One statement for any batch size, so it stays prepared: each column goes as one
+        // array and UNNEST turns the arrays back into rows. Atomic by itself.
+        let column = |f: fn(&ExecutionRecord) -> &str| records.iter().map(f).collect::<Vec<_>>();
+        let optional =
+            |f: fn(&ExecutionRecord) -> Option<&str>| records.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO executions (id, execution_id, user_id, tool_name, toolkit, \
+             tool_version, source, status, error_kind, duration_ms, started_at_ms, \
+             finished_at_ms) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::float8[], $11::int8[], \
+             $12::int8[])",
+        )
+        .bind(column(|r| &r.id))
+        .bind(column(|r| &r.execution_id))
+        .bind(optional(|r| r.user_id.as_deref()))
+        .bind(column(|r| &r.tool_name))
+        .bind(column(|r| &r.toolkit))
+        .bind(optional(|r| r.tool_version.as_deref()))
+        .bind(column(|r| &r.source))
+        .bind(column(|r| &r.status))
+        .bind(optional(|r| r.error_kind.as_deref()))
+        .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.started_at_ms).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.finished_at_ms).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_or_query(e, "execution record id"))?;
         Ok(())
     }
 

@@ -25,8 +25,37 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers run in parallel under WAL; writes serialise on SQLite's lock anyway.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// Rows per multi-row INSERT, well under SQLite's 32766 bound parameters (12 per row).
-const INSERT_CHUNK: usize = 500;
+/// Rows per multi-row INSERT of execution records, largest first (500 × 12 parameters is
+/// well under SQLite's 32766). A batch is written as whole statements of these sizes
+/// (137 rows: 100 + 3 × 10 + 7 × 1), so only four statements ever exist and each stays
+/// prepared: preparing a statement for every other batch size cost more than its rows
+/// (the parse, and the SQL text with thousands of placeholders).
+const INSERT_SIZES: [usize; 4] = [500, 100, 10, 1];
+
+/// `INSERT INTO executions … VALUES (?, …), …` for each of [`INSERT_SIZES`].
+static INSERT_SQL: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
+    INSERT_SIZES.map(|rows| {
+        let row = format!("({})", ["?"; 12].join(", "));
+        format!(
+            "INSERT INTO executions (id, execution_id, user_id, tool_name, toolkit, \
+             tool_version, source, status, error_kind, duration_ms, started_at_ms, \
+             finished_at_ms) VALUES {}",
+            vec![row.as_str(); rows].join(", ")
+        )
+    })
+});
+
+/// The statements that write `rows` records: (rows each covers, its SQL).
+fn insert_statements(mut rows: usize) -> Vec<(usize, &'static str)> {
+    let mut statements = Vec::new();
+    for (size, sql) in INSERT_SIZES.iter().zip(INSERT_SQL.iter()) {
+        while rows >= *size {
+            statements.push((*size, sql.as_str()));
+            rows -= size;
+        }
+    }
+    statements
+}
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -182,44 +211,37 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut conn = self.pool.acquire().await.map_err(StoreError::query)?;
-        // One chunk is one statement, atomic by itself: no BEGIN/COMMIT round trips.
-        let single = records.len() <= INSERT_CHUNK;
+        let statements = insert_statements(records.len());
+        // One statement is atomic by itself: no BEGIN/COMMIT round trips.
+        let single = statements.len() == 1;
         if !single {
             sqlx::query("BEGIN IMMEDIATE")
                 .execute(&mut *conn)
                 .await
                 .map_err(StoreError::query)?;
         }
-        for chunk in records.chunks(INSERT_CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO executions (id, execution_id, user_id, tool_name, toolkit, \
-                 tool_version, source, status, error_kind, duration_ms, started_at_ms, \
-                 finished_at_ms) ",
-            );
-            insert.push_values(chunk, |mut row, r| {
+        let mut rest = records;
+        for (rows, sql) in statements {
+            let (chunk, tail) = rest.split_at(rows);
+            rest = tail;
+            let mut insert = sqlx::query(sql);
+            for r in chunk {
                 // Borrowed, not cloned: the records outlive the statement.
-                row.push_bind(r.id.as_str())
-                    .push_bind(r.execution_id.as_str())
-                    .push_bind(r.user_id.as_deref())
-                    .push_bind(r.tool_name.as_str())
-                    .push_bind(r.toolkit.as_str())
-                    .push_bind(r.tool_version.as_deref())
-                    .push_bind(r.source.as_str())
-                    .push_bind(r.status.as_str())
-                    .push_bind(r.error_kind.as_deref())
-                    .push_bind(r.duration_ms)
-                    .push_bind(r.started_at_ms)
-                    .push_bind(r.finished_at_ms);
-            });
-            // Only a whole chunk's statement is kept prepared: every other size is a
-            // different statement, and hundreds of cached multi-row INSERTs held tens of
-            // MiB. Under load batches are whole chunks; a partial one is prepared once.
-            let inserted = insert
-                .build()
-                .persistent(chunk.len() == INSERT_CHUNK)
-                .execute(&mut *conn)
-                .await;
-            if let Err(e) = inserted {
+                insert = insert
+                    .bind(r.id.as_str())
+                    .bind(r.execution_id.as_str())
+                    .bind(r.user_id.as_deref())
+                    .bind(r.tool_name.as_str())
+                    .bind(r.toolkit.as_str())
+                    .bind(r.tool_version.as_deref())
+                    .bind(r.source.as_str())
+                    .bind(r.status.as_str())
+                    .bind(r.error_kind.as_deref())
+                    .bind(r.duration_ms)
+                    .bind(r.started_at_ms)
+                    .bind(r.finished_at_ms);
+            }
+            if let Err(e) = insert.execute(&mut *conn).await {
                 if !single {
                     // Best effort: the connection goes back to the pool either way.
                     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -894,5 +916,30 @@ impl Store for SqliteStore {
             .await
             .map_err(StoreError::query)?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(rows: usize) -> Vec<usize> {
+        insert_statements(rows).iter().map(|(n, _)| *n).collect()
+    }
+
+    #[test]
+    fn a_batch_is_written_as_whole_prepared_statements_largest_first() {
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
+        assert_eq!(sizes(100), vec![100]);
+        assert_eq!(sizes(500), vec![500]);
+        assert_eq!(
+            sizes(1234),
+            vec![500, 500, 100, 100, 10, 10, 10, 1, 1, 1, 1]
+        );
+        assert_eq!(sizes(137), vec![100, 10, 10, 10, 1, 1, 1, 1, 1, 1, 1]);
+        for (rows, sql) in insert_statements(111) {
+            assert_eq!(sql.matches('?').count(), rows * 12);
+        }
     }
 }
