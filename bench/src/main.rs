@@ -209,14 +209,18 @@ async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyh
     let api_key = create_key(&bins.gateway, &config, &secret, &root_key)?;
 
     eprintln!("starting the gateway…");
-    let mut cmd = Command::new(&bins.gateway);
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("BENCH_WORKER_SECRET", &secret)
-        .env("BENCH_ROOT_KEY", &root_key);
-    cmd.envs(args.gateway_env.iter().map(|(k, v)| (k, v)));
-    let mut gateway = Proc::spawn("switchboard", cmd, dir.join("gateway.log"))?;
+    let worker_secret = secret.clone();
+    let gateway_cmd = || {
+        let mut cmd = Command::new(&bins.gateway);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("BENCH_WORKER_SECRET", &worker_secret)
+            .env("BENCH_ROOT_KEY", &root_key);
+        cmd.envs(args.gateway_env.iter().map(|(k, v)| (k, v)));
+        cmd
+    };
+    let mut gateway = Proc::spawn("switchboard", gateway_cmd(), dir.join("gateway.log"))?;
     let gateway_url = format!("http://127.0.0.1:{port}");
 
     let client = reqwest::Client::builder()
@@ -318,8 +322,21 @@ async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyh
              is understated"
         );
     }
+    gateway.ensure_running()?;
+    let gateway_peak_rss_kib = procs::peak_rss_kib(gateway.pid());
     let idle = if args.idle_sessions > 0 {
-        gateway.ensure_running()?;
+        // On a fresh gateway: after the load phases the heap holds megabytes of freed
+        // memory that sessions fill without growing RSS (the figure came out negative).
+        // A fresh process counts everything the sessions cause (pool connections, SQLite
+        // page cache, first allocations), so the figure is an upper bound.
+        eprintln!("restarting the gateway for the idle-session measurement…");
+        drop(gateway);
+        gateway = Proc::spawn(
+            "switchboard",
+            gateway_cmd(),
+            dir.join("gateway-sessions.log"),
+        )?;
+        wait_ready(&env.client, &mut gateway, &env.gateway_url, &env.api_key).await?;
         Some(idle_sessions(&env, gateway.pid(), &dir.join("sb.db"), args.idle_sessions).await?)
     } else {
         None
@@ -333,7 +350,7 @@ async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyh
         rounds: args.rounds,
         gateway_env: &args.gateway_env,
         execution_log: !args.no_execution_log,
-        gateway_peak_rss_kib: procs::peak_rss_kib(gateway.pid()),
+        gateway_peak_rss_kib,
         worker_peak_rss_kib: procs::peak_rss_kib(worker.pid()),
         proxy_runtime: proxy.as_ref().map(|_| {
             if args.proxy_current_thread {

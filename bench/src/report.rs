@@ -392,7 +392,9 @@ impl Report<'_> {
             let _ = writeln!(out, "\n### Idle legacy MCP sessions\n");
             let _ = writeln!(
                 out,
-                "Opened {} sessions (`initialize` + `notifications/initialized`, 16 at a time) \
+                "On a freshly restarted gateway (an upper bound: the first sessions also fill \
+                 pool connections and SQLite's page cache), opened {} sessions \
+                 (`initialize` + `notifications/initialized`, 16 at a time) \
                  in {:.1} s, {} failed. Gateway VmRSS {:.1} MiB before, {:.1} MiB 2 s after: \
                  {:.0} bytes per session. On disk (not in RSS), the SQLite file went from \
                  {:.1} to {:.1} MiB ({:.0} bytes per session) and its WAL from {:.1} to \
@@ -476,7 +478,7 @@ impl Report<'_> {
         };
         let _ = writeln!(
             out,
-            "\nPeak RSS (VmHWM) at the end: gateway {}, worker {}{proxy_rss}.",
+            "\nPeak RSS (VmHWM) after the phases (before the idle-session restart): gateway {}, worker {}{proxy_rss}.",
             rss(self.gateway_peak_rss_kib),
             rss(self.worker_peak_rss_kib)
         );
