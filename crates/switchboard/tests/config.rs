@@ -379,6 +379,89 @@ workers:
 }
 
 #[test]
+fn the_readme_configuration_example_loads_without_problems() {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let start = readme
+        .find("```yaml\napi:")
+        .expect("README has the yaml example")
+        + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let vars = [
+        ("ROOT_KEY_1", "0123456789abcdef0123456789abcdef"),
+        ("GOOGLE_CLIENT_ID", "id"),
+        ("GOOGLE_CLIENT_SECRET", "secret"),
+        ("CUSTOM_CLIENT_ID", "id"),
+        ("CUSTOM_CLIENT_SECRET", "secret"),
+        ("OPENWEATHER_API_KEY", "key"),
+        ("WORKER_SECRET", "secret"),
+    ];
+    let loaded = load_yaml(&readme[start..end], &vars).unwrap();
+    assert!(warnings(&loaded).is_empty(), "{:?}", warnings(&loaded));
+    assert_eq!(
+        loaded.config.execution_logging.retention,
+        Some(Duration::from_secs(30 * 86_400))
+    );
+}
+
+#[test]
+fn execution_log_retention_and_arcades_cleanup_settings_are_read() {
+    let defaults = load_yaml("{}\n", &[]).unwrap().config.execution_logging;
+    assert_eq!(defaults.retention, Some(Duration::from_secs(30 * 86_400)));
+    assert_eq!(defaults.cleanup.batch_size, 1000);
+    assert_eq!(defaults.cleanup.mark_interval, Duration::from_secs(1800));
+    assert_eq!(
+        defaults.cleanup.sweep_batch_interval,
+        Duration::from_secs(5)
+    );
+
+    let loaded = load_yaml(
+        "
+execution_logging:
+  retention: 7d
+  cleanup: {batch_size: 250, mark_interval: 10m, sweep_batch_interval: 500ms}
+",
+        &[],
+    )
+    .unwrap();
+    assert!(warnings(&loaded).is_empty(), "{:?}", warnings(&loaded));
+    let log = loaded.config.execution_logging;
+    assert_eq!(log.retention, Some(Duration::from_secs(7 * 86_400)));
+    assert_eq!(log.cleanup.batch_size, 250);
+    assert_eq!(log.cleanup.mark_interval, Duration::from_secs(600));
+    assert_eq!(log.cleanup.sweep_batch_interval, Duration::from_millis(500));
+
+    let forever = load_yaml("execution_logging: {retention: 0}\n", &[]).unwrap();
+    assert_eq!(forever.config.execution_logging.retention, None);
+}
+
+#[test]
+fn bad_execution_log_cleanup_settings_name_their_key() {
+    let lines = problems(load_yaml(
+        "
+execution_logging:
+  retention: a month
+  cleanup: {batch_size: 0, mark_interval: 0s}
+",
+        &[],
+    ));
+    assert_has(
+        &lines,
+        r#"error: execution_logging.retention: invalid duration "a month" (use e.g. 30s, 1m, 200ms or seconds)"#,
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("error: execution_logging.cleanup.batch_size:")),
+        "{lines:?}"
+    );
+    assert_has(
+        &lines,
+        "error: execution_logging.cleanup.mark_interval: must be greater than zero",
+    );
+}
+
+#[test]
 fn duplicate_worker_and_provider_ids_are_errors_across_layouts() {
     let lines = problems(load_yaml(
         "

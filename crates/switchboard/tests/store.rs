@@ -161,6 +161,7 @@ behaviours!(
     an_execution_batch_lands_and_lists_newest_first_with_filters,
     the_execution_list_limit_defaults_to_100_and_caps_at_1000,
     a_batch_with_a_bad_record_writes_nothing,
+    old_execution_records_are_pruned_oldest_first_in_bounded_batches,
     reopening_keeps_data_and_applies_migrations_once,
     concurrent_execution_inserts_from_20_tasks_all_land,
     ten_concurrent_user_key_inserts_all_get_the_same_winner,
@@ -452,6 +453,35 @@ async fn a_batch_with_a_bad_record_writes_nothing(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn old_execution_records_are_pruned_oldest_first_in_bounded_batches(b: Backend) {
+    let store = b.store;
+    let batch: Vec<_> = [40, 10, 30, 20, 50]
+        .iter()
+        .map(|&at| execution(&format!("e{at}"), Some("alice"), "Math.Add", at))
+        .collect();
+    store.insert_executions(&batch).await.unwrap();
+    let left = |store: Arc<dyn Store>| async move {
+        let mut ids: Vec<String> = store
+            .list_executions(&ExecutionFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    // Started before 45: e10..e40. Two at a time, the oldest first.
+    assert_eq!(store.prune_executions(45, 2).await.unwrap(), 2);
+    assert_eq!(left(store.clone()).await, ["e30", "e40", "e50"]);
+    assert_eq!(store.prune_executions(45, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_executions(45, 2).await.unwrap(), 0);
+    // A record started exactly at the bound is kept.
+    assert_eq!(store.prune_executions(50, 10).await.unwrap(), 0);
+    assert_eq!(left(store.clone()).await, ["e50"]);
 }
 
 async fn reopening_keeps_data_and_applies_migrations_once(b: Backend) {

@@ -184,6 +184,31 @@ pub struct ExecutionLoggingConfig {
     pub write_batch_size: usize,
     pub write_batch_timeout: Duration,
     pub drain_timeout: Duration,
+    /// How long records are kept (`execution_logging.retention`, our addition; default
+    /// 30d). `None` (`retention: 0`) keeps them forever.
+    pub retention: Option<Duration>,
+    /// How old records are deleted (Arcade's `execution_logging.cleanup`).
+    pub cleanup: ExecutionCleanupConfig,
+}
+
+/// Old execution records are deleted in passes: every `mark_interval`, batches of
+/// `batch_size` rows, `sweep_batch_interval` apart, until none is older than the retention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionCleanupConfig {
+    pub batch_size: usize,
+    pub mark_interval: Duration,
+    pub sweep_batch_interval: Duration,
+}
+
+impl Default for ExecutionCleanupConfig {
+    /// Arcade's defaults.
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            mark_interval: Duration::from_secs(30 * 60),
+            sweep_batch_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A string that must not be printed: `Debug` shows `***`. No `Display`, no `Serialize`.
@@ -245,6 +270,8 @@ impl Default for ExecutionLoggingConfig {
             write_batch_size: 500,
             write_batch_timeout: Duration::from_millis(200),
             drain_timeout: Duration::from_secs(30),
+            retention: Some(Duration::from_secs(30 * 24 * 3600)),
+            cleanup: ExecutionCleanupConfig::default(),
         }
     }
 }

@@ -943,15 +943,35 @@ fn execution_logging(
             "write_batch_size",
             "write_batch_timeout",
             "drain_timeout",
+            "retention",
+            "cleanup",
         ],
-        &["max_output_size", "config_cache_ttl", "cleanup"],
+        &["max_output_size", "config_cache_ttl"],
     );
+    let cleanup = r.section_or(&e, "cleanup", empty);
+    r.check_keys(
+        &cleanup,
+        &["batch_size", "mark_interval", "sweep_batch_interval"],
+        &[],
+    );
+    let dc = &d.cleanup;
+    let retention = r.duration(&e, "retention", d.retention.unwrap_or_default());
     ExecutionLoggingConfig {
         enabled: r.flag(&e, "enabled", d.enabled),
         buffer_size: r.count(&e, "buffer_size", 1, d.buffer_size),
         write_batch_size: r.count(&e, "write_batch_size", 1, d.write_batch_size),
         write_batch_timeout: positive(r, &e, "write_batch_timeout", d.write_batch_timeout),
         drain_timeout: r.duration(&e, "drain_timeout", d.drain_timeout),
+        retention: (!retention.is_zero()).then_some(retention),
+        cleanup: ExecutionCleanupConfig {
+            batch_size: r.count(&cleanup, "batch_size", 1, dc.batch_size),
+            mark_interval: positive(r, &cleanup, "mark_interval", dc.mark_interval),
+            sweep_batch_interval: r.duration(
+                &cleanup,
+                "sweep_batch_interval",
+                dc.sweep_batch_interval,
+            ),
+        },
     }
 }
 

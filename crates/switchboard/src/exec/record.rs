@@ -2,6 +2,9 @@
 //! channel and one task writes batches (one transaction per batch), so a slow store
 //! never slows a tool call. On shutdown the task drains what is buffered.
 //!
+//! The same thread deletes records older than `execution_logging.retention`, in bounded
+//! batches (Arcade's `cleanup` settings), so an old log never grows without end.
+//!
 //! The writer runs on its own thread and runtime, not on a serving thread: binding a
 //! 500-row batch is a burst of work, and on a serving thread every call queued behind it
 //! waited. Measured at concurrency 16: p99 ~200 µs lower (BENCHMARKS.md, sixth pass).
@@ -16,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::config::ExecutionLoggingConfig;
+use crate::config::{ExecutionCleanupConfig, ExecutionLoggingConfig};
 use crate::store::{ExecutionRecord, Store};
 
 #[derive(Clone)]
@@ -56,12 +59,13 @@ impl Recorder {
         let batch_size = cfg.write_batch_size.max(1);
         let batch_full = Arc::new(Notify::new());
         let writer = write_batches(
-            store,
+            store.clone(),
             rx,
             batch_size,
             cfg.write_batch_timeout,
             batch_full.clone(),
         );
+        let (retention, cleanup) = (cfg.retention, cfg.cleanup.clone());
         let (done_tx, done_rx) = oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("execution-log".into())
@@ -70,7 +74,14 @@ impl Recorder {
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime.block_on(writer),
+                    Ok(runtime) => runtime.block_on(async move {
+                        // The sweep never ends; the thread ends when the writer has
+                        // drained the closed channel.
+                        tokio::select! {
+                            () = writer => {}
+                            () = sweep_old_records(store, retention, cleanup) => {}
+                        }
+                    }),
                     Err(e) => {
                         tracing::error!(error = %e, "could not start the execution log writer")
                     }
@@ -159,5 +170,146 @@ async fn write_batches(
                 break;
             }
         }
+    }
+}
+
+/// Deletes records older than `retention`: a pass at start and every `mark_interval`, each
+/// in batches of `batch_size` rows `sweep_batch_interval` apart, so a large backlog never
+/// holds the store's write lock for long. Never returns (pending forever without a
+/// retention). Every replica sweeps; the deletes are idempotent.
+async fn sweep_old_records(
+    store: Arc<dyn Store>,
+    retention: Option<Duration>,
+    cleanup: ExecutionCleanupConfig,
+) {
+    let Some(retention) = retention else {
+        return std::future::pending().await;
+    };
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let batch = u32::try_from(cleanup.batch_size).unwrap_or(u32::MAX);
+    loop {
+        let cutoff = chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_sub(retention_ms);
+        let mut deleted = 0;
+        loop {
+            match store.prune_executions(cutoff, batch).await {
+                Ok(n) => {
+                    deleted += n;
+                    if n < u64::from(batch) {
+                        break;
+                    }
+                    tokio::time::sleep(cleanup.sweep_batch_interval).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not delete old execution records; trying again later");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                "deleted execution records older than the retention"
+            );
+        }
+        tokio::time::sleep(cleanup.mark_interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ExecutionFilter, SqliteStore};
+
+    fn record(id: &str, started_at_ms: i64) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            execution_id: format!("x-{id}"),
+            user_id: Some("alice".into()),
+            tool_name: "Math.Add".into(),
+            toolkit: "Math".into(),
+            tool_version: None,
+            source: "builtin".into(),
+            status: "success".into(),
+            error_kind: None,
+            duration_ms: 1.0,
+            started_at_ms,
+            finished_at_ms: started_at_ms + 1,
+        }
+    }
+
+    async fn ids(store: &Arc<dyn Store>) -> Vec<String> {
+        let mut ids: Vec<String> = store
+            .list_executions(&ExecutionFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn records_older_than_the_retention_are_swept_in_batches_and_new_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("sb.db")).await.unwrap());
+        let day_ms = 86_400_000;
+        let now = chrono::Utc::now().timestamp_millis();
+        let old: Vec<_> = (0..5)
+            .map(|i| record(&format!("old{i}"), now - 2 * day_ms - i))
+            .collect();
+        store.insert_executions(&old).await.unwrap();
+        store
+            .insert_executions(&[record("recent", now - day_ms / 2)])
+            .await
+            .unwrap();
+
+        let cfg = ExecutionLoggingConfig {
+            retention: Some(Duration::from_millis(day_ms as u64)),
+            cleanup: ExecutionCleanupConfig {
+                batch_size: 2,
+                mark_interval: Duration::from_secs(3600),
+                sweep_batch_interval: Duration::from_millis(10),
+            },
+            ..Default::default()
+        };
+        let (recorder, task) = Recorder::start(store.clone(), &cfg);
+        recorder.record(record("new", now));
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while ids(&store).await != ["new", "recent"] {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "left: {:?}",
+                ids(&store).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(recorder);
+        task.drain().await;
+        assert_eq!(ids(&store).await, ["new", "recent"]);
+    }
+
+    #[tokio::test]
+    async fn without_a_retention_nothing_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("sb.db")).await.unwrap());
+        store
+            .insert_executions(&[record("ancient", 1)])
+            .await
+            .unwrap();
+        let cfg = ExecutionLoggingConfig {
+            retention: None,
+            ..Default::default()
+        };
+        let (recorder, task) = Recorder::start(store.clone(), &cfg);
+        recorder.record(record("new", chrono::Utc::now().timestamp_millis()));
+        drop(recorder);
+        task.drain().await;
+        assert_eq!(ids(&store).await, ["ancient", "new"]);
     }
 }

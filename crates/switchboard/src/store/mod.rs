@@ -143,6 +143,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a batch in one transaction: all records land or none do.
     async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<(), StoreError>;
+    /// Deletes at most `limit` records started before `before_ms` (oldest first); returns
+    /// how many. Bounded so a large backlog is removed in short transactions.
+    async fn prune_executions(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError>;
     /// Newest first (by `started_at_ms`), filtered and limited as [`ExecutionFilter`] says.
     async fn list_executions(
         &self,

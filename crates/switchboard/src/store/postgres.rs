@@ -261,6 +261,19 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn prune_executions(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
+             WHERE started_at_ms < $1 ORDER BY started_at_ms LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(done.rows_affected())
+    }
+
     async fn list_executions(
         &self,
         filter: &ExecutionFilter,

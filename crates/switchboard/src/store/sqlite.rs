@@ -258,6 +258,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn prune_executions(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM executions WHERE rowid IN (SELECT rowid FROM executions \
+             WHERE started_at_ms < ? ORDER BY started_at_ms LIMIT ?)",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(done.rows_affected())
+    }
+
     async fn list_executions(
         &self,
         filter: &ExecutionFilter,
