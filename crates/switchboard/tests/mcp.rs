@@ -479,6 +479,40 @@ async fn a_gateway_serves_only_its_tools_and_an_unknown_slug_is_404() {
 }
 
 #[tokio::test]
+async fn every_endpoint_also_answers_with_a_trailing_slash() {
+    let (gw, _w) = kit_gateway(|c| {
+        c.gateways.push(GatewayConfig {
+            slug: "echo".into(),
+            description: None,
+            tools: vec!["Kit.Echo".into()],
+            toolkits: vec![],
+        })
+    })
+    .await;
+    for (path, user, tools) in [
+        ("/v1/mcps/bob/mcp/", "bob", 2),
+        ("/mcp/", "bob", 2),
+        ("/mcp/echo/", "bob", 1),
+    ] {
+        let c = Client::new(&gw, path).header("Arcade-User-Id", user);
+        let list = c.modern(1, "tools/list", json!({})).await;
+        assert_eq!(list.status, 200, "{path}: {}", list.body);
+        let names = tool_names(&list.body["result"]);
+        assert!(names.len() >= tools, "{path}: {names:?}");
+        let who = c
+            .modern(
+                2,
+                "tools/call",
+                json!({"name": "Kit_Echo", "arguments": {"message": "hi"}}),
+            )
+            .await;
+        assert_eq!(who.body["result"]["content"][0]["text"], "hi", "{path}");
+    }
+    let nope = Client::new(&gw, "/mcp/nope/").header("Arcade-User-Id", "bob");
+    assert_eq!(nope.modern(1, "tools/list", json!({})).await.status, 404);
+}
+
+#[tokio::test]
 async fn bad_input_gets_the_spec_errors_and_the_gateway_keeps_serving() {
     let (gw, _w) = kit_gateway(|c| c.api.max_request_body_size = 2048).await;
     let c = Client::new(&gw, "/v1/mcps/alice/mcp");

@@ -107,10 +107,14 @@ struct Mcp {
 /// The MCP routes, with their own authentication (not the REST middleware).
 pub fn router(app: AppState) -> Router<AppState> {
     let hub = Arc::new(McpHub::new(&app.config));
+    // Each endpoint also answers with a trailing slash: URLs get pasted either way.
     Router::new()
         .route("/v1/mcps/{user_id}/mcp", any(user_endpoint))
+        .route("/v1/mcps/{user_id}/mcp/", any(user_endpoint))
         .route("/mcp", any(default_endpoint))
+        .route("/mcp/", any(default_endpoint))
         .route("/mcp/{gateway}", any(gateway_endpoint))
+        .route("/mcp/{gateway}/", any(gateway_endpoint))
         .with_state(Mcp { app, hub })
 }
 
