@@ -105,6 +105,13 @@ def test_an_unknown_tool_is_not_found(client: Arcade) -> None:
     assert isinstance(body, dict) and body.get("name") and body.get("message"), body
 
 
+def test_the_scheduled_list_is_empty_and_a_scheduled_id_is_not_found(client: Arcade) -> None:
+    page = client.tools.scheduled.list(limit=10)
+    assert list(page) == []
+    with pytest.raises(arcadepy.NotFoundError):
+        client.tools.scheduled.get("no-such-id")
+
+
 def test_executing_an_unknown_tool_is_not_found(client: Arcade) -> None:
     with pytest.raises(arcadepy.NotFoundError):
         client.tools.execute(tool_name="Demo.NoSuchTool", input={}, user_id="alice")

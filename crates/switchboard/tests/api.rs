@@ -302,6 +302,27 @@ async fn malformed_bodies_get_specific_400s() {
 }
 
 #[tokio::test]
+async fn nothing_is_ever_scheduled_and_the_scheduled_list_says_so() {
+    let gw = start_gateway(|_| {}).await;
+    let (status, page) = gw.get("/v1/scheduled_tools?limit=5").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"], json!([]));
+    assert_eq!(page["total_count"], 0);
+    assert_eq!(page["limit"], 5);
+    let (status, body) = gw.get("/v1/scheduled_tools/some-id").await;
+    assert_eq!(status, 404);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("run_at is not supported"),
+        "{body}"
+    );
+    let (status, _) = gw.get("/v1/orgs/o/projects/p/scheduled_tools").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn oversized_body_is_rejected_with_413() {
     let gw = start_gateway(|c| c.api.max_request_body_size = 1024).await;
     let big = "x".repeat(4096);

@@ -1,5 +1,5 @@
-//! `/v1/tools`, `/v1/tools/{name}`, `/v1/tools/execute`, `/v1/formatted_tools[/{name}]`
-//! (`reference/arcade-api.md` §1 Endpoints).
+//! `/v1/tools`, `/v1/tools/{name}`, `/v1/tools/execute`, `/v1/formatted_tools[/{name}]`,
+//! `/v1/scheduled_tools[/{id}]` (`reference/arcade-api.md` §1 Endpoints).
 
 use std::sync::Arc;
 
@@ -29,6 +29,22 @@ pub fn router() -> Router<AppState> {
         .route("/tools/{name}", get(get_tool))
         .route("/formatted_tools", get(list_formatted))
         .route("/formatted_tools/{name}", get(get_formatted))
+        .route("/scheduled_tools", get(list_scheduled))
+        .route("/scheduled_tools/{id}", get(get_scheduled))
+}
+
+/// GET /v1/scheduled_tools: this gateway runs every call when it is made (`run_at` is
+/// refused), so nothing is ever scheduled: an empty page, the shape Arcade's SDKs read.
+async fn list_scheduled(Query(q): Query<ToolsQuery>) -> Json<Value> {
+    let page = Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(Vec::<Value>::new());
+    Json(json!(page))
+}
+
+/// GET /v1/scheduled_tools/{id}: never one to find.
+async fn get_scheduled() -> ApiError {
+    ApiError::not_found(
+        "no such scheduled execution: this gateway runs every call when it is made (run_at is not supported)",
+    )
 }
 
 #[derive(Debug, Deserialize, Default)]
