@@ -449,22 +449,17 @@ async fn worker_timeout_is_honoured() {
 
 #[tokio::test]
 async fn catalog_refreshes_when_a_worker_comes_back() {
-    // Reserve a port, start the gateway while nothing listens there, then start the worker.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let gw = start_gateway(|c| {
-        c.workers
-            .push(worker_config("late", &format!("http://{addr}")))
-    })
-    .await;
+    // The worker's address answers nothing while the gateway starts; then the worker
+    // comes up behind it.
+    let port = SwitchablePort::bind().await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("late", &port.url()))).await;
     let (status, _) = gw.get("/v1/tools/Late.Echo").await;
     assert_eq!(status, 404);
     let (_, health) = gw.get("/v1/workers/late/health").await;
     assert_eq!(health["healthy"], false);
 
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let _worker = start_worker_on(listener, "Late").await;
+    let worker = start_worker("Late").await;
+    port.forward_to(worker.addr);
     assert!(eventually(|| async { gw.get("/v1/tools/Late.Echo").await.0 == 200 }).await);
     let (_, body) = gw
         .execute(json!({"tool_name": "Late.Echo", "input": {"message": "back"}}))

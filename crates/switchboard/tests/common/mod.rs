@@ -134,6 +134,57 @@ pub async fn start_worker_on(listener: TcpListener, toolkit_name: &str) -> TestW
     }
 }
 
+/// A port held for a whole test that behaves like a worker that is down (every
+/// connection is closed at once, before any answer) until [`SwitchablePort::forward_to`]
+/// points it at a real worker. Holding the port avoids dropping it and binding it again
+/// later, which races with every other test process on the machine.
+pub struct SwitchablePort {
+    pub addr: SocketAddr,
+    upstream: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl SwitchablePort {
+    pub async fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("bound");
+        let upstream = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+        let target = upstream.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Some(to) = *target.lock().expect("not poisoned") else {
+                    continue; // dropped: the connection closes unanswered
+                };
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            upstream,
+            accept,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// From now on, connections reach `to`.
+    pub fn forward_to(&self, to: SocketAddr) {
+        *self.upstream.lock().expect("not poisoned") = Some(to);
+    }
+}
+
+impl Drop for SwitchablePort {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
 pub async fn start_worker(toolkit_name: &str) -> TestWorker {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     start_worker_on(listener, toolkit_name).await
