@@ -601,9 +601,11 @@ async fn a_slow_provider_times_out_as_unavailable() {
 
 #[tokio::test]
 async fn an_unreachable_provider_is_unavailable() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // Bound but never listening, and held: connections are refused, and no other test
+    // process can take the port meanwhile.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
     let google = builtin_at(addr, "google", "google");
     let e = google.refresh(&http(), "rt-any").await.unwrap_err();
     assert!(matches!(e, OAuthError::Unavailable(_)), "{e:?}");
