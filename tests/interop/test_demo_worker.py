@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from arcadepy import Arcade
 
@@ -143,3 +145,33 @@ def test_the_cli_lists_the_worker(gw: Gateway) -> None:
     out = gw.cli("worker", "list")
     assert out.returncode == 0, out.stderr
     assert "demo" in out.stdout
+
+
+def test_the_cli_lists_recorded_calls_newest_first_for_one_user(client: Arcade, gw: Gateway) -> None:
+    client.tools.execute(tool_name="Demo.Echo", input={"message": "logged"}, user_id="carol")
+    result = client.tools.execute(tool_name="Demo.Fail", input={"mode": "fatal"}, user_id="carol")
+    assert result.success is False, result
+
+    # Records are written in batches (every 200 ms by default): wait for both.
+    deadline = time.monotonic() + 10
+    while True:
+        out = gw.cli("executions", "list", "--user", "carol")
+        assert out.returncode == 0, out.stderr
+        if "Demo.Fail" in out.stdout and "Demo.Echo" in out.stdout:
+            break
+        assert time.monotonic() < deadline, out.stdout
+        time.sleep(0.2)
+    rows = [line for line in out.stdout.splitlines() if "Demo." in line]
+    assert len(rows) == 2, out.stdout
+    assert "Demo.Fail" in rows[0] and "failed" in rows[0], rows  # newest first
+    assert "Demo.Echo" in rows[1] and "success" in rows[1], rows
+    assert "logged" not in out.stdout  # inputs and outputs are not in the log
+    assert "alice" not in out.stdout
+
+    only_echo = gw.cli("executions", "list", "--user", "carol", "--tool", "Demo.Echo")
+    assert only_echo.returncode == 0, only_echo.stderr
+    assert "Demo.Echo" in only_echo.stdout and "Demo.Fail" not in only_echo.stdout
+
+    bad = gw.cli("executions", "list", "--limit", "0")
+    assert bad.returncode != 0
+    assert "--limit must be between 1 and 1000" in bad.stderr

@@ -4,6 +4,7 @@
 
 mod auth;
 mod configure;
+mod executions;
 mod keys;
 mod serve;
 mod tables;
@@ -68,6 +69,9 @@ pub enum Command {
     Vault(auth::VaultCommand),
     /// Write an MCP client's config (Claude Desktop, VS Code, Cursor) with a new user token.
     Configure(configure::ConfigureArgs),
+    /// The execution log: one record per tool call.
+    #[command(subcommand)]
+    Executions(executions::ExecutionsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => auth::users(load_config(&options)?, cmd).await,
         Command::Vault(cmd) => auth::vault(load_config(&options)?, cmd).await,
         Command::Configure(args) => configure::run(load_config(&options)?, args).await,
+        Command::Executions(cmd) => executions::run(load_config(&options)?, cmd).await,
     }
 }
 
