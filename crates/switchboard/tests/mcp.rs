@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use common::fake_provider::FakeProvider;
@@ -29,6 +30,15 @@ struct Reply {
 
 fn rpc(id: i64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// A handshake as the spec has it, for `version`.
+fn init_params(version: &str) -> Value {
+    json!({
+        "protocolVersion": version,
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"},
+    })
 }
 
 /// A 2026-07-28 request. Its client declares URL elicitation unless the params bring
@@ -102,10 +112,16 @@ impl<'a> Client<'a> {
         let session = header("mcp-session-id");
         let www_authenticate = header("www-authenticate");
         let status = res.status().as_u16();
+        let sse = header("content-type").is_some_and(|t| t.starts_with("text/event-stream"));
         let text = res.text().await.unwrap();
-        let body = match text.strip_prefix("event: message\ndata: ") {
-            Some(sse) => serde_json::from_str(sse.trim()).unwrap(),
-            None => serde_json::from_str(&text).unwrap_or(Value::Null),
+        // An SSE reply may carry other messages first; the reply is its last message.
+        let body = if sse {
+            text.split("\n\n")
+                .filter_map(sse_message)
+                .last()
+                .unwrap_or(Value::Null)
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
         };
         Reply {
             status,
@@ -122,17 +138,9 @@ impl<'a> Client<'a> {
 
     /// `initialize` + `notifications/initialized`; keeps the session id.
     async fn initialize(&mut self, capabilities: Value) -> Value {
-        let r = self
-            .post(rpc(
-                0,
-                "initialize",
-                json!({
-                    "protocolVersion": LEGACY,
-                    "capabilities": capabilities,
-                    "clientInfo": {"name": "test", "version": "0"},
-                }),
-            ))
-            .await;
+        let mut params = init_params(LEGACY);
+        params["capabilities"] = capabilities;
+        let r = self.post(rpc(0, "initialize", params)).await;
         assert_eq!(r.status, 200, "{}", r.body);
         self.session = Some(r.session.expect("an Mcp-Session-Id"));
         let n = self
@@ -142,9 +150,12 @@ impl<'a> Client<'a> {
         r.body["result"].clone()
     }
 
+    /// A `tools/call` with an id of its own: a session's requests in flight must not
+    /// share one.
     async fn call(&self, tool: &str, arguments: Value) -> Reply {
+        static NEXT_ID: AtomicI64 = AtomicI64::new(100);
         self.post(rpc(
-            7,
+            NEXT_ID.fetch_add(1, Ordering::Relaxed),
             "tools/call",
             json!({"name": tool, "arguments": arguments}),
         ))
@@ -243,51 +254,45 @@ async fn legacy_session_initializes_lists_and_calls_for_the_path_user() {
     assert_eq!(nope.body["error"]["code"], -32601);
 
     let del = alice.send_raw(alice.request(reqwest::Method::DELETE)).await;
-    assert_eq!(del.status, 204);
+    assert_eq!(del.status, 202);
     let gone = alice.post(rpc(5, "ping", json!({}))).await;
     assert_eq!(gone.status, 404);
 }
 
 #[tokio::test]
-async fn initialize_echoes_a_supported_version_and_answers_sse_only_clients_with_sse() {
+async fn initialize_echoes_a_supported_version_and_refuses_a_client_that_accepts_one_type() {
     let (gw, _w) = kit_gateway(|_| {}).await;
     let c = Client::new(&gw, "/v1/mcps/alice/mcp");
     let r = c
-        .post(rpc(
-            0,
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {}}),
-        ))
+        .post(rpc(0, "initialize", init_params("2025-06-18")))
         .await;
     assert_eq!(r.body["result"]["protocolVersion"], "2025-06-18");
     let r = c
-        .post(rpc(
-            0,
-            "initialize",
-            json!({"protocolVersion": "1999-01-01"}),
-        ))
+        .post(rpc(0, "initialize", init_params("1999-01-01")))
         .await;
     assert_eq!(r.body["result"]["protocolVersion"], LEGACY);
-
-    let res = gw
-        .http
-        .post(gw.url("/v1/mcps/alice/mcp"))
-        .header("Authorization", format!("Bearer {}", gw.key))
-        .header("Accept", "text/event-stream")
-        .json(&rpc(0, "initialize", json!({"protocolVersion": LEGACY})))
-        .send()
-        .await
-        .unwrap();
+    // A handshake without the clientInfo the spec requires: invalid params.
+    let r = c
+        .post(rpc(0, "initialize", json!({"protocolVersion": LEGACY})))
+        .await;
     assert_eq!(
-        res.headers()["content-type"].to_str().unwrap(),
-        "text/event-stream"
+        (r.status, r.body["error"]["code"].clone()),
+        (400, json!(-32602))
     );
-    assert!(
-        res.text()
+
+    // The spec has every POST accept both JSON and SSE.
+    for accept in ["text/event-stream", "application/json"] {
+        let res = gw
+            .http
+            .post(gw.url("/v1/mcps/alice/mcp"))
+            .header("Authorization", format!("Bearer {}", gw.key))
+            .header("Accept", accept)
+            .json(&rpc(0, "initialize", init_params(LEGACY)))
+            .send()
             .await
-            .unwrap()
-            .starts_with("event: message\ndata: {")
-    );
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 406, "{accept}");
+    }
 }
 
 #[tokio::test]
@@ -337,6 +342,7 @@ async fn modern_era_is_stateless_with_discover_headers_and_result_types() {
         .send_raw(
             c.request(reqwest::Method::POST)
                 .header("MCP-Protocol-Version", "2099-01-01")
+                .header("Mcp-Method", "ping")
                 .json(&future),
         )
         .await;
@@ -375,6 +381,7 @@ async fn a_session_is_refused_on_another_users_path_and_session_rules_hold() {
             gw.http
                 .post(gw.url("/v1/mcps/alice/mcp"))
                 .header("Authorization", format!("Bearer {}", gw.key))
+                .header("Accept", "application/json, text/event-stream")
                 .header("Mcp-Session-Id", alice.session.clone().unwrap())
                 .header("MCP-Protocol-Version", "1999-01-01")
                 .json(&rpc(1, "ping", json!({}))),
@@ -565,7 +572,10 @@ async fn foreign_origins_and_hosts_are_refused() {
     assert_eq!(evil.post(rpc(0, "initialize", json!({}))).await.status, 403);
     let local = Client::new(&gw, "/v1/mcps/alice/mcp").header("Origin", "http://localhost:6274");
     assert_eq!(
-        local.post(rpc(0, "initialize", json!({}))).await.status,
+        local
+            .post(rpc(0, "initialize", init_params(LEGACY)))
+            .await
+            .status,
         200
     );
     let rebound = Client::new(&gw, "/v1/mcps/alice/mcp").header("Host", "evil.example:80");
@@ -684,6 +694,17 @@ async fn a_client_without_url_elicitation_gets_the_link_as_an_error_result() {
     );
 }
 
+/// The JSON-RPC message in one SSE event, if it carries one (priming events don't).
+fn sse_message(event: &str) -> Option<Value> {
+    let data: Vec<&str> = event
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
+    let data = data.join("\n");
+    (!data.trim().is_empty()).then(|| serde_json::from_str(&data).unwrap())
+}
+
 /// Reads an SSE response one JSON-RPC message at a time.
 struct Sse {
     res: reqwest::Response,
@@ -695,8 +716,8 @@ impl Sse {
         loop {
             if let Some(at) = self.buf.find("\n\n") {
                 let frame: String = self.buf.drain(..at + 2).collect();
-                if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                    return serde_json::from_str(data).unwrap();
+                if let Some(message) = sse_message(&frame) {
+                    return message;
                 }
                 continue;
             }
@@ -751,13 +772,13 @@ async fn url_elicitation_waits_for_the_flow_and_returns_the_tools_result_in_the_
     bob.initialize(json!({})).await;
     answer(&bob, &ask, "decline").await;
 
+    // Notifications not tied to a request travel on the session's standalone stream.
+    let mut standalone = Sse {
+        res: c.request(reqwest::Method::GET).send().await.unwrap(),
+        buf: String::new(),
+    };
     answer(&c, &ask, "accept").await;
     complete_flow(&env.fake, &link, "alice-login").await;
-    let done = stream.next().await;
-    assert_eq!(
-        done["method"], "notifications/elicitation/complete",
-        "{done}"
-    );
     let result = stream.next().await;
     assert_eq!(result["id"], 9);
     assert_eq!(
@@ -765,6 +786,12 @@ async fn url_elicitation_waits_for_the_flow_and_returns_the_tools_result_in_the_
         "{result}"
     );
     assert_eq!(result["result"]["structuredContent"]["has_token"], true);
+    let done = standalone.next().await;
+    assert_eq!(
+        done["method"], "notifications/elicitation/complete",
+        "{done}"
+    );
+    assert!(done["params"]["elicitationId"].is_string());
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use switchboard_wire::ToolDefinition;
 
 pub use definition::{EngineToolOptions, RequirementsView, engine_tool_definition};
-pub use format::{ToolFormat, formatted_tool};
+pub use format::{ToolFormat, formatted_tool, input_json_schema};
 pub use validate::{InputError, validate_input};
 
 /// Where a tool runs.

@@ -6,8 +6,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::protocol::RpcError;
-use crate::catalog::{Catalog, ToolEntry, ToolFormat, formatted_tool};
+use rmcp::ErrorData;
+use rmcp::model::{
+    CallToolResult, ContentBlock, ListToolsResult, MetaObject, Tool, ToolAnnotations,
+};
+
+use crate::catalog::{Catalog, ToolEntry, input_json_schema};
 use crate::config::GatewayConfig;
 use crate::exec::Execution;
 
@@ -41,8 +45,11 @@ fn exposes(g: &GatewayConfig, tool: &ToolEntry) -> bool {
         })
 }
 
-/// One page of `tools/list`: `{tools, nextCursor?}`. The cursor is an opaque offset.
-pub fn list_page(tools: &[Arc<ToolEntry>], cursor: Option<&str>) -> Result<Value, RpcError> {
+/// One page of `tools/list`. The cursor is an opaque offset.
+pub fn list_page(
+    tools: &[Arc<ToolEntry>],
+    cursor: Option<&str>,
+) -> Result<ListToolsResult, ErrorData> {
     let start = match cursor {
         None => 0,
         Some(c) => URL_SAFE_NO_PAD
@@ -51,53 +58,54 @@ pub fn list_page(tools: &[Arc<ToolEntry>], cursor: Option<&str>) -> Result<Value
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.parse::<usize>().ok())
             .filter(|&n| n <= tools.len())
-            .ok_or_else(|| RpcError::invalid_params("invalid cursor"))?,
+            .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
     };
     let end = (start + PAGE_SIZE).min(tools.len());
-    let page: Vec<Value> = tools[start..end].iter().map(|t| mcp_tool(t)).collect();
-    let mut result = json!({"tools": page});
+    let mut page =
+        ListToolsResult::with_all_items(tools[start..end].iter().map(|t| mcp_tool(t)).collect());
     if end < tools.len() {
-        result["nextCursor"] = json!(URL_SAFE_NO_PAD.encode(end.to_string()));
+        page.next_cursor = Some(URL_SAFE_NO_PAD.encode(end.to_string()));
     }
-    Ok(result)
+    Ok(page)
 }
 
-pub fn mcp_tool(t: &ToolEntry) -> Value {
-    let mut tool = json!({
-        "name": t.underscore_name,
-        "title": t.underscore_name,
-        "description": t.definition.description,
-        "inputSchema": formatted_tool(t, ToolFormat::Arcade),
-    });
-    if let Some(annotations) = annotations(t.definition.metadata.as_ref()) {
-        tool["annotations"] = annotations;
-    }
+pub fn mcp_tool(t: &ToolEntry) -> Tool {
+    let schema = match input_json_schema(&t.definition.input.parameters) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let mut tool = Tool::new(
+        t.underscore_name.clone(),
+        t.definition.description.clone(),
+        schema,
+    );
+    tool.title = Some(t.underscore_name.clone());
+    tool.annotations = annotations(t.definition.metadata.as_ref());
     tool
 }
 
 /// MCP hints from Arcade's `metadata.behavior` (snake or camel case).
-fn annotations(metadata: Option<&Value>) -> Option<Value> {
+fn annotations(metadata: Option<&Value>) -> Option<ToolAnnotations> {
     let behavior = metadata?.get("behavior")?.as_object()?;
-    let mut out = Map::new();
-    for (hint, keys) in [
-        ("readOnlyHint", ["read_only", "readOnly"]),
-        ("destructiveHint", ["destructive", "destructive"]),
-        ("idempotentHint", ["idempotent", "idempotent"]),
-        ("openWorldHint", ["open_world", "openWorld"]),
-    ] {
-        if let Some(v) = keys
-            .iter()
+    let hint = |keys: [&str; 2]| {
+        keys.iter()
             .find_map(|k| behavior.get(*k))
             .and_then(Value::as_bool)
-        {
-            out.insert(hint.into(), json!(v));
-        }
-    }
-    (!out.is_empty()).then_some(Value::Object(out))
+    };
+    let mut out = ToolAnnotations::new();
+    out.read_only_hint = hint(["read_only", "readOnly"]);
+    out.destructive_hint = hint(["destructive", "destructive"]);
+    out.idempotent_hint = hint(["idempotent", "idempotent"]);
+    out.open_world_hint = hint(["open_world", "openWorld"]);
+    let any = out.read_only_hint.is_some()
+        || out.destructive_hint.is_some()
+        || out.idempotent_hint.is_some()
+        || out.open_world_hint.is_some();
+    any.then_some(out)
 }
 
 /// A successful or failed (non-authorization) execution as a `CallToolResult`.
-pub fn call_result(execution: &Execution) -> Value {
+pub fn call_result(execution: &Execution) -> CallToolResult {
     match &execution.output.error {
         None => {
             let value = execution.output.value.clone().unwrap_or(Value::Null);
@@ -110,11 +118,9 @@ pub fn call_result(execution: &Execution) -> Value {
                 Value::Object(_) => value,
                 other => json!({"result": other}),
             };
-            json!({
-                "content": [{"type": "text", "text": text}],
-                "structuredContent": structured,
-                "isError": false,
-            })
+            let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+            result.structured_content = Some(structured);
+            result
         }
         Some(error) => {
             let mut text = error.message.clone();
@@ -133,23 +139,23 @@ pub fn call_result(execution: &Execution) -> Value {
             if let Some(code) = error.status_code {
                 arcade["statusCode"] = json!(code);
             }
-            json!({
-                "content": [{"type": "text", "text": text}],
-                "isError": true,
-                "_meta": {"arcade": arcade},
-            })
+            let mut meta = Map::new();
+            meta.insert("arcade".into(), arcade);
+            let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+            result.meta = Some(MetaObject(meta));
+            result
         }
     }
 }
 
 /// A plain `isError` result with one text.
-pub fn error_result(text: impl Into<String>) -> Value {
-    json!({"content": [{"type": "text", "text": text.into()}], "isError": true})
+pub fn error_result(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text)])
 }
 
 /// For clients that can't be asked: arcade-mcp-server's exact wording, so models that
 /// learned it show the link.
-pub fn authorization_required_result(tool_name: &str, url: &str) -> Value {
+pub fn authorization_required_result(tool_name: &str, url: &str) -> CallToolResult {
     let steps = format!(
         "⚠ Authorization required\n\n  Tool '{tool_name}' needs your permission to access your account.\n\n  To authorize:\n  1. Click this link: {url}\n  2. Grant the requested permissions\n  3. Return here and try again\n\n  This is a one-time setup for this tool."
     );
@@ -159,13 +165,10 @@ pub fn authorization_required_result(tool_name: &str, url: &str) -> Value {
         ),
         "authorization_url": url,
     });
-    json!({
-        "content": [
-            {"type": "text", "text": steps},
-            {"type": "text", "text": instructions.to_string()},
-        ],
-        "isError": true,
-    })
+    CallToolResult::error(vec![
+        ContentBlock::text(steps),
+        ContentBlock::text(instructions.to_string()),
+    ])
 }
 
 #[cfg(test)]
@@ -176,16 +179,18 @@ mod tests {
     fn behavior_metadata_becomes_hints() {
         let m =
             json!({"behavior": {"read_only": true, "destructive": false, "operations": ["read"]}});
+        let hints = serde_json::to_value(annotations(Some(&m))).unwrap();
         assert_eq!(
-            annotations(Some(&m)),
-            Some(json!({"readOnlyHint": true, "destructiveHint": false}))
+            hints,
+            json!({"readOnlyHint": true, "destructiveHint": false})
         );
         assert_eq!(annotations(Some(&json!({}))), None);
     }
 
     #[test]
     fn the_authorization_text_carries_the_link_twice() {
-        let r = authorization_required_result("Acct_Me", "http://gw/l/x");
+        let r = serde_json::to_value(authorization_required_result("Acct_Me", "http://gw/l/x"))
+            .unwrap();
         assert_eq!(r["isError"], true);
         let first = r["content"][0]["text"].as_str().unwrap();
         assert!(first.starts_with("⚠ Authorization required"));

@@ -1,0 +1,103 @@
+//! `notifications/tools/list_changed`: one task per process watches the catalog and tells
+//! each live session whose view of it changed. A session costs one entry here, not a task
+//! of its own; the task stops when no session is left and starts again with the next.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::Peer;
+use rmcp::RoleServer;
+
+use super::tools;
+use crate::catalog::Catalog;
+use crate::config::GatewayConfig;
+use crate::workers::WorkerRegistry;
+
+/// How often the catalog is looked at.
+const CATALOG_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub(super) struct ListChanged {
+    state: Mutex<Watching>,
+}
+
+#[derive(Default)]
+struct Watching {
+    sessions: Vec<Watched>,
+    running: bool,
+}
+
+struct Watched {
+    gateway: Option<Arc<GatewayConfig>>,
+    peer: Peer<RoleServer>,
+}
+
+impl ListChanged {
+    fn state(&self) -> std::sync::MutexGuard<'_, Watching> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tell `peer` when the tools `gateway` exposes change, for as long as it is open.
+    pub fn watch(
+        self: &Arc<Self>,
+        workers: &Arc<WorkerRegistry>,
+        gateway: Option<Arc<GatewayConfig>>,
+        peer: Peer<RoleServer>,
+    ) {
+        let mut state = self.state();
+        state.sessions.push(Watched { gateway, peer });
+        if !state.running {
+            state.running = true;
+            tokio::spawn(Arc::clone(self).run(Arc::clone(workers)));
+        }
+    }
+
+    async fn run(self: Arc<Self>, workers: Arc<WorkerRegistry>) {
+        // This process's catalog: a session served by another replica hears from that one.
+        let mut last = workers.catalog().snapshot();
+        loop {
+            tokio::time::sleep(CATALOG_POLL).await;
+            let now = workers.catalog().snapshot();
+            let changed = if Arc::ptr_eq(&now, &last) {
+                Vec::new()
+            } else {
+                self.sessions_whose_view_changed(&last, &now)
+            };
+            last = now;
+            for peer in changed {
+                if let Err(e) = peer.notify_tool_list_changed().await {
+                    tracing::debug!(error = %e, "MCP list_changed not delivered");
+                }
+            }
+            let mut state = self.state();
+            state.sessions.retain(|w| !w.peer.is_transport_closed());
+            if state.sessions.is_empty() {
+                state.running = false;
+                return;
+            }
+        }
+    }
+
+    fn sessions_whose_view_changed(&self, last: &Catalog, now: &Catalog) -> Vec<Peer<RoleServer>> {
+        let names = |catalog: &Catalog, gateway: Option<&GatewayConfig>| -> Vec<String> {
+            tools::view(catalog, gateway)
+                .iter()
+                .map(|t| t.fully_qualified_name())
+                .collect()
+        };
+        let mut verdicts: HashMap<Option<String>, bool> = HashMap::new();
+        let state = self.state();
+        state
+            .sessions
+            .iter()
+            .filter(|w| {
+                let gateway = w.gateway.as_deref();
+                *verdicts
+                    .entry(gateway.map(|g| g.slug.clone()))
+                    .or_insert_with(|| names(last, gateway) != names(now, gateway))
+            })
+            .map(|w| w.peer.clone())
+            .collect()
+    }
+}

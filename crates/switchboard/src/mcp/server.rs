@@ -1,0 +1,474 @@
+//! The MCP server proper: rmcp calls it for each request, in either era, with the HTTP
+//! request's parts (and so the caller's `Ctx`) in the request's extensions. Every
+//! `tools/call` runs through `exec::Executor`; a call that needs the user's authorization
+//! asks for it in the form the client can act on.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CustomNotification, ElicitRequest,
+    ElicitRequestParams, ElicitationAction, Extensions, Implementation, InitializeRequestParams,
+    InitializeResult, InputRequest, InputRequests, InputRequiredResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, ServerNotification,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use switchboard_wire::error_kind;
+
+use super::request_state::PendingCall;
+use super::{Ctx, Mcp, now_ms, tools};
+use crate::catalog::ToolEntry;
+use crate::exec::{ExecError, Execution, ToolCall};
+use crate::oauth::{Authorization, FlowStatus};
+
+/// Handshake versions first, newest first; then the stateless era.
+const SUPPORTED: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2026_07_28,
+];
+/// How long a modern-era `requestState` stays valid.
+const REQUEST_STATE_TTL_MS: i64 = 10 * 60 * 1000;
+/// The key a modern `input_required` result uses for its one request.
+const AUTHORIZE_INPUT: &str = "authorize";
+/// How long a modern `tools/list` may be cached, and by whom (it is this user's view).
+const LIST_TTL_MS: u64 = 60_000;
+
+#[derive(Clone)]
+pub(super) struct GatewayServer {
+    pub mcp: Mcp,
+}
+
+/// The caller the endpoint authenticated, carried in with the HTTP request.
+fn ctx_of(extensions: &Extensions) -> Result<Ctx, ErrorData> {
+    extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Ctx>())
+        .cloned()
+        .ok_or_else(|| ErrorData::internal_error("request without an authenticated caller", None))
+}
+
+fn is_modern(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| !v.has_initialize())
+}
+
+// Logging is deprecated by SEP-2577, yet handshake-era clients (and the conformance suite)
+// still send `logging/setLevel`: the capability stays until those eras go.
+#[allow(deprecated)]
+impl ServerHandler for GatewayServer {
+    fn get_info(&self) -> ServerConfig {
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "switchboard",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions("Tools served by Switchboard")
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(SUPPORTED)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let mut info = self.negotiate_initialize(&request)?;
+        if let Some(description) = ctx_of(&context.extensions)?
+            .gateway
+            .as_ref()
+            .and_then(|g| g.description.clone())
+        {
+            info.instructions = Some(description);
+        }
+        Ok(info)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        match ctx_of(&context.extensions) {
+            Ok(ctx) => self.mcp.hub.list_changed.watch(
+                self.mcp.app.executor.workers(),
+                ctx.gateway,
+                context.peer,
+            ),
+            Err(e) => tracing::warn!(error = %e.message, "MCP session without a caller"),
+        }
+    }
+
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // The gateway sends no log notifications; any level is satisfied.
+        Ok(())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let ctx = ctx_of(&context.extensions)?;
+        let catalog = self.mcp.app.executor.workers().catalog().snapshot();
+        let view = tools::view(&catalog, ctx.gateway.as_deref());
+        let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
+        let mut page = tools::list_page(&view, cursor)?;
+        if is_modern(&context) {
+            page = page
+                .with_ttl_ms(LIST_TTL_MS)
+                .with_cache_scope(rmcp::model::CacheScope::Private);
+        }
+        Ok(page)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let ctx = ctx_of(&context.extensions)?;
+        let name = request.name.as_ref();
+        let catalog = self.mcp.app.executor.workers().catalog().snapshot();
+        let unknown = || ErrorData::invalid_params(format!("Unknown tool: {name}"), None);
+        let tool = catalog.resolve(name, None).map_err(|_| unknown())?;
+        if !tools::exposes_opt(ctx.gateway.as_deref(), &tool) {
+            return Err(unknown());
+        }
+        let call = ToolCall {
+            tool_name: tool.fully_qualified_name(),
+            tool_version: None,
+            input: request.arguments.clone().unwrap_or_default(),
+            user_id: Some(ctx.user.clone()),
+        };
+        let modern = is_modern(&context);
+        if modern && let Some(state) = request.request_state.as_deref() {
+            return self.resume_modern(&ctx, &tool, call, state, &request).await;
+        }
+        let execution = self.execute(&call).await?;
+        let Some(authorization) = execution.authorization.as_deref() else {
+            return finished(&execution);
+        };
+        let Some(url) = authorization.url.clone() else {
+            return Ok(tools::call_result(&execution).into());
+        };
+        let asks_by_url = context
+            .client_capabilities()
+            .and_then(|c| c.elicitation)
+            .is_some_and(|e| e.url.is_some());
+        let flow_id = authorization.id.clone().unwrap_or_default();
+        if !asks_by_url {
+            // A client that can't be asked gets the link, for the model to show.
+            return Ok(tools::authorization_required_result(&tool.underscore_name, &url).into());
+        }
+        if modern {
+            let pending = PendingCall {
+                u: ctx.user.clone(),
+                t: tool.qualified_name.clone(),
+                f: flow_id,
+                url,
+                exp: now_ms() + REQUEST_STATE_TTL_MS,
+            };
+            return Ok(self.input_required(pending, &tool, &authorization.provider_id));
+        }
+        let prompt = Prompt {
+            tool,
+            call,
+            url,
+            flow_id,
+            provider: authorization.provider_id.clone(),
+        };
+        self.elicit_and_run(&context, &prompt).await
+    }
+}
+
+impl GatewayServer {
+    async fn execute(&self, call: &ToolCall) -> Result<Execution, ErrorData> {
+        self.mcp
+            .app
+            .executor
+            .execute(call)
+            .await
+            .map_err(|e| match e {
+                ExecError::Resolve(e) => ErrorData::invalid_params(e.to_string(), None),
+                ExecError::BadRequest(m) => ErrorData::invalid_params(m, None),
+                ExecError::Internal(m) => {
+                    tracing::error!(error = %m, "MCP tools/call failed");
+                    ErrorData::internal_error("internal error", None)
+                }
+            })
+    }
+
+    // --- 2025-11-25: elicitation/create while the call waits ---------------------------
+
+    async fn elicit_and_run(
+        &self,
+        context: &RequestContext<RoleServer>,
+        prompt: &Prompt,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let deadline = tokio::time::Instant::now() + self.mcp.app.config.oauth.elicitation_timeout;
+        let elicitation_id = uuid::Uuid::new_v4().to_string();
+        let ask = ElicitRequestParams::UrlElicitationParams {
+            meta: None,
+            message: prompt_message(&prompt.tool, &prompt.provider),
+            url: prompt.url.clone(),
+            elicitation_id: elicitation_id.clone(),
+        };
+        let answer = tokio::select! {
+            answer = tokio::time::timeout_at(deadline, context.peer.create_elicitation(ask)) => answer,
+            _ = context.ct.cancelled() => {
+                return Err(ErrorData::internal_error("the call was cancelled", None));
+            }
+        };
+        let answer = match answer {
+            Ok(Ok(answer)) => answer,
+            // The client answered with an error: it can't show the link, so the model must.
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "MCP elicitation refused by the client");
+                return Ok(tools::authorization_required_result(
+                    &prompt.tool.underscore_name,
+                    &prompt.url,
+                )
+                .into());
+            }
+            Err(_) => return Ok(timed_out(&prompt.tool, &prompt.url)),
+        };
+        match answer.action {
+            ElicitationAction::Accept => {}
+            ElicitationAction::Decline => return Ok(declined(&prompt.tool, "decline")),
+            _ => return Ok(declined(&prompt.tool, "cancel")),
+        }
+        match self.wait_for_flow(&prompt.flow_id, deadline).await {
+            FlowEnd::Completed => {}
+            FlowEnd::Failed(reason) => return Ok(failed(&prompt.tool, &reason)),
+            FlowEnd::TimedOut => return Ok(timed_out(&prompt.tool, &prompt.url)),
+        }
+        let done = CustomNotification::new(
+            "notifications/elicitation/complete",
+            Some(json!({"elicitationId": elicitation_id})),
+        );
+        if let Err(e) = context
+            .peer
+            .send_notification(ServerNotification::CustomNotification(done))
+            .await
+        {
+            tracing::debug!(error = %e, "MCP elicitation/complete not delivered");
+        }
+        let execution = self.execute(&prompt.call).await?;
+        match execution.authorization.as_deref() {
+            Some(auth) => Ok(tools::authorization_required_result(
+                &prompt.tool.underscore_name,
+                auth.url.as_deref().unwrap_or(&prompt.url),
+            )
+            .into()),
+            None => finished(&execution),
+        }
+    }
+
+    async fn wait_for_flow(&self, flow_id: &str, deadline: tokio::time::Instant) -> FlowEnd {
+        let auth = self.mcp.app.executor.auth();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match auth.status(flow_id, left).await {
+                Ok(a) => match a.status {
+                    FlowStatus::Completed => return FlowEnd::Completed,
+                    FlowStatus::Failed => {
+                        return FlowEnd::Failed(
+                            a.failure_reason
+                                .unwrap_or_else(|| "the authorization failed".into()),
+                        );
+                    }
+                    FlowStatus::Pending | FlowStatus::NotStarted => {}
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "MCP: authorization status unavailable");
+                    return FlowEnd::Failed("the authorization could not be checked".into());
+                }
+            }
+            if left.is_zero() {
+                return FlowEnd::TimedOut;
+            }
+        }
+    }
+
+    // --- 2026-07-28: input_required and a sealed requestState --------------------------
+
+    fn input_required(
+        &self,
+        pending: PendingCall,
+        tool: &ToolEntry,
+        provider: &str,
+    ) -> CallToolResponse {
+        let ask = ElicitRequestParams::UrlElicitationParams {
+            meta: None,
+            message: prompt_message(tool, provider),
+            url: pending.url.clone(),
+            elicitation_id: pending.f.clone(),
+        };
+        let mut requests = InputRequests::new();
+        requests.insert(
+            AUTHORIZE_INPUT.to_string(),
+            InputRequest::Elicitation(ElicitRequest::new(ask)),
+        );
+        let state = self.mcp.hub.sealer.seal(&pending);
+        InputRequiredResult::new(Some(requests), Some(state)).into()
+    }
+
+    async fn resume_modern(
+        &self,
+        ctx: &Ctx,
+        tool: &Arc<ToolEntry>,
+        call: ToolCall,
+        state: &str,
+        request: &CallToolRequestParams,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let pending = self
+            .mcp
+            .hub
+            .sealer
+            .open(state, now_ms())
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        if pending.u != ctx.user || !pending.t.eq_ignore_ascii_case(&tool.qualified_name) {
+            return Err(ErrorData::invalid_params(
+                "requestState does not belong to this user and tool",
+                None,
+            ));
+        }
+        let answer = request
+            .input_responses
+            .as_ref()
+            .and_then(|r| r.get(AUTHORIZE_INPUT));
+        let action = answer
+            .and_then(|a| a.get("action").or_else(|| a.pointer("/result/action")))
+            .and_then(Value::as_str);
+        if let Some(action @ ("decline" | "cancel")) = action {
+            return Ok(declined(tool, action));
+        }
+        // After `accept` the user may still be on the provider's page: wait, bounded.
+        let wait = if action == Some("accept") {
+            self.mcp.app.config.oauth.elicitation_timeout
+        } else {
+            Duration::ZERO
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        match self.wait_for_flow(&pending.f, deadline).await {
+            FlowEnd::Completed => {}
+            FlowEnd::Failed(reason) => return Ok(failed(tool, &reason)),
+            FlowEnd::TimedOut => {
+                let provider = tool
+                    .definition
+                    .requirements
+                    .authorization
+                    .as_ref()
+                    .and_then(|a| a.provider_id.clone())
+                    .unwrap_or_default();
+                return Ok(self.input_required(pending, tool, &provider));
+            }
+        }
+        let execution = self.execute(&call).await?;
+        match execution.authorization.as_deref() {
+            Some(auth) => Ok(self.input_required(
+                next_pending(ctx, tool, auth, &pending),
+                tool,
+                &auth.provider_id,
+            )),
+            None => finished(&execution),
+        }
+    }
+}
+
+/// The call still needs an authorization after the last one completed (another
+/// provider, or new scopes): a fresh state for the new flow.
+fn next_pending(
+    ctx: &Ctx,
+    tool: &ToolEntry,
+    auth: &Authorization,
+    last: &PendingCall,
+) -> PendingCall {
+    PendingCall {
+        u: ctx.user.clone(),
+        t: tool.qualified_name.clone(),
+        f: auth.id.clone().unwrap_or_default(),
+        url: auth.url.clone().unwrap_or_else(|| last.url.clone()),
+        exp: now_ms() + REQUEST_STATE_TTL_MS,
+    }
+}
+
+struct Prompt {
+    tool: Arc<ToolEntry>,
+    call: ToolCall,
+    url: String,
+    flow_id: String,
+    provider: String,
+}
+
+enum FlowEnd {
+    Completed,
+    Failed(String),
+    TimedOut,
+}
+
+/// An execution that needs no prompt: a result, or -32602 for arguments that failed
+/// validation.
+fn finished(execution: &Execution) -> Result<CallToolResponse, ErrorData> {
+    if execution.error_kind() == Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE) {
+        let message = execution
+            .output
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        return Err(ErrorData::invalid_params(message, None));
+    }
+    Ok(tools::call_result(execution).into())
+}
+
+fn prompt_message(tool: &ToolEntry, provider: &str) -> String {
+    format!(
+        "Tool '{}' needs access to your '{provider}' account. Open the link to authorize it.",
+        tool.underscore_name
+    )
+}
+
+fn declined(tool: &ToolEntry, action: &str) -> CallToolResponse {
+    let what = if action == "decline" {
+        "declined"
+    } else {
+        "cancelled"
+    };
+    tools::error_result(format!(
+        "The user {what} the authorization for tool '{}'; the tool was not run.",
+        tool.underscore_name
+    ))
+    .into()
+}
+
+fn failed(tool: &ToolEntry, reason: &str) -> CallToolResponse {
+    tools::error_result(format!(
+        "Authorization for tool '{}' failed: {reason}",
+        tool.underscore_name
+    ))
+    .into()
+}
+
+fn timed_out(tool: &ToolEntry, url: &str) -> CallToolResponse {
+    tools::error_result(format!(
+        "Authorization for tool '{}' did not complete in time. Ask the user to open {url} to authorize, then call the tool again.",
+        tool.underscore_name
+    ))
+    .into()
+}
