@@ -54,6 +54,11 @@ struct Args {
     /// Idle legacy MCP sessions opened after the phases to measure their memory (0: skip).
     #[arg(long, default_value_t = 10_000)]
     idle_sessions: usize,
+    /// The gateway's `api.mcp_session_keep_alive`, in seconds: how long an idle session
+    /// stays live in memory before it is parked in the store. The idle-session memory is
+    /// read while the sessions are live and again once they are parked.
+    #[arg(long, default_value_t = 60)]
+    mcp_session_keep_alive: u64,
     /// Run only these phases (ids, comma-separated; default: all), e.g. to profile one.
     #[arg(long, value_delimiter = ',')]
     phases: Vec<String>,
@@ -199,7 +204,7 @@ async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyh
     };
 
     let config = dir.join("engine.yaml");
-    let mut yaml = gateway_config(port, dir, &worker_url);
+    let mut yaml = gateway_config(port, dir, &worker_url, args.mcp_session_keep_alive);
     if args.no_execution_log {
         yaml.push_str("execution_logging:\n  enabled: false\n");
     } else if let Some(n) = args.execution_log_batch {
@@ -337,7 +342,17 @@ async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyh
             dir.join("gateway-sessions.log"),
         )?;
         wait_ready(&env.client, &mut gateway, &env.gateway_url, &env.api_key).await?;
-        Some(idle_sessions(&env, gateway.pid(), &dir.join("sb.db"), args.idle_sessions).await?)
+        let keep_alive = Duration::from_secs(args.mcp_session_keep_alive);
+        Some(
+            idle_sessions(
+                &env,
+                gateway.pid(),
+                &dir.join("sb.db"),
+                args.idle_sessions,
+                keep_alive,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -405,12 +420,14 @@ async fn measure(
 }
 
 /// The gateway's VmRSS before and after opening `count` idle legacy sessions (16 at a
-/// time), the second reading 2 s after the last one opened.
+/// time): 2 s after the last one opened (live in memory), and again 5 s after the
+/// keep-alive has passed (parked in the store).
 async fn idle_sessions(
     env: &Arc<Env>,
     gateway_pid: u32,
     db: &Path,
     count: usize,
+    keep_alive: Duration,
 ) -> anyhow::Result<IdleSessions> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = procs::rss_kib(gateway_pid).context("reading the gateway's VmRSS")?;
@@ -427,7 +444,16 @@ async fn idle_sessions(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = procs::rss_kib(gateway_pid).context("reading the gateway's VmRSS")?;
     let db_after = sqlite_bytes(db);
+    let parked_wait = (keep_alive + Duration::from_secs(5)).saturating_sub(Duration::from_secs(2));
+    eprintln!(
+        "waiting {:.0} s for the sessions to pass the keep-alive…",
+        parked_wait.as_secs_f64()
+    );
+    tokio::time::sleep(parked_wait).await;
+    let parked = procs::rss_kib(gateway_pid).context("reading the gateway's VmRSS")?;
     Ok(IdleSessions {
+        keep_alive,
+        rss_parked_kib: parked,
         db_before_bytes: db_before,
         db_after_bytes: db_after,
         opened: s.opened,
@@ -450,10 +476,10 @@ fn sqlite_bytes(db: &Path) -> (u64, u64) {
 /// they are not written to disk. Dev mode, because the sandbox OAuth server (the grant
 /// phase's provider) only runs there; every request still carries the API key, which dev
 /// mode checks like any other. The sandbox token lives 24 h so no refresh happens mid-run.
-fn gateway_config(port: u16, dir: &Path, worker_url: &str) -> String {
+fn gateway_config(port: u16, dir: &Path, worker_url: &str, keep_alive_s: u64) -> String {
     format!(
         "api:\n  host: 127.0.0.1\n  port: {port}\n  development: true\n  \
-         public_url: http://127.0.0.1:{port}\n\
+         public_url: http://127.0.0.1:{port}\n  mcp_session_keep_alive: {keep_alive_s}s\n\
          storage:\n  sqlite:\n    path: {db}\n\
          security:\n  root_keys:\n    - {{id: bench, default: true, value: \"${{env:BENCH_ROOT_KEY}}\"}}\n\
          auth:\n  providers:\n    - {{id: sandbox, type: oauth2, provider_id: sandbox, \

@@ -462,6 +462,23 @@ execution_logging:
 }
 
 #[test]
+fn the_mcp_session_keep_alive_defaults_to_a_minute_and_must_be_positive() {
+    let defaults = load_yaml("{}\n", &[]).unwrap().config.api;
+    assert_eq!(defaults.mcp_session_keep_alive, Duration::from_secs(60));
+    let set = load_yaml("api: {mcp_session_keep_alive: 5m}\n", &[]).unwrap();
+    assert!(warnings(&set).is_empty(), "{:?}", warnings(&set));
+    assert_eq!(
+        set.config.api.mcp_session_keep_alive,
+        Duration::from_secs(300)
+    );
+    let lines = problems(load_yaml("api: {mcp_session_keep_alive: 0}\n", &[]));
+    assert_has(
+        &lines,
+        "error: api.mcp_session_keep_alive: must be greater than zero",
+    );
+}
+
+#[test]
 fn duplicate_worker_and_provider_ids_are_errors_across_layouts() {
     let lines = problems(load_yaml(
         "

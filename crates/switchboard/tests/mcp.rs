@@ -395,6 +395,23 @@ async fn a_session_is_refused_on_another_users_path_and_session_rules_hold() {
 }
 
 #[tokio::test]
+async fn a_session_parked_after_its_keep_alive_is_restored_by_its_next_request() {
+    let (gw, _w) = kit_gateway(|c| c.api.mcp_session_keep_alive = Duration::from_secs(1)).await;
+    let mut alice = Client::new(&gw, "/v1/mcps/alice/mcp");
+    alice.initialize(json!({})).await;
+    // Idle past the keep-alive: rmcp drops the live session; the store row remains.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = alice.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["result"]["structuredContent"]["user_id"], "alice");
+    // Parked or live, the session is still bound to its user.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut on_bob = Client::new(&gw, "/v1/mcps/bob/mcp");
+    on_bob.session = alice.session.clone();
+    assert_eq!(on_bob.call("Kit_WhoAmI", json!({})).await.status, 404);
+}
+
+#[tokio::test]
 async fn user_tokens_act_only_for_their_user_and_api_keys_for_anyone() {
     let (gw, _w) = kit_gateway(|_| {}).await;
     let token = mint_user_token(&gw.store, "alice", None, 0).await.unwrap();

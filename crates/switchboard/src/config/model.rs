@@ -100,6 +100,10 @@ pub struct ApiConfig {
     /// `Host` header values accepted on MCP endpoints (`api.allowed_hosts`), against DNS
     /// rebinding. Empty: loopback names, the bind host and `public_url`'s host.
     pub allowed_hosts: Vec<String>,
+    /// How long a handshake-era MCP session stays live in memory after its last message
+    /// (`api.mcp_session_keep_alive`, 60s). Then it is parked: only its store record
+    /// remains, and its next request restores it, on any replica.
+    pub mcp_session_keep_alive: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +251,7 @@ impl Default for ApiConfig {
             cors: CorsConfig::default(),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            mcp_session_keep_alive: Duration::from_secs(60),
         }
     }
 }

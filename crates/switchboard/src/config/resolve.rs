@@ -220,6 +220,7 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
             "max_request_body_size",
             "allowed_origins",
             "allowed_hosts",
+            "mcp_session_keep_alive",
         ],
         &["rate_limit"],
     );
@@ -278,6 +279,12 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
         cors,
         allowed_origins: r.strings(&api, "allowed_origins"),
         allowed_hosts: r.strings(&api, "allowed_hosts"),
+        mcp_session_keep_alive: positive(
+            r,
+            &api,
+            "mcp_session_keep_alive",
+            defaults.mcp_session_keep_alive,
+        ),
     }
 }
 

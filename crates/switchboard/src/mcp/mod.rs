@@ -21,6 +21,7 @@
 // Early exits carry the finished HTTP response; they are the rare path.
 #![allow(clippy::result_large_err)]
 
+mod memory;
 mod notify;
 mod request_state;
 mod server;
@@ -103,11 +104,12 @@ pub fn router(app: AppState) -> Router<AppState> {
     config.session_store = Some(Arc::new(StoredSessions {
         store: mcp.app.store.clone(),
     }));
-    let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    // A live session holds rmcp's service and channels (~57 KB); one idle past the
+    // keep-alive is parked and costs only its store row until its next request.
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(mcp.app.config.api.mcp_session_keep_alive);
+    let service =
+        StreamableHttpService::new(move || Ok(server.clone()), Arc::new(sessions), config);
     let endpoint = Endpoint {
         mcp,
         service: Arc::new(service),

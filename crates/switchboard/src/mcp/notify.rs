@@ -1,6 +1,7 @@
 //! `notifications/tools/list_changed`: one task per process watches the catalog and tells
 //! each live session whose view of it changed. A session costs one entry here, not a task
 //! of its own; the task stops when no session is left and starts again with the next.
+//! As it drops the entries of parked sessions, it has their memory returned (`memory`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::Duration;
 use rmcp::Peer;
 use rmcp::RoleServer;
 
-use super::tools;
+use super::{memory, tools};
 use crate::catalog::Catalog;
 use crate::config::GatewayConfig;
 use crate::workers::WorkerRegistry;
@@ -26,6 +27,8 @@ pub(super) struct ListChanged {
 struct Watching {
     sessions: Vec<Watched>,
     running: bool,
+    /// Sessions parked (or ended) since free memory was last returned.
+    parked_since_trim: usize,
 }
 
 struct Watched {
@@ -71,8 +74,17 @@ impl ListChanged {
                 }
             }
             let mut state = self.state();
+            let before = state.sessions.len();
             state.sessions.retain(|w| !w.peer.is_transport_closed());
-            if state.sessions.is_empty() {
+            state.parked_since_trim += before - state.sessions.len();
+            let done = state.sessions.is_empty();
+            if state.parked_since_trim >= memory::TRIM_AFTER_PARKED
+                || done && state.parked_since_trim > 0
+            {
+                state.parked_since_trim = 0;
+                tokio::task::spawn_blocking(memory::release_free_pages);
+            }
+            if done {
                 state.running = false;
                 return;
             }
