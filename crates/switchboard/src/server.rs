@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::builtin;
@@ -142,6 +143,7 @@ impl Gateway {
             store,
             auth,
             executor,
+            stopping: CancellationToken::new(),
         };
         Ok(Gateway {
             state,
@@ -229,9 +231,13 @@ impl Gateway {
             without_nagle(listener),
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = quit_tx.send(true);
+        .with_graceful_shutdown({
+            let stopping = self.state.stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.cancel();
+                let _ = quit_tx.send(true);
+            }
         })
         .await;
         // Each shard finishes its in-flight requests before its thread ends.

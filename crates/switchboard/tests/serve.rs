@@ -162,3 +162,68 @@ fn threads_must_be_at_least_one() {
     let stderr = stderr_of(&mut served);
     assert!(stderr.contains("--threads"), "{stderr}");
 }
+
+/// One request with a JSON body on a connection of its own; the whole answer.
+fn post_on_new_connection(addr: SocketAddr, session: Option<&str>, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let session = session
+        .map(|s| format!("Mcp-Session-Id: {s}\r\nMCP-Protocol-Version: 2025-11-25\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "POST /v1/mcps/alice/mcp HTTP/1.1\r\nHost: {addr}\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n\
+         {session}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn an_open_mcp_event_stream_does_not_hold_up_sigterm() {
+    let mut served = serve(&["--port", "0", "--threads", "1"]);
+    let addr = listening_address(&mut served);
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    let answer = post_on_new_connection(addr, None, init);
+    let session = answer
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id:")
+                .map(|_| l["mcp-session-id:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no session in {answer:?}"));
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let answer = post_on_new_connection(addr, Some(&session), initialized);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+
+    // The session's standalone stream stays open until the server ends it.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /v1/mcps/alice/mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    let pid = served.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Sessions stay live 60 s: the stop must not wait for them.
+    let status = wait_for_exit(&mut served, Duration::from_secs(20)).expect("serve stopped");
+    assert!(status.success(), "serve exited with {status}");
+}

@@ -19,6 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorBody};
@@ -36,6 +37,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub auth: Arc<Authenticator>,
     pub executor: Arc<Executor>,
+    /// Cancelled when the gateway stops taking requests: long-lived MCP streams end, so
+    /// the calls in flight are all that shutdown waits for.
+    pub stopping: CancellationToken,
 }
 
 /// Routes that need a caller (API key, or dev-mode loopback).

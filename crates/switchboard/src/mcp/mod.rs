@@ -100,7 +100,9 @@ pub fn router(app: AppState) -> Router<AppState> {
         .disable_allowed_origins()
         // A stateless answer with nothing to stream is plain JSON.
         .with_json_response(true)
-        .with_max_request_body_bytes(mcp.app.config.api.max_request_body_size);
+        .with_max_request_body_bytes(mcp.app.config.api.max_request_body_size)
+        // At shutdown, sessions and their streams end instead of holding it up.
+        .with_cancellation_token(mcp.app.stopping.child_token());
     config.session_store = Some(Arc::new(StoredSessions {
         store: mcp.app.store.clone(),
     }));
