@@ -5,8 +5,8 @@
 //! a bare HTTP/1.1 proxy (the floor any gateway hop costs).
 
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
@@ -38,6 +38,10 @@ pub struct Env {
     /// (issued at, token): a worker token is signed once per 30 s, not per request, so
     /// the direct path does not pay for signing on the load generator's shared CPUs.
     token: Mutex<(u64, String)>,
+    /// Open 2025-11-25 sessions for the session-era MCP phase, used in turn.
+    pub mcp_sessions: OnceLock<Vec<String>>,
+    /// Numbers that phase's requests: ids in flight in a session must differ.
+    mcp_next_id: AtomicU64,
 }
 
 impl Env {
@@ -56,6 +60,8 @@ impl Env {
             proxy_url,
             api_key,
             worker_secret,
+            mcp_sessions: OnceLock::new(),
+            mcp_next_id: AtomicU64::new(1),
             token: Mutex::new((0, String::new())),
         }
     }
@@ -95,6 +101,7 @@ pub const DIRECT_ECHO: &str = "direct-echo";
 pub const GATEWAY_GRANT: &str = "gateway-grant";
 pub const GATEWAY_TWIN: &str = "gateway-no-grant";
 pub const MCP_GRANT: &str = "mcp-call-grant";
+pub const MCP_SESSION_GRANT: &str = "mcp-session-call-grant";
 pub const DIRECT_GRANT: &str = "direct-grant";
 pub const BARE_PROXY_ECHO: &str = "bare-proxy-echo";
 
@@ -197,6 +204,33 @@ pub fn phases() -> Vec<Phase> {
                     .header("Mcp-Method", "tools/call")
                     .header("Mcp-Name", "Demo_TokenFingerprint")
                     .body(MCP_CALL_GRANT_BODY))
+            },
+            ok: mcp_ok,
+        },
+        Phase {
+            id: MCP_SESSION_GRANT,
+            label: "gateway: MCP tools/call Demo_TokenFingerprint (grant, 2025-11-25 session)",
+            target: Target::Gateway,
+            baseline: Some(GATEWAY_GRANT),
+            request: |env| {
+                let sessions = env
+                    .mcp_sessions
+                    .get()
+                    .filter(|s| !s.is_empty())
+                    .context("no MCP sessions were opened")?;
+                let id = env.mcp_next_id.fetch_add(1, Ordering::Relaxed);
+                let session = &sessions[id as usize % sessions.len()];
+                Ok(env
+                    .client
+                    .post(mcp_url(env))
+                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
+                    .header(CONTENT_TYPE, "application/json")
+                    .header(ACCEPT, MCP_ACCEPT)
+                    .header("MCP-Protocol-Version", MCP_LEGACY)
+                    .header("Mcp-Session-Id", session.as_str())
+                    .body(format!(
+                        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"Demo_TokenFingerprint","arguments":{{}}}}}}"#
+                    )))
             },
             ok: mcp_ok,
         },
@@ -375,7 +409,7 @@ pub async fn open_legacy_sessions(
             let (mut opened, mut errors, mut first) = (0usize, 0usize, None);
             while next.fetch_add(1, Ordering::Relaxed) < count {
                 match open_session(&env).await {
-                    Ok(()) => opened += 1,
+                    Ok(_) => opened += 1,
                     Err(e) => {
                         errors += 1;
                         first.get_or_insert(e);
@@ -403,7 +437,16 @@ pub async fn open_legacy_sessions(
     Ok(total)
 }
 
-async fn open_session(env: &Env) -> Result<(), String> {
+/// One session per load task (64, the largest concurrency), for the session-era phase.
+pub async fn open_phase_sessions(env: &Env, count: usize) -> anyhow::Result<Vec<String>> {
+    let mut sessions = Vec::with_capacity(count);
+    for _ in 0..count {
+        sessions.push(open_session(env).await.map_err(|e| anyhow::anyhow!(e))?);
+    }
+    Ok(sessions)
+}
+
+async fn open_session(env: &Env) -> Result<String, String> {
     let post = || {
         env.client
             .post(mcp_url(env))
@@ -434,7 +477,7 @@ async fn open_session(env: &Env) -> Result<(), String> {
         ));
     };
     let res = post()
-        .header("Mcp-Session-Id", session)
+        .header("Mcp-Session-Id", &session)
         .header("MCP-Protocol-Version", MCP_LEGACY)
         .body(MCP_INITIALIZED_BODY)
         .send()
@@ -443,7 +486,7 @@ async fn open_session(env: &Env) -> Result<(), String> {
     let status = res.status();
     let _ = res.bytes().await;
     if status.is_success() {
-        Ok(())
+        Ok(session)
     } else {
         Err(format!("notifications/initialized: HTTP {status}"))
     }

@@ -249,6 +249,15 @@ async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyh
         api_key,
         secret,
     ));
+    if phases.iter().any(|p| p.id == load::MCP_SESSION_GRANT) {
+        // As many sessions as the largest concurrency: like that many clients, each with
+        // its own session, none idle long enough to be parked.
+        let count = args.concurrency.iter().copied().max().unwrap_or(1);
+        let sessions = load::open_phase_sessions(&env, count)
+            .await
+            .context("opening the session-era phase's MCP sessions")?;
+        let _ = env.mcp_sessions.set(sessions);
+    }
     let pids = Pids {
         gateway: gateway.pid().to_string(),
         proxy: proxy.as_ref().map(|(p, _)| p.pid().to_string()),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::load::{
     BARE_PROXY_ECHO, DIRECT_ECHO, DIRECT_GRANT, GATEWAY_ECHO, GATEWAY_GRANT, GATEWAY_TWIN,
-    MCP_GRANT, Phase, Target,
+    MCP_GRANT, MCP_SESSION_GRANT, Phase, Target,
 };
 use crate::procs::Machine;
 
@@ -348,10 +348,18 @@ impl Report<'_> {
             }
         }
 
-        let mcp_rows: Vec<(usize, &PhaseResult)> = self
+        // Both eras: stateless 2026-07-28, and the 2025-11-25 sessions today's clients use.
+        let mcp_rows: Vec<(usize, &str, &PhaseResult)> = self
             .concurrencies()
             .into_iter()
-            .filter_map(|c| Some((c, self.find(MCP_GRANT, c)?)))
+            .flat_map(|c| {
+                [
+                    (MCP_GRANT, "2026-07-28"),
+                    (MCP_SESSION_GRANT, "2025-11-25 session"),
+                ]
+                .into_iter()
+                .filter_map(move |(id, era)| Some((c, era, self.find(id, c)?)))
+            })
             .collect();
         if !mcp_rows.is_empty() {
             let _ = writeln!(
@@ -360,16 +368,16 @@ impl Report<'_> {
             );
             let _ = writeln!(
                 out,
-                "| Concurrency | Gateway CPU: MCP tools/call (µs/call) | REST execute, same tool \
+                "| Concurrency | Era | Gateway CPU: MCP tools/call (µs/call) | REST execute, same tool \
                  | REST execute Demo.Echo | MCP − REST (µs/call) | p50 MCP / REST / direct (µs) \
                  | p99 MCP / REST / direct (µs) |"
             );
-            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---|---|");
+            let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---|---|");
             let fmt = |r: Option<&PhaseResult>, f: &dyn Fn(&PhaseResult) -> f64| {
                 r.map(|r| format!("{:.1}", f(r)))
                     .unwrap_or_else(|| "–".into())
             };
-            for (c, m) in &mcp_rows {
+            for (c, era, m) in &mcp_rows {
                 let rest = self.find(GATEWAY_GRANT, *c);
                 let echo = self.find(GATEWAY_ECHO, *c);
                 let direct = self.find(DIRECT_GRANT, *c);
@@ -390,7 +398,7 @@ impl Report<'_> {
                 };
                 let _ = writeln!(
                     out,
-                    "| {c} | {:.1} ± {:.1} | {} | {} | {diff} | {} | {} |",
+                    "| {c} | {era} | {:.1} ± {:.1} | {} | {} | {diff} | {} | {} |",
                     gw(m),
                     m.per_call_us(1, hz),
                     fmt(rest, &gw),
@@ -467,12 +475,12 @@ impl Report<'_> {
             );
         }
 
-        for (c, m) in &mcp_rows {
+        for (c, era, m) in &mcp_rows {
             let us = m.per_call_us(m.cpu.gateway, hz);
             let _ = writeln!(
                 out,
                 "| Gateway CPU ≤ {MCP_CPU_TARGET_US:.0} µs per MCP tools/call with a vault token \
-                 | {c} | {us:.1} µs | {} |",
+                 ({era}) | {c} | {us:.1} µs | {} |",
                 verdict(us <= MCP_CPU_TARGET_US)
             );
         }

@@ -50,7 +50,7 @@ use crate::identity::{Caller, IdentityError};
 use notify::ListChanged;
 use request_state::StateSealer;
 use server::GatewayServer;
-use sessions::{Refused, SERVING, StoredSessions};
+use sessions::{Bindings, Refused, SERVING, StoredSessions};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const PARSE_ERROR: i64 = -32700;
@@ -63,6 +63,7 @@ pub struct McpHub {
     sealer: StateSealer,
     last_prune_ms: AtomicI64,
     list_changed: Arc<ListChanged>,
+    bindings: Arc<Bindings>,
 }
 
 impl McpHub {
@@ -71,6 +72,7 @@ impl McpHub {
             sealer: StateSealer::from_root_keys(&config.security.root_keys),
             last_prune_ms: AtomicI64::new(0),
             list_changed: Arc::default(),
+            bindings: Arc::default(),
         }
     }
 }
@@ -105,6 +107,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .with_cancellation_token(mcp.app.stopping.child_token());
     config.session_store = Some(Arc::new(StoredSessions {
         store: mcp.app.store.clone(),
+        bindings: mcp.hub.bindings.clone(),
     }));
     // A live session holds rmcp's service and channels (~57 KB); one idle past the
     // keep-alive is parked and costs only its store row until its next request.

@@ -3,8 +3,9 @@
 //! `initialize` so any replica (or this one, after the in-memory session idled out) can
 //! restore it without the client noticing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use rmcp::model::InitializeRequestParams;
 use rmcp::transport::streamable_http_server::session::store::{
@@ -20,6 +21,10 @@ const SESSION_IDLE_MS: i64 = 24 * 3600 * 1000;
 /// `last_seen` is written at most this often per session.
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
 const PRUNE_EVERY_MS: i64 = 10 * 60 * 1000;
+/// How long a binding read from the store is trusted. A session's user and gateway never
+/// change; a deleted session stops working on every replica within this time, as a revoked
+/// key does (`identity::DEFAULT_KEY_CACHE_TTL`).
+const BINDING_TTL_MS: i64 = 10 * 1000;
 
 tokio::task_local! {
     /// Who the request being served acts for. rmcp persists a new session from inside
@@ -39,6 +44,61 @@ enum SessionError {
 /// rmcp's session store, over ours.
 pub(super) struct StoredSessions {
     pub store: Arc<dyn Store>,
+    pub bindings: Arc<Bindings>,
+}
+
+/// Sessions' bindings recently read from (or written to) the store, so a session's
+/// requests do not each pay a store read.
+#[derive(Default)]
+pub(super) struct Bindings {
+    state: Mutex<BindingCache>,
+}
+
+#[derive(Default)]
+struct BindingCache {
+    by_session: HashMap<String, Binding>,
+    swept_ms: i64,
+}
+
+struct Binding {
+    user: String,
+    gateway: Option<String>,
+    read_ms: i64,
+}
+
+impl Bindings {
+    fn state(&self) -> std::sync::MutexGuard<'_, BindingCache> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The binding of `session_id` if read within the TTL: `Some(bound to ctx?)`.
+    fn fresh(&self, session_id: &str, ctx: &Ctx, now: i64) -> Option<bool> {
+        let mut state = self.state();
+        if now - state.swept_ms > BINDING_TTL_MS {
+            state
+                .by_session
+                .retain(|_, b| now - b.read_ms < BINDING_TTL_MS);
+            state.swept_ms = now;
+        }
+        let b = state.by_session.get(session_id)?;
+        (now - b.read_ms < BINDING_TTL_MS)
+            .then(|| b.user == ctx.user && b.gateway.as_deref() == ctx.slug())
+    }
+
+    fn remember(&self, session_id: &str, user: &str, gateway: Option<&str>, now: i64) {
+        self.state().by_session.insert(
+            session_id.to_string(),
+            Binding {
+                user: user.to_string(),
+                gateway: gateway.map(str::to_string),
+                read_ms: now,
+            },
+        );
+    }
+
+    fn forget(&self, session_id: &str) {
+        self.state().by_session.remove(session_id);
+    }
 }
 
 #[async_trait::async_trait]
@@ -76,12 +136,15 @@ impl SessionStore for StoredSessions {
             last_seen_ms: now,
         };
         self.store.put_mcp_session(&record).await?;
+        self.bindings
+            .remember(session_id, &record.user_id, record.gateway.as_deref(), now);
         tracing::info!(user_id = %ctx.user, gateway = ?ctx.slug(),
             version = %record.protocol_version, "MCP session started");
         Ok(())
     }
 
     async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
+        self.bindings.forget(session_id);
         self.store.delete_mcp_session(session_id).await?;
         Ok(())
     }
@@ -97,9 +160,21 @@ pub(super) enum Refused {
 /// Lets a request with `Mcp-Session-Id` through only if the session was started for this
 /// caller's user and gateway. A session id is a bearer of nothing on its own.
 pub(super) async fn check_binding(mcp: &Mcp, ctx: &Ctx, session_id: &str) -> Result<(), Refused> {
+    let bindings = &mcp.hub.bindings;
+    match bindings.fresh(session_id, ctx, now_ms()) {
+        Some(true) => return Ok(()),
+        Some(false) => {
+            tracing::warn!(user_id = %ctx.user, "MCP session id used for another user or gateway");
+            return Err(Refused::NotFound);
+        }
+        None => {}
+    }
     let session = match mcp.app.store.get_mcp_session(session_id).await {
         Ok(Some(s)) => s,
-        Ok(None) => return Err(Refused::NotFound),
+        Ok(None) => {
+            bindings.forget(session_id);
+            return Err(Refused::NotFound);
+        }
         Err(e) => {
             tracing::error!(error = %e, "MCP session lookup failed");
             return Err(Refused::Unavailable);
@@ -110,6 +185,12 @@ pub(super) async fn check_binding(mcp: &Mcp, ctx: &Ctx, session_id: &str) -> Res
         return Err(Refused::NotFound);
     }
     let now = now_ms();
+    bindings.remember(
+        &session.id,
+        &session.user_id,
+        session.gateway.as_deref(),
+        now,
+    );
     if now - session.last_seen_ms > TOUCH_EVERY_MS
         && let Err(e) = mcp.app.store.touch_mcp_session(&session.id, now).await
     {
@@ -150,7 +231,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("sb.db")).await.unwrap());
-        (dir, StoredSessions { store })
+        (
+            dir,
+            StoredSessions {
+                store,
+                bindings: Arc::default(),
+            },
+        )
     }
 
     fn handshake() -> SessionState {
@@ -187,6 +274,42 @@ mod tests {
         );
         sessions.delete("s1").await.unwrap();
         assert!(sessions.load("s1").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn a_binding_is_trusted_for_its_ttl_then_read_again() {
+        let bindings = Bindings::default();
+        let alice = Ctx {
+            user: "alice".into(),
+            gateway: None,
+        };
+        let bob = Ctx {
+            user: "bob".into(),
+            gateway: None,
+        };
+        assert_eq!(bindings.fresh("s1", &alice, 1_000), None, "never read");
+        bindings.remember("s1", "alice", None, 1_000);
+        assert_eq!(
+            bindings.fresh("s1", &alice, 1_000 + BINDING_TTL_MS - 1),
+            Some(true)
+        );
+        assert_eq!(
+            bindings.fresh("s1", &bob, 1_000 + BINDING_TTL_MS - 1),
+            Some(false)
+        );
+        // Past the TTL the store decides again (a deleted session ends within it).
+        assert_eq!(bindings.fresh("s1", &alice, 1_000 + BINDING_TTL_MS), None);
+        bindings.remember("s2", "alice", Some("dev"), 50_000);
+        assert_eq!(
+            bindings.fresh("s2", &alice, 50_001),
+            Some(false),
+            "another gateway"
+        );
+        bindings.forget("s2");
+        assert_eq!(bindings.fresh("s2", &alice, 50_001), None);
+        // Stale entries are swept, so parked sessions leave nothing behind here.
+        bindings.fresh("s3", &alice, 200_000);
+        assert!(bindings.state().by_session.is_empty());
     }
 
     #[tokio::test]
