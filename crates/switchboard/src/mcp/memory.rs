@@ -6,6 +6,8 @@
 
 /// Parked sessions worth a trim: below this the freed memory is simply reused.
 pub const TRIM_AFTER_PARKED: usize = 256;
+/// From seeing sessions parked to trimming: rmcp frees the rest of a session just after.
+pub const TRIM_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Returns free heap pages to the system. Blocking (it walks every arena): call it off
 /// the serving threads.

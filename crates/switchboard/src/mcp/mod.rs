@@ -68,11 +68,12 @@ pub struct McpHub {
 
 impl McpHub {
     pub fn new(config: &Config) -> Self {
+        let bindings = Arc::new(Bindings::default());
         Self {
             sealer: StateSealer::from_root_keys(&config.security.root_keys),
             last_prune_ms: AtomicI64::new(0),
-            list_changed: Arc::default(),
-            bindings: Arc::default(),
+            list_changed: Arc::new(ListChanged::new(bindings.clone())),
+            bindings,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `notifications/tools/list_changed`: one task per process watches the catalog and tells
 //! each live session whose view of it changed. A session costs one entry here, not a task
 //! of its own; the task stops when no session is left and starts again with the next.
-//! As it drops the entries of parked sessions, it has their memory returned (`memory`).
+//! As it drops the entries of parked sessions, it forgets their cached bindings and, once
+//! their memory has been freed, has it returned (`memory`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,8 @@ use std::time::Duration;
 use rmcp::Peer;
 use rmcp::RoleServer;
 
-use super::{memory, tools};
+use super::sessions::Bindings;
+use super::{memory, now_ms, tools};
 use crate::catalog::Catalog;
 use crate::config::GatewayConfig;
 use crate::workers::WorkerRegistry;
@@ -21,6 +23,7 @@ const CATALOG_POLL: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub(super) struct ListChanged {
     state: Mutex<Watching>,
+    bindings: Arc<Bindings>,
 }
 
 #[derive(Default)]
@@ -37,6 +40,13 @@ struct Watched {
 }
 
 impl ListChanged {
+    pub fn new(bindings: Arc<Bindings>) -> Self {
+        Self {
+            state: Mutex::default(),
+            bindings,
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, Watching> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -76,13 +86,22 @@ impl ListChanged {
             let mut state = self.state();
             let before = state.sessions.len();
             state.sessions.retain(|w| !w.peer.is_transport_closed());
-            state.parked_since_trim += before - state.sessions.len();
+            let parked = before - state.sessions.len();
+            state.parked_since_trim += parked;
             let done = state.sessions.is_empty();
+            if parked > 0 {
+                self.bindings.sweep(now_ms());
+            }
             if state.parked_since_trim >= memory::TRIM_AFTER_PARKED
                 || done && state.parked_since_trim > 0
             {
                 state.parked_since_trim = 0;
-                tokio::task::spawn_blocking(memory::release_free_pages);
+                // A closed transport is seen before rmcp has dropped the rest of the
+                // session (its worker, handle and buffers): trim once that has happened.
+                tokio::spawn(async {
+                    tokio::time::sleep(memory::TRIM_DELAY).await;
+                    let _ = tokio::task::spawn_blocking(memory::release_free_pages).await;
+                });
             }
             if done {
                 state.running = false;

@@ -75,10 +75,7 @@ impl Bindings {
     fn fresh(&self, session_id: &str, ctx: &Ctx, now: i64) -> Option<bool> {
         let mut state = self.state();
         if now - state.swept_ms > BINDING_TTL_MS {
-            state
-                .by_session
-                .retain(|_, b| now - b.read_ms < BINDING_TTL_MS);
-            state.swept_ms = now;
+            state.sweep(now);
         }
         let b = state.by_session.get(session_id)?;
         (now - b.read_ms < BINDING_TTL_MS)
@@ -98,6 +95,23 @@ impl Bindings {
 
     fn forget(&self, session_id: &str) {
         self.state().by_session.remove(session_id);
+    }
+
+    /// Drops bindings past the TTL (those of parked sessions among them).
+    pub fn sweep(&self, now: i64) {
+        self.state().sweep(now);
+    }
+}
+
+impl BindingCache {
+    fn sweep(&mut self, now: i64) {
+        self.by_session
+            .retain(|_, b| now - b.read_ms < BINDING_TTL_MS);
+        if self.by_session.is_empty() {
+            // A map that once held every session keeps its table otherwise.
+            self.by_session = HashMap::new();
+        }
+        self.swept_ms = now;
     }
 }
 
