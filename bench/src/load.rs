@@ -133,9 +133,14 @@ const MCP_ACCEPT: &str = "application/json, text/event-stream";
 const MCP_INITIALIZE_BODY: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#;
 const MCP_INITIALIZED_BODY: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
-/// The path of the bench user's MCP endpoint.
-fn mcp_url(env: &Env) -> String {
-    format!("{}/v1/mcps/{BENCH_USER}/mcp", env.gateway_url)
+/// A POST to the bench user's MCP endpoint with the API key and the headers every MCP
+/// POST carries.
+fn mcp_post(env: &Env) -> reqwest::RequestBuilder {
+    env.client
+        .post(format!("{}/v1/mcps/{BENCH_USER}/mcp", env.gateway_url))
+        .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, MCP_ACCEPT)
 }
 
 /// REST execute and worker invoke: HTTP 200 and a tool result with `"success":true`
@@ -194,12 +199,7 @@ pub fn phases() -> Vec<Phase> {
             target: Target::Gateway,
             baseline: Some(GATEWAY_GRANT),
             request: |env| {
-                Ok(env
-                    .client
-                    .post(mcp_url(env))
-                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
-                    .header(CONTENT_TYPE, "application/json")
-                    .header(ACCEPT, MCP_ACCEPT)
+                Ok(mcp_post(env)
                     .header("MCP-Protocol-Version", MCP_MODERN)
                     .header("Mcp-Method", "tools/call")
                     .header("Mcp-Name", "Demo_TokenFingerprint")
@@ -220,12 +220,7 @@ pub fn phases() -> Vec<Phase> {
                     .context("no MCP sessions were opened")?;
                 let id = env.mcp_next_id.fetch_add(1, Ordering::Relaxed);
                 let session = &sessions[id as usize % sessions.len()];
-                Ok(env
-                    .client
-                    .post(mcp_url(env))
-                    .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
-                    .header(CONTENT_TYPE, "application/json")
-                    .header(ACCEPT, MCP_ACCEPT)
+                Ok(mcp_post(env)
                     .header("MCP-Protocol-Version", MCP_LEGACY)
                     .header("Mcp-Session-Id", session.as_str())
                     .body(format!(
@@ -447,14 +442,7 @@ pub async fn open_phase_sessions(env: &Env, count: usize) -> anyhow::Result<Vec<
 }
 
 async fn open_session(env: &Env) -> Result<String, String> {
-    let post = || {
-        env.client
-            .post(mcp_url(env))
-            .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, MCP_ACCEPT)
-    };
-    let res = post()
+    let res = mcp_post(env)
         .body(MCP_INITIALIZE_BODY)
         .send()
         .await
@@ -476,7 +464,7 @@ async fn open_session(env: &Env) -> Result<String, String> {
             text.chars().take(300).collect::<String>()
         ));
     };
-    let res = post()
+    let res = mcp_post(env)
         .header("Mcp-Session-Id", &session)
         .header("MCP-Protocol-Version", MCP_LEGACY)
         .body(MCP_INITIALIZED_BODY)
