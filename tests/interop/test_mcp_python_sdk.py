@@ -166,6 +166,26 @@ def test_the_python_sdk_calls_a_tool_in_the_2025_11_25_era(mcp_gateway: Gateway)
     assert any("built in" in text for text in texts(builtin)), builtin
 
 
+def test_a_python_sdk_session_idle_past_the_keep_alive_carries_on(gateway_factory) -> None:
+    """The gateway parks a session idle past `api.mcp_session_keep_alive` and restores it on
+    its next request: the client keeps its session and never notices."""
+    gw = gateway_factory([], extra_config={
+        "api": {"development": True, "mcp_session_keep_alive": "1s"}})
+    gw.wait_for_tools("Builtin.Echo")
+
+    async def scenario() -> tuple[types.CallToolResult, types.CallToolResult]:
+        async with sdk_client(gw, "py-idle", "legacy") as client:
+            first = await client.call_tool("Builtin_Echo", {"message": "before"})
+            await anyio.sleep(2.5)
+            second = await client.call_tool("Builtin_Echo", {"message": "after the pause"})
+            return first, second
+
+    first, second = run(scenario)
+    assert not first.is_error, first
+    assert not second.is_error, second
+    assert any("after the pause" in text for text in texts(second)), second
+
+
 def test_an_unknown_tool_is_a_json_rpc_invalid_params_error_for_the_python_sdk(
         mcp_gateway: Gateway) -> None:
     async def scenario() -> None:
