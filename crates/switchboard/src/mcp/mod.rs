@@ -21,8 +21,8 @@
 // Early exits carry the finished HTTP response; they are the rare path.
 #![allow(clippy::result_large_err)]
 
+mod live;
 mod memory;
-mod notify;
 mod request_state;
 mod server;
 mod sessions;
@@ -47,7 +47,7 @@ use serde_json::json;
 use crate::api::AppState;
 use crate::config::{Config, GatewayConfig};
 use crate::identity::{Caller, IdentityError};
-use notify::ListChanged;
+use live::LiveSessions;
 use request_state::StateSealer;
 use server::GatewayServer;
 use sessions::{Bindings, Refused, SERVING, StoredSessions};
@@ -62,7 +62,7 @@ const USER_HEADER: &str = "arcade-user-id";
 pub struct McpHub {
     sealer: StateSealer,
     last_prune_ms: AtomicI64,
-    list_changed: Arc<ListChanged>,
+    live: Arc<LiveSessions>,
     bindings: Arc<Bindings>,
 }
 
@@ -72,7 +72,7 @@ impl McpHub {
         Self {
             sealer: StateSealer::from_root_keys(&config.security.root_keys),
             last_prune_ms: AtomicI64::new(0),
-            list_changed: Arc::new(ListChanged::new(bindings.clone())),
+            live: Arc::new(LiveSessions::new(bindings.clone())),
             bindings,
         }
     }

@@ -24,7 +24,7 @@ use crate::catalog::ToolEntry;
 use crate::exec::{ExecError, Execution, ToolCall};
 use crate::oauth::{Authorization, FlowStatus};
 
-/// Handshake versions first, newest first; then the stateless era.
+/// Oldest first: the handshake versions, then the stateless era.
 const SUPPORTED: &[ProtocolVersion] = &[
     ProtocolVersion::V_2025_03_26,
     ProtocolVersion::V_2025_06_18,
@@ -100,11 +100,12 @@ impl ServerHandler for GatewayServer {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         match ctx_of(&context.extensions) {
-            Ok(ctx) => self.mcp.hub.list_changed.watch(
-                self.mcp.app.executor.workers(),
-                ctx.gateway,
-                context.peer,
-            ),
+            Ok(ctx) => {
+                self.mcp
+                    .hub
+                    .live
+                    .watch(self.mcp.app.executor.workers(), ctx.gateway, context.peer)
+            }
             Err(e) => tracing::warn!(error = %e.message, "MCP session without a caller"),
         }
     }

@@ -1,5 +1,5 @@
-//! `notifications/tools/list_changed`: one task per process watches the catalog and tells
-//! each live session whose view of it changed. A session costs one entry here, not a task
+//! The live handshake-era sessions of this process. One task watches the catalog and sends
+//! `notifications/tools/list_changed` to each live session whose view of it changed. A session costs one entry here, not a task
 //! of its own; the task stops when no session is left and starts again with the next.
 //! As it drops the entries of parked sessions, it forgets their cached bindings and, once
 //! their memory has been freed, has it returned (`memory`).
@@ -21,7 +21,7 @@ use crate::workers::WorkerRegistry;
 const CATALOG_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
-pub(super) struct ListChanged {
+pub(super) struct LiveSessions {
     state: Mutex<Watching>,
     bindings: Arc<Bindings>,
 }
@@ -39,7 +39,7 @@ struct Watched {
     peer: Peer<RoleServer>,
 }
 
-impl ListChanged {
+impl LiveSessions {
     pub fn new(bindings: Arc<Bindings>) -> Self {
         Self {
             state: Mutex::default(),
