@@ -479,6 +479,20 @@ fn the_mcp_session_keep_alive_defaults_to_a_minute_and_must_be_positive() {
 }
 
 #[test]
+fn direct_mcp_tool_calls_are_on_by_default_and_can_be_turned_off() {
+    let defaults = load_yaml("{}\n", &[]).unwrap().config.api;
+    assert!(defaults.mcp_direct_tool_calls);
+    let set = load_yaml("api: {mcp_direct_tool_calls: false}\n", &[]).unwrap();
+    assert!(warnings(&set).is_empty(), "{:?}", warnings(&set));
+    assert!(!set.config.api.mcp_direct_tool_calls);
+    let lines = problems(load_yaml("api: {mcp_direct_tool_calls: sometimes}\n", &[]));
+    assert_has(
+        &lines,
+        "error: api.mcp_direct_tool_calls: expected true or false, got \"sometimes\"",
+    );
+}
+
+#[test]
 fn duplicate_worker_and_provider_ids_are_errors_across_layouts() {
     let lines = problems(load_yaml(
         "

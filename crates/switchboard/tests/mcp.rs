@@ -1034,3 +1034,169 @@ async fn a_session_stream_hears_tools_list_changed_when_a_worker_brings_new_tool
     let list = c.post(rpc(1, "tools/list", json!({}))).await;
     assert!(tool_names(&list.body["result"]).contains(&"Late_Echo".to_string()));
 }
+
+/// A reply's body with what differs between two gateways masked: the `requestState`
+/// sealed with each one's key and the authorization links with their flow ids.
+fn comparable(mut body: Value) -> Value {
+    fn mask(v: &mut Value) {
+        match v {
+            Value::Object(fields) => {
+                for (k, v) in fields.iter_mut() {
+                    if k == "requestState" || k == "elicitationId" {
+                        *v = json!("…");
+                    } else {
+                        mask(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(mask),
+            Value::String(s) if s.contains("http://127.0.0.1:") => {
+                *s = "a link".into();
+            }
+            _ => {}
+        }
+    }
+    mask(&mut body);
+    body
+}
+
+/// A JSON-RPC answer to request 7 or 8: a result or an error.
+fn answered(body: &Value) -> bool {
+    body["id"].is_i64() && (body["result"].is_object() || body["error"].is_object())
+}
+
+/// Every `tools/call` outcome, in both eras, through a gateway that answers calls
+/// directly and through one that sends every message to rmcp: the same JSON-RPC answers,
+/// and handshake-era calls visibly took the direct path (plain JSON, where rmcp answers a
+/// session's request as an event stream).
+#[tokio::test]
+async fn direct_tool_calls_answer_exactly_as_rmcp_does() {
+    let (direct, _w1) = kit_gateway(|_| {}).await;
+    let (through_rmcp, _w2) = kit_gateway(|c| c.api.mcp_direct_tool_calls = false).await;
+    let auth_direct = auth_env(|_| {}).await;
+    let auth_rmcp = auth_env(|c| c.api.mcp_direct_tool_calls = false).await;
+    let calls: Vec<(&str, Value)> = vec![
+        ("Kit_Echo", json!({"message": "hi"})),
+        ("Kit_Add", json!({"a": 2, "b": 3})),
+        ("Kit_Add", json!({"a": "two"})),
+        ("Kit_Flaky", json!({})),
+        ("Kit_WhoAmI", json!({})),
+        ("Kit_NoSuchTool", json!({})),
+        ("Acct_Me", json!({})),
+    ];
+    let mut compared = 0;
+    for (gw_direct, gw_rmcp) in [(&direct, &through_rmcp), (&auth_direct.gw, &auth_rmcp.gw)] {
+        let mut sessions = Vec::new();
+        for gw in [gw_direct, gw_rmcp] {
+            let mut c = Client::new(gw, "/v1/mcps/alice/mcp");
+            c.initialize(json!({})).await;
+            sessions.push(c);
+        }
+        for (tool, arguments) in &calls {
+            // Handshake era, a client without URL elicitation.
+            let params = json!({"name": tool, "arguments": arguments});
+            let req = |c: &Client<'_>| {
+                c.request(reqwest::Method::POST)
+                    .json(&rpc(7, "tools/call", params.clone()))
+            };
+            let a = sessions[0].send_raw(req(&sessions[0])).await;
+            let b = sessions[1].send_raw(req(&sessions[1])).await;
+            assert_eq!((a.status, b.status), (200, 200), "{tool}");
+            assert!(answered(&a.body), "{tool}: {}", a.body);
+            assert_eq!(comparable(a.body), comparable(b.body), "{tool}, session");
+            // 2026-07-28, with and without URL elicitation.
+            for caps in [json!({"elicitation": {"url": {}}}), json!({})] {
+                let mut params = params.clone();
+                params["_meta"] = json!({"io.modelcontextprotocol/clientCapabilities": caps});
+                let a = Client::new(gw_direct, "/v1/mcps/alice/mcp")
+                    .modern(8, "tools/call", params.clone())
+                    .await;
+                let b = Client::new(gw_rmcp, "/v1/mcps/alice/mcp")
+                    .modern(8, "tools/call", params)
+                    .await;
+                assert_eq!(a.status, b.status, "{tool}");
+                assert!(answered(&a.body), "{tool}: {}", a.body);
+                assert_eq!(comparable(a.body), comparable(b.body), "{tool}, {caps}");
+            }
+            compared += 3;
+        }
+        // The session's call took the direct path: JSON, not rmcp's event stream.
+        for (c, expected) in sessions
+            .iter()
+            .zip(["application/json", "text/event-stream"])
+        {
+            let res = c
+                .request(reqwest::Method::POST)
+                .json(&rpc(
+                    9,
+                    "tools/call",
+                    json!({"name": "Kit_Echo", "arguments": {"message": "x"}}),
+                ))
+                .send()
+                .await
+                .unwrap();
+            let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+            assert!(content_type.starts_with(expected), "{content_type}");
+        }
+    }
+    assert_eq!(compared, 2 * 3 * calls.len());
+}
+
+/// Whether an event stream ends (or breaks) within `within`.
+async fn stream_ends(mut res: reqwest::Response, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Err(_) => return false,
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None) | Err(_)) => return true,
+        }
+    }
+}
+
+/// Calls answered directly still count as use: a session busy with nothing but
+/// `tools/call` stays live in rmcp (its event stream stays open) past the keep-alive,
+/// while an idle one is parked (its stream ends).
+#[tokio::test]
+async fn a_session_busy_only_with_direct_calls_stays_live_past_its_keep_alive() {
+    let (gw, _w) = kit_gateway(|c| c.api.mcp_session_keep_alive = Duration::from_secs(1)).await;
+    let mut idle = Client::new(&gw, "/v1/mcps/alice/mcp");
+    idle.initialize(json!({})).await;
+    let stream = idle.request(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    assert!(
+        stream_ends(stream, Duration::from_secs(4)).await,
+        "an idle session is parked and its stream ends"
+    );
+
+    let mut busy = Client::new(&gw, "/v1/mcps/alice/mcp");
+    busy.initialize(json!({})).await;
+    let stream = busy.request(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    let watch = tokio::spawn(stream_ends(stream, Duration::from_secs(3)));
+    let mut direct = 0;
+    for _ in 0..30 {
+        let res = busy
+            .request(reqwest::Method::POST)
+            .json(&rpc(
+                1,
+                "tools/call",
+                json!({"name": "Kit_Echo", "arguments": {"message": "hi"}}),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+        direct += usize::from(content_type.starts_with("application/json"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !watch.await.unwrap(),
+        "the busy session's stream stayed open"
+    );
+    assert!(
+        direct >= 20,
+        "most calls were answered directly ({direct}/30)"
+    );
+}

@@ -104,6 +104,10 @@ pub struct ApiConfig {
     /// (`api.mcp_session_keep_alive`, 60s). Then it is parked: only its store record
     /// remains, and its next request restores it, on any replica.
     pub mcp_session_keep_alive: Duration,
+    /// Whether MCP `tools/call` requests that rmcp would take as they are get answered
+    /// without rmcp's per-request machinery (`api.mcp_direct_tool_calls`, true; see
+    /// `mcp/direct.rs`). `false` sends every MCP message through rmcp.
+    pub mcp_direct_tool_calls: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +256,7 @@ impl Default for ApiConfig {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             mcp_session_keep_alive: Duration::from_secs(60),
+            mcp_direct_tool_calls: true,
         }
     }
 }

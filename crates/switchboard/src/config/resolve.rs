@@ -221,6 +221,7 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
             "allowed_origins",
             "allowed_hosts",
             "mcp_session_keep_alive",
+            "mcp_direct_tool_calls",
         ],
         &["rate_limit"],
     );
@@ -284,6 +285,11 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
             &api,
             "mcp_session_keep_alive",
             defaults.mcp_session_keep_alive,
+        ),
+        mcp_direct_tool_calls: r.flag(
+            &api,
+            "mcp_direct_tool_calls",
+            defaults.mcp_direct_tool_calls,
         ),
     }
 }

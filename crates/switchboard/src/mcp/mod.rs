@@ -21,6 +21,7 @@
 // Early exits carry the finished HTTP response; they are the rare path.
 #![allow(clippy::result_large_err)]
 
+mod direct;
 mod live;
 mod memory;
 mod request_state;
@@ -89,6 +90,8 @@ type Service = StreamableHttpService<GatewayServer, LocalSessionManager>;
 #[derive(Clone)]
 struct Endpoint {
     mcp: Mcp,
+    /// The handler rmcp calls, also answering `direct` calls.
+    server: GatewayServer,
     service: Arc<Service>,
 }
 
@@ -114,10 +117,12 @@ pub fn router(app: AppState) -> Router<AppState> {
     // keep-alive is parked and costs only its store row until its next request.
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(mcp.app.config.api.mcp_session_keep_alive);
+    let factory = server.clone();
     let service =
-        StreamableHttpService::new(move || Ok(server.clone()), Arc::new(sessions), config);
+        StreamableHttpService::new(move || Ok(factory.clone()), Arc::new(sessions), config);
     let endpoint = Endpoint {
         mcp,
+        server,
         service: Arc::new(service),
     };
     // Each endpoint also answers with a trailing slash: URLs get pasted either way.
@@ -218,17 +223,22 @@ async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Respons
         Err(response) => return response,
     };
     let ctx = Ctx { user, gateway };
-    match header_str(req.headers(), SESSION_HEADER) {
+    let session_id = header_str(req.headers(), SESSION_HEADER).map(str::to_string);
+    let session = match &session_id {
         Some(session_id) => match sessions::check_binding(mcp, &ctx, session_id).await {
-            Ok(()) => {}
+            Ok(admitted) => Some(admitted),
             Err(Refused::NotFound) => return session_not_found(),
             Err(Refused::Unavailable) => {
                 return http_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
             }
         },
-        None if req.method() == Method::POST => sessions::prune_now_and_then(mcp),
-        None => {}
-    }
+        None => {
+            if req.method() == Method::POST {
+                sessions::prune_now_and_then(mcp);
+            }
+            None
+        }
+    };
     let mut method_name = None;
     if req.method() == Method::POST {
         let (parts, body) = req.into_parts();
@@ -240,7 +250,23 @@ async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Respons
             }
             Err(refusal) => return refusal,
         };
+        if config.api.mcp_direct_tool_calls
+            && method_name.as_deref() == Some("tools/call")
+            && let Some(call) = direct::admit(
+                &endpoint.server,
+                &parts.headers,
+                &bytes,
+                session.as_ref(),
+                now_ms(),
+                config.api.mcp_session_keep_alive,
+            )
+        {
+            return direct::serve(&endpoint.server, &ctx, call).await;
+        }
         req = Request::from_parts(parts, Body::from(bytes));
+    }
+    if let Some(session_id) = &session_id {
+        mcp.hub.bindings.saw_rmcp(session_id, now_ms());
     }
     req.extensions_mut().insert(ctx.clone());
     let response = SERVING.scope(ctx, endpoint.service.handle(req)).await;

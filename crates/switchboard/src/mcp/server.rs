@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CustomNotification, ElicitRequest,
+    CallToolRequestParams, CallToolResponse, ClientCapabilities, CustomNotification, ElicitRequest,
     ElicitRequestParams, ElicitationAction, Extensions, Implementation, InitializeRequestParams,
     InitializeResult, InputRequest, InputRequests, InputRequiredResult, ListToolsResult,
     PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, ServerNotification,
@@ -30,6 +30,12 @@ const SUPPORTED: &[ProtocolVersion] = &[
     ProtocolVersion::V_2025_06_18,
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2026_07_28,
+];
+/// The versions that start a session with `initialize`.
+pub(super) const HANDSHAKE_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
 ];
 /// How long a modern-era `requestState` stays valid.
 const REQUEST_STATE_TTL_MS: i64 = 10 * 60 * 1000;
@@ -143,6 +149,53 @@ impl ServerHandler for GatewayServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let ctx = ctx_of(&context.extensions)?;
+        let asker = if is_modern(&context) {
+            Asker::Modern {
+                by_url: asks_by_url(context.client_capabilities().as_ref()),
+            }
+        } else {
+            Asker::Session(&context)
+        };
+        self.call(&ctx, request, asker).await
+    }
+}
+
+/// Whether a client declared URL elicitation, the one prompt form the gateway uses.
+pub(super) fn asks_by_url(capabilities: Option<&ClientCapabilities>) -> bool {
+    capabilities
+        .and_then(|c| c.elicitation.as_ref())
+        .is_some_and(|e| e.url.is_some())
+}
+
+/// How a `tools/call` can ask its user to authorize.
+pub(super) enum Asker<'a> {
+    /// 2026-07-28: an `input_required` result with a sealed `requestState`, if the client
+    /// takes URL elicitation.
+    Modern { by_url: bool },
+    /// Handshake era, inside the session: `elicitation/create`, if the client takes URL
+    /// elicitation.
+    Session(&'a RequestContext<RoleServer>),
+    /// Handshake era, answered without the session (`direct`): the link in an `isError`
+    /// result. A call that could prompt by elicitation is never answered this way.
+    Link,
+}
+
+impl GatewayServer {
+    /// Whether calling `name` may need the user's authorization (an unknown name: no).
+    pub(super) fn may_need_authorization(&self, name: &str) -> bool {
+        let catalog = self.mcp.app.executor.workers().catalog().snapshot();
+        catalog
+            .resolve(name, None)
+            .is_ok_and(|tool| tool.definition.requirements.authorization.is_some())
+    }
+
+    /// `tools/call` in either era, whichever way the request came in.
+    pub(super) async fn call(
+        &self,
+        ctx: &Ctx,
+        request: CallToolRequestParams,
+        asker: Asker<'_>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.as_ref();
         let catalog = self.mcp.app.executor.workers().catalog().snapshot();
         let unknown = || ErrorData::invalid_params(format!("Unknown tool: {name}"), None);
@@ -156,9 +209,9 @@ impl ServerHandler for GatewayServer {
             input: request.arguments.clone().unwrap_or_default(),
             user_id: Some(ctx.user.clone()),
         };
-        let modern = is_modern(&context);
+        let modern = matches!(asker, Asker::Modern { .. });
         if modern && let Some(state) = request.request_state.as_deref() {
-            return self.resume_modern(&ctx, &tool, call, state, &request).await;
+            return self.resume_modern(ctx, &tool, call, state, &request).await;
         }
         let execution = self.execute(&call).await?;
         let Some(authorization) = execution.authorization.as_deref() else {
@@ -167,37 +220,33 @@ impl ServerHandler for GatewayServer {
         let Some(url) = authorization.url.clone() else {
             return Ok(tools::call_result(&execution).into());
         };
-        let asks_by_url = context
-            .client_capabilities()
-            .and_then(|c| c.elicitation)
-            .is_some_and(|e| e.url.is_some());
         let flow_id = authorization.id.clone().unwrap_or_default();
-        if !asks_by_url {
+        match asker {
+            Asker::Modern { by_url: true } => {
+                let pending = PendingCall {
+                    u: ctx.user.clone(),
+                    t: tool.qualified_name.clone(),
+                    f: flow_id,
+                    url,
+                    exp: now_ms() + REQUEST_STATE_TTL_MS,
+                };
+                Ok(self.input_required(pending, &tool, &authorization.provider_id))
+            }
+            Asker::Session(context) if asks_by_url(context.client_capabilities().as_ref()) => {
+                let prompt = Prompt {
+                    tool,
+                    call,
+                    url,
+                    flow_id,
+                    provider: authorization.provider_id.clone(),
+                };
+                self.elicit_and_run(context, &prompt).await
+            }
             // A client that can't be asked gets the link, for the model to show.
-            return Ok(tools::authorization_required_result(&tool.underscore_name, &url).into());
+            _ => Ok(tools::authorization_required_result(&tool.underscore_name, &url).into()),
         }
-        if modern {
-            let pending = PendingCall {
-                u: ctx.user.clone(),
-                t: tool.qualified_name.clone(),
-                f: flow_id,
-                url,
-                exp: now_ms() + REQUEST_STATE_TTL_MS,
-            };
-            return Ok(self.input_required(pending, &tool, &authorization.provider_id));
-        }
-        let prompt = Prompt {
-            tool,
-            call,
-            url,
-            flow_id,
-            provider: authorization.provider_id.clone(),
-        };
-        self.elicit_and_run(&context, &prompt).await
     }
-}
 
-impl GatewayServer {
     async fn execute(&self, call: &ToolCall) -> Result<Execution, ErrorData> {
         self.mcp
             .app

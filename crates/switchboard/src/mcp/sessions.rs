@@ -63,7 +63,47 @@ struct BindingCache {
 struct Binding {
     user: String,
     gateway: Option<String>,
+    facts: SessionFacts,
     read_ms: i64,
+    /// When a request of this session last went through rmcp (0: not since this entry).
+    rmcp_seen_ms: i64,
+}
+
+/// What a direct `tools/call` (`direct`) needs to know of a session's handshake.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct SessionFacts {
+    /// The version the client asked for in its `initialize`.
+    pub version: String,
+    /// Whether the client declared URL elicitation.
+    pub asks_by_url: bool,
+}
+
+impl SessionFacts {
+    fn of(params: &InitializeRequestParams) -> Self {
+        Self {
+            version: params.protocol_version.to_string(),
+            asks_by_url: super::server::asks_by_url(Some(&params.capabilities)),
+        }
+    }
+
+    /// From a store row: its version column and the client's `initialize` as JSON.
+    fn of_record(record: &McpSessionRecord) -> Self {
+        let asks_by_url = serde_json::from_str::<Value>(&record.client_json)
+            .ok()
+            .is_some_and(|v| v.pointer("/capabilities/elicitation/url").is_some());
+        Self {
+            version: record.protocol_version.clone(),
+            asks_by_url,
+        }
+    }
+}
+
+/// A session a request may use, as `check_binding` found it.
+pub(super) struct Admitted {
+    pub facts: SessionFacts,
+    /// When a request of this session last went through rmcp, as far as this replica
+    /// remembers (0: not recently).
+    pub rmcp_seen_ms: i64,
 }
 
 impl Bindings {
@@ -71,26 +111,56 @@ impl Bindings {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The binding of `session_id` if read within the TTL: `Some(bound to ctx?)`.
-    fn fresh(&self, session_id: &str, ctx: &Ctx, now: i64) -> Option<bool> {
+    /// The binding of `session_id` if read within the TTL: `Some(Ok)` if it binds the
+    /// session to `ctx`, `Some(Err)` if to someone else.
+    fn fresh(&self, session_id: &str, ctx: &Ctx, now: i64) -> Option<Result<Admitted, ()>> {
         let mut state = self.state();
         if now - state.swept_ms > BINDING_TTL_MS {
             state.sweep(now);
         }
         let b = state.by_session.get(session_id)?;
-        (now - b.read_ms < BINDING_TTL_MS)
-            .then(|| b.user == ctx.user && b.gateway.as_deref() == ctx.slug())
+        (now - b.read_ms < BINDING_TTL_MS).then(|| {
+            if b.user == ctx.user && b.gateway.as_deref() == ctx.slug() {
+                Ok(Admitted {
+                    facts: b.facts.clone(),
+                    rmcp_seen_ms: b.rmcp_seen_ms,
+                })
+            } else {
+                Err(())
+            }
+        })
     }
 
-    fn remember(&self, session_id: &str, user: &str, gateway: Option<&str>, now: i64) {
-        self.state().by_session.insert(
+    fn remember(
+        &self,
+        session_id: &str,
+        user: &str,
+        gateway: Option<&str>,
+        facts: SessionFacts,
+        now: i64,
+    ) {
+        let mut state = self.state();
+        let rmcp_seen_ms = state
+            .by_session
+            .get(session_id)
+            .map_or(0, |b| b.rmcp_seen_ms);
+        state.by_session.insert(
             session_id.to_string(),
             Binding {
                 user: user.to_string(),
                 gateway: gateway.map(str::to_string),
+                facts,
                 read_ms: now,
+                rmcp_seen_ms,
             },
         );
+    }
+
+    /// Notes that a request of `session_id` is going through rmcp.
+    pub fn saw_rmcp(&self, session_id: &str, now: i64) {
+        if let Some(b) = self.state().by_session.get_mut(session_id) {
+            b.rmcp_seen_ms = now;
+        }
     }
 
     fn forget(&self, session_id: &str) {
@@ -150,8 +220,15 @@ impl SessionStore for StoredSessions {
             last_seen_ms: now,
         };
         self.store.put_mcp_session(&record).await?;
-        self.bindings
-            .remember(session_id, &record.user_id, record.gateway.as_deref(), now);
+        self.bindings.remember(
+            session_id,
+            &record.user_id,
+            record.gateway.as_deref(),
+            SessionFacts::of(&state.initialize_params),
+            now,
+        );
+        // The `initialize` storing it is going through rmcp.
+        self.bindings.saw_rmcp(session_id, now);
         tracing::info!(user_id = %ctx.user, gateway = ?ctx.slug(),
             version = %record.protocol_version, "MCP session started");
         Ok(())
@@ -173,11 +250,15 @@ pub(super) enum Refused {
 
 /// Lets a request with `Mcp-Session-Id` through only if the session was started for this
 /// caller's user and gateway. A session id is a bearer of nothing on its own.
-pub(super) async fn check_binding(mcp: &Mcp, ctx: &Ctx, session_id: &str) -> Result<(), Refused> {
+pub(super) async fn check_binding(
+    mcp: &Mcp,
+    ctx: &Ctx,
+    session_id: &str,
+) -> Result<Admitted, Refused> {
     let bindings = &mcp.hub.bindings;
     match bindings.fresh(session_id, ctx, now_ms()) {
-        Some(true) => return Ok(()),
-        Some(false) => {
+        Some(Ok(admitted)) => return Ok(admitted),
+        Some(Err(())) => {
             tracing::warn!(user_id = %ctx.user, "MCP session id used for another user or gateway");
             return Err(Refused::NotFound);
         }
@@ -199,10 +280,12 @@ pub(super) async fn check_binding(mcp: &Mcp, ctx: &Ctx, session_id: &str) -> Res
         return Err(Refused::NotFound);
     }
     let now = now_ms();
+    let facts = SessionFacts::of_record(&session);
     bindings.remember(
         &session.id,
         &session.user_id,
         session.gateway.as_deref(),
+        facts.clone(),
         now,
     );
     if now - session.last_seen_ms > TOUCH_EVERY_MS
@@ -210,7 +293,11 @@ pub(super) async fn check_binding(mcp: &Mcp, ctx: &Ctx, session_id: &str) -> Res
     {
         tracing::warn!(error = %e, "could not touch MCP session");
     }
-    Ok(())
+    // Read from the store: this replica has not seen the session go through rmcp lately.
+    Ok(Admitted {
+        facts,
+        rmcp_seen_ms: 0,
+    })
 }
 
 /// Drops sessions idle for a day, at most every ten minutes, off the request's path.
@@ -290,6 +377,18 @@ mod tests {
         assert!(sessions.load("s1").await.unwrap().is_none());
     }
 
+    /// What `fresh` says, without the facts: `Some(bound to ctx?)`.
+    fn bound(bindings: &Bindings, session: &str, ctx: &Ctx, now: i64) -> Option<bool> {
+        bindings.fresh(session, ctx, now).map(|r| r.is_ok())
+    }
+
+    fn facts() -> SessionFacts {
+        SessionFacts {
+            version: "2025-11-25".into(),
+            asks_by_url: true,
+        }
+    }
+
     #[test]
     fn a_binding_is_trusted_for_its_ttl_then_read_again() {
         let bindings = Bindings::default();
@@ -301,29 +400,71 @@ mod tests {
             user: "bob".into(),
             gateway: None,
         };
-        assert_eq!(bindings.fresh("s1", &alice, 1_000), None, "never read");
-        bindings.remember("s1", "alice", None, 1_000);
+        assert_eq!(bound(&bindings, "s1", &alice, 1_000), None, "never read");
+        bindings.remember("s1", "alice", None, facts(), 1_000);
         assert_eq!(
-            bindings.fresh("s1", &alice, 1_000 + BINDING_TTL_MS - 1),
+            bound(&bindings, "s1", &alice, 1_000 + BINDING_TTL_MS - 1),
             Some(true)
         );
         assert_eq!(
-            bindings.fresh("s1", &bob, 1_000 + BINDING_TTL_MS - 1),
+            bound(&bindings, "s1", &bob, 1_000 + BINDING_TTL_MS - 1),
             Some(false)
         );
         // Past the TTL the store decides again (a deleted session ends within it).
-        assert_eq!(bindings.fresh("s1", &alice, 1_000 + BINDING_TTL_MS), None);
-        bindings.remember("s2", "alice", Some("dev"), 50_000);
+        assert_eq!(bound(&bindings, "s1", &alice, 1_000 + BINDING_TTL_MS), None);
+        bindings.remember("s2", "alice", Some("dev"), facts(), 50_000);
         assert_eq!(
-            bindings.fresh("s2", &alice, 50_001),
+            bound(&bindings, "s2", &alice, 50_001),
             Some(false),
             "another gateway"
         );
         bindings.forget("s2");
-        assert_eq!(bindings.fresh("s2", &alice, 50_001), None);
+        assert_eq!(bound(&bindings, "s2", &alice, 50_001), None);
         // Stale entries are swept, so parked sessions leave nothing behind here.
         bindings.fresh("s3", &alice, 200_000);
         assert!(bindings.state().by_session.is_empty());
+    }
+
+    #[test]
+    fn a_binding_carries_the_handshake_and_when_rmcp_last_saw_the_session() {
+        let bindings = Bindings::default();
+        let alice = Ctx {
+            user: "alice".into(),
+            gateway: None,
+        };
+        bindings.remember("s1", "alice", None, facts(), 1_000);
+        let admitted = bindings.fresh("s1", &alice, 1_001).unwrap().unwrap();
+        assert_eq!(admitted.facts, facts());
+        assert_eq!(admitted.rmcp_seen_ms, 0, "not seen by rmcp yet");
+        bindings.saw_rmcp("s1", 1_500);
+        // Read again from the store, the entry keeps when rmcp last saw the session.
+        bindings.remember("s1", "alice", None, facts(), 2_000);
+        let admitted = bindings.fresh("s1", &alice, 2_001).unwrap().unwrap();
+        assert_eq!(admitted.rmcp_seen_ms, 1_500);
+    }
+
+    #[test]
+    fn a_stored_handshake_tells_its_version_and_whether_it_takes_url_elicitation() {
+        let record = |client_json: &str| McpSessionRecord {
+            id: "s".into(),
+            user_id: "u".into(),
+            gateway: None,
+            protocol_version: "2025-06-18".into(),
+            client_json: client_json.into(),
+            created_at_ms: 1,
+            last_seen_ms: 1,
+        };
+        let with_url = SessionFacts::of_record(&record(
+            r#"{"capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"c","version":"0"}}"#,
+        ));
+        assert_eq!(with_url.version, "2025-06-18");
+        assert!(with_url.asks_by_url);
+        let form_only = SessionFacts::of_record(&record(
+            r#"{"capabilities":{"elicitation":{"form":{}}},"clientInfo":{"name":"c","version":"0"}}"#,
+        ));
+        assert!(!form_only.asks_by_url);
+        assert!(!SessionFacts::of_record(&record("not json")).asks_by_url);
+        assert!(SessionFacts::of(&handshake().initialize_params).asks_by_url);
     }
 
     #[tokio::test]
