@@ -25,12 +25,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers run in parallel under WAL; writes serialise on SQLite's lock anyway.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// Rows per multi-row INSERT of execution records, largest first (500 × 12 parameters is
-/// well under SQLite's 32766). A batch is written as whole statements of these sizes
-/// (137 rows: 100 + 3 × 10 + 7 × 1), so only four statements ever exist and each stays
-/// prepared: preparing a statement for every other batch size cost more than its rows
-/// (the parse, and the SQL text with thousands of placeholders).
-const INSERT_SIZES: [usize; 4] = [500, 100, 10, 1];
+/// Rows per multi-row INSERT of execution records, largest first. A batch is written as
+/// whole statements of these sizes, in one transaction (137 rows: 2 × 50 + 25 + 10 + 2 × 1),
+/// so only four statements ever exist and each stays prepared: preparing a statement for
+/// every other batch size cost more than its rows. No statement is larger than 50 rows
+/// (~150 µs of SQLite's CPU): between statements the writer waits for the next one and the
+/// CPU goes to the calls. One 500-row statement held a CPU for ~1.5 ms at a time, and calls
+/// queued behind it: at concurrency 16, p99 added 1493–1833 µs against 1010–1451 µs with
+/// 50-row statements (BENCHMARKS.md, eighth pass).
+const INSERT_SIZES: [usize; 4] = [50, 25, 10, 1];
 
 /// `INSERT INTO executions … VALUES (?, …), …` for each of [`INSERT_SIZES`].
 static INSERT_SQL: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
@@ -944,13 +947,10 @@ mod tests {
     fn a_batch_is_written_as_whole_prepared_statements_largest_first() {
         assert_eq!(sizes(0), Vec::<usize>::new());
         assert_eq!(sizes(1), vec![1]);
-        assert_eq!(sizes(100), vec![100]);
-        assert_eq!(sizes(500), vec![500]);
-        assert_eq!(
-            sizes(1234),
-            vec![500, 500, 100, 100, 10, 10, 10, 1, 1, 1, 1]
-        );
-        assert_eq!(sizes(137), vec![100, 10, 10, 10, 1, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(sizes(50), vec![50]);
+        assert_eq!(sizes(500), vec![50; 10]);
+        assert_eq!(sizes(137), vec![50, 50, 25, 10, 1, 1]);
+        assert_eq!(sizes(88), vec![50, 25, 10, 1, 1, 1]);
         for (rows, sql) in insert_statements(111) {
             assert_eq!(sql.matches('?').count(), rows * 12);
         }
