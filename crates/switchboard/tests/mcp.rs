@@ -1200,3 +1200,46 @@ async fn a_session_busy_only_with_direct_calls_stays_live_past_its_keep_alive() 
         "most calls were answered directly ({direct}/30)"
     );
 }
+
+/// `notifications/cancelled` stops a handshake-era call answered directly, as rmcp stops
+/// the calls it runs: the worker's long call is dropped and the request answers at once.
+#[tokio::test]
+async fn a_cancelled_direct_call_stops_at_once() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({})).await;
+    let started = std::time::Instant::now();
+    let call = c.post(rpc(
+        41,
+        "tools/call",
+        json!({"name": "Kit_Sleep", "arguments": {"millis": 20000}}),
+    ));
+    let cancel = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let note = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": 41, "reason": "the user gave up"},
+        });
+        c.post(note).await
+    };
+    let (reply, noted) = tokio::join!(call, cancel);
+    assert_eq!(noted.status, 202);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the call stopped: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(reply.body["id"], 41, "{}", reply.body);
+    assert_eq!(
+        reply.body["error"]["message"], "the call was cancelled",
+        "{}",
+        reply.body
+    );
+    // Another id of the session is not touched by a cancellation of this one.
+    let r = c.call("Kit_Echo", json!({"message": "still here"})).await;
+    assert_eq!(
+        r.body["result"]["structuredContent"]["result"],
+        "still here"
+    );
+}

@@ -12,16 +12,21 @@
 //!
 //! A handshake-era session keeps going through rmcp now and then: rmcp parks a session
 //! after `api.mcp_session_keep_alive` without a message, so at least one request in each
-//! quarter of that goes through rmcp.
+//! quarter of that goes through rmcp. A client's `notifications/cancelled` stops a call
+//! answered here as rmcp stops its own (`InFlight`).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, JsonRpcError, JsonRpcResponse, JsonRpcVersion2_0,
-    ProtocolVersion, RequestId, ServerResult,
+    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, JsonRpcError,
+    JsonRpcResponse, JsonRpcVersion2_0, ProtocolVersion, RequestId, ServerResult,
 };
+use tokio_util::sync::CancellationToken;
 
 use super::server::{Asker, GatewayServer, HANDSHAKE_VERSIONS, asks_by_url};
 use super::sessions::Admitted;
@@ -117,13 +122,32 @@ pub(super) fn admit(
 }
 
 /// Runs the call and answers with one JSON-RPC message, shaped as rmcp shapes it for the
-/// era (HTTP 200 either way, as rmcp gives for these outcomes).
-pub(super) async fn serve(server: &GatewayServer, ctx: &Ctx, call: DirectCall) -> Response {
+/// era (HTTP 200 either way, as rmcp gives for these outcomes). `session`: the id of the
+/// handshake-era session the call belongs to.
+pub(super) async fn serve(
+    server: &GatewayServer,
+    ctx: &Ctx,
+    call: DirectCall,
+    in_flight: &InFlight,
+    session: Option<&str>,
+) -> Response {
     let (asker, modern) = match call.era {
         Era::Modern { by_url } => (Asker::Modern { by_url }, true),
         Era::Handshake => (Asker::Link, false),
     };
-    let outcome = server.call(ctx, call.params, asker).await;
+    let running = server.call(ctx, call.params, asker);
+    let outcome = match session {
+        Some(session) if !modern => {
+            let (cancelled, _entry) = in_flight.start(session, &call.id);
+            tokio::select! {
+                outcome = running => outcome,
+                () = cancelled.cancelled() => {
+                    Err(ErrorData::internal_error("the call was cancelled", None))
+                }
+            }
+        }
+        _ => running.await,
+    };
     let body = match outcome {
         Ok(response) => serde_json::to_vec(&JsonRpcResponse {
             jsonrpc: JsonRpcVersion2_0,
@@ -143,6 +167,74 @@ pub(super) async fn serve(server: &GatewayServer, ctx: &Ctx, call: DirectCall) -
             tracing::error!(error = %e, "MCP tools/call result could not be serialized");
             http_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
+    }
+}
+
+/// Handshake-era calls answered here and still running, by session and request id, so that
+/// a client's `notifications/cancelled` (which goes to rmcp, where these calls are
+/// unknown) stops them too.
+#[derive(Default)]
+pub(super) struct InFlight {
+    calls: Mutex<HashMap<(String, RequestId), (u64, CancellationToken)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Removes its call from `InFlight` when the call ends or is dropped.
+pub(super) struct Entry<'a> {
+    in_flight: &'a InFlight,
+    key: (String, RequestId),
+    serial: u64,
+}
+
+impl InFlight {
+    fn calls(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, RequestId), (u64, CancellationToken)>> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(&self, session: &str, id: &RequestId) -> (CancellationToken, Entry<'_>) {
+        let serial = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = CancellationToken::new();
+        let key = (session.to_string(), id.clone());
+        self.calls().insert(key.clone(), (serial, token.clone()));
+        let entry = Entry {
+            in_flight: self,
+            key,
+            serial,
+        };
+        (token, entry)
+    }
+
+    /// Stops the call `id` of `session` if it is running here.
+    fn cancel(&self, session: &str, id: RequestId) {
+        if let Some((_, token)) = self.calls().remove(&(session.to_string(), id)) {
+            token.cancel();
+        }
+    }
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        let mut calls = self.in_flight.calls();
+        // A request id reused while the first call runs has replaced this entry: keep it.
+        if calls.get(&self.key).is_some_and(|(s, _)| *s == self.serial) {
+            calls.remove(&self.key);
+        }
+    }
+}
+
+/// A session's `notifications/cancelled` body: stops the call it names if it runs here.
+/// rmcp gets the notification too (it stops its own calls).
+pub(super) fn note_cancellation(in_flight: &InFlight, session: &str, body: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Cancelled {
+        params: CancelledNotificationParam,
+    }
+    if let Ok(Cancelled { params }) = serde_json::from_slice(body)
+        && let Some(id) = params.request_id
+    {
+        in_flight.cancel(session, id);
     }
 }
 
@@ -222,5 +314,42 @@ mod tests {
         assert_eq!(single_header(&h, "mcp-name"), None);
         assert_eq!(single_header(&h, "mcp-method"), Some("x"));
         assert_eq!(single_header(&h, "mcp-other"), None);
+    }
+
+    #[test]
+    fn a_cancellation_stops_only_its_own_call_and_entries_leave_with_their_calls() {
+        let in_flight = InFlight::default();
+        let (first, first_entry) = in_flight.start("s1", &RequestId::Number(1));
+        let (other, _other_entry) = in_flight.start("s2", &RequestId::Number(1));
+        in_flight.cancel("s1", RequestId::Number(1));
+        assert!(first.is_cancelled());
+        assert!(!other.is_cancelled(), "same id, another session");
+        drop(first_entry);
+        // An id reused while its first call runs: the first call's end keeps the second.
+        let (_a, a_entry) = in_flight.start("s3", &RequestId::Number(7));
+        let (b, _b_entry) = in_flight.start("s3", &RequestId::Number(7));
+        drop(a_entry);
+        in_flight.cancel("s3", RequestId::Number(7));
+        assert!(b.is_cancelled());
+        assert_eq!(in_flight.calls().len(), 1, "only s2's call is left");
+    }
+
+    #[test]
+    fn a_cancellation_note_names_its_request_or_is_ignored() {
+        let in_flight = InFlight::default();
+        let (token, _entry) = in_flight.start("s1", &RequestId::String("abc".into()));
+        note_cancellation(
+            &in_flight,
+            "s1",
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{}}"#,
+        );
+        note_cancellation(&in_flight, "s1", b"not json");
+        assert!(!token.is_cancelled());
+        note_cancellation(
+            &in_flight,
+            "s1",
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"abc"}}"#,
+        );
+        assert!(token.is_cancelled());
     }
 }

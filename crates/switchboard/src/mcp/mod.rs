@@ -62,6 +62,8 @@ const USER_HEADER: &str = "arcade-user-id";
 /// Per-process state shared by every request and session.
 pub struct McpHub {
     sealer: StateSealer,
+    /// Handshake-era calls answered by `direct` and still running.
+    direct_calls: direct::InFlight,
     last_prune_ms: AtomicI64,
     live: Arc<LiveSessions>,
     bindings: Arc<Bindings>,
@@ -72,6 +74,7 @@ impl McpHub {
         let bindings = Arc::new(Bindings::default());
         Self {
             sealer: StateSealer::from_root_keys(&config.security.root_keys),
+            direct_calls: direct::InFlight::default(),
             last_prune_ms: AtomicI64::new(0),
             live: Arc::new(LiveSessions::new(bindings.clone())),
             bindings,
@@ -261,7 +264,20 @@ async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Respons
                 config.api.mcp_session_keep_alive,
             )
         {
-            return direct::serve(&endpoint.server, &ctx, call).await;
+            let in_flight = &mcp.hub.direct_calls;
+            return direct::serve(
+                &endpoint.server,
+                &ctx,
+                call,
+                in_flight,
+                session_id.as_deref(),
+            )
+            .await;
+        }
+        if let Some(session_id) = &session_id
+            && method_name.as_deref() == Some("notifications/cancelled")
+        {
+            direct::note_cancellation(&mcp.hub.direct_calls, session_id, &bytes);
         }
         req = Request::from_parts(parts, Body::from(bytes));
     }
