@@ -289,6 +289,21 @@ async fn malformed_bodies_get_specific_400s() {
         "{body}"
     );
 
+    // A nested field of the wrong type: the message names its path.
+    let res = send(
+        "{\"tool_name\": \"Builtin.Echo\", \"input\": 5}",
+        "application/json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("invalid request body: input:"),
+        "{body}"
+    );
+
     let res = send("{}", "text/plain").await.unwrap();
     assert_eq!(res.status(), 415);
 
