@@ -41,9 +41,15 @@ pub fn generate_key(name: &str, now_ms: i64) -> GeneratedKey {
     GeneratedKey { plaintext, record }
 }
 
-/// Lowercase hex SHA-256. Keys carry 238 bits of randomness, so a fast hash is enough.
+/// Lowercase hex SHA-256, as stored. Keys carry 238 bits of randomness, so a fast hash is
+/// enough.
 pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    hex::encode(key_digest(key))
+}
+
+/// The SHA-256 of a key, unencoded: what the in-memory lookup cache is keyed by.
+pub fn key_digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 #[cfg(test)]

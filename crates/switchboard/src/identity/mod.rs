@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use keys::{GeneratedKey, KEY_PREFIX, generate_key, hash_key};
+pub use keys::{GeneratedKey, KEY_PREFIX, generate_key, hash_key, key_digest};
 pub use user_tokens::{
     GeneratedUserToken, USER_TOKEN_PREFIX, UserTokenError, generate_user_token, is_user_token,
     mint_user_token,
@@ -74,10 +74,14 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     development: bool,
     ttl: Duration,
-    /// credential hash → (caller if valid, when looked up). A std Mutex: no `.await`
-    /// inside.
-    cache: Mutex<HashMap<String, (Option<Cached>, Instant)>>,
+    /// credential digest → (caller if valid, when looked up). A std Mutex: no `.await`
+    /// inside. Keyed by the raw digest: hex-encoding it on every request cost more than
+    /// hashing.
+    cache: Mutex<Lookups>,
 }
+
+/// Credential digest → (caller if valid, when looked up).
+type Lookups = HashMap<[u8; 32], (Option<Cached>, Instant)>;
 
 /// A valid lookup, with the expiry to check on every hit (a cached user token must not
 /// outlive its `expires_at`).
@@ -117,13 +121,14 @@ impl Authenticator {
             return Err(IdentityError::Missing);
         };
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let hash = hash_key(key);
-        if let Some(hit) = self.cached(&hash) {
+        let digest = key_digest(key);
+        if let Some(hit) = self.cached(&digest) {
             return hit
                 .filter(|c| c.expires_at_ms.is_none_or(|at| at > now_ms))
                 .map(|c| c.caller)
                 .ok_or(IdentityError::Invalid);
         }
+        let hash = hex::encode(digest);
         let found = if is_user_token(key) {
             self.store
                 .find_active_user_token(&hash, now_ms)
@@ -147,19 +152,19 @@ impl Authenticator {
                     },
                 })
         };
-        self.remember(hash, found.clone());
+        self.remember(digest, found.clone());
         found.map(|c| c.caller).ok_or(IdentityError::Invalid)
     }
 
-    fn cached(&self, hash: &str) -> Option<Option<Cached>> {
+    fn cached(&self, digest: &[u8; 32]) -> Option<Option<Cached>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
-            .get(hash)
+            .get(digest)
             .filter(|(_, at)| at.elapsed() < self.ttl)
             .map(|(c, _)| c.clone())
     }
 
-    fn remember(&self, hash: String, caller: Option<Cached>) {
+    fn remember(&self, digest: [u8; 32], caller: Option<Cached>) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= KEY_CACHE_MAX {
             let ttl = self.ttl;
@@ -168,7 +173,7 @@ impl Authenticator {
                 cache.clear();
             }
         }
-        cache.insert(hash, (caller, Instant::now()));
+        cache.insert(digest, (caller, Instant::now()));
     }
 }
 
