@@ -209,7 +209,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<(), StoreError> {
+    async fn insert_executions(&self, records: Vec<ExecutionRecord>) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -223,23 +223,21 @@ impl Store for SqliteStore {
                 .await
                 .map_err(StoreError::query)?;
         }
-        let mut rest = records;
+        let mut rest = records.into_iter();
         for (rows, sql) in statements {
-            let (chunk, tail) = rest.split_at(rows);
-            rest = tail;
             let mut insert = sqlx::query(sql);
-            for r in chunk {
-                // Borrowed, not cloned: the records outlive the statement.
+            for r in rest.by_ref().take(rows) {
+                // Moved, not copied: each string becomes the statement's argument.
                 insert = insert
-                    .bind(r.id.as_str())
-                    .bind(r.execution_id.as_str())
-                    .bind(r.user_id.as_deref())
-                    .bind(r.tool_name.as_str())
-                    .bind(r.toolkit.as_str())
-                    .bind(r.tool_version.as_deref())
-                    .bind(r.source.as_str())
-                    .bind(r.status.as_str())
-                    .bind(r.error_kind.as_deref())
+                    .bind(r.id)
+                    .bind(r.execution_id)
+                    .bind(r.user_id)
+                    .bind(r.tool_name)
+                    .bind(r.toolkit)
+                    .bind(r.tool_version)
+                    .bind(r.source)
+                    .bind(r.status)
+                    .bind(r.error_kind)
                     .bind(r.duration_ms)
                     .bind(r.started_at_ms)
                     .bind(r.finished_at_ms);
