@@ -18,23 +18,27 @@ use crate::config::parse_duration;
 use crate::identity::{UserTokenError, mint_user_token};
 use crate::store::{ConnectionFilter, ConnectionRecord};
 
-pub fn router() -> Router<AppState> {
+pub fn router(prefix: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{prefix}{path}");
     Router::new()
-        .route("/admin/user_connections", get(list_connections))
-        .route("/admin/user_connections/{id}", delete(delete_connection))
+        .route(&at("/admin/user_connections"), get(list_connections))
         .route(
-            "/admin/auth_providers",
+            &at("/admin/user_connections/{id}"),
+            delete(delete_connection),
+        )
+        .route(
+            &at("/admin/auth_providers"),
             get(list_providers).post(create_provider),
         )
         .route(
-            "/admin/auth_providers/{id}",
+            &at("/admin/auth_providers/{id}"),
             get(get_provider)
                 .patch(update_provider)
                 .put(update_provider)
                 .delete(delete_provider),
         )
-        .route("/admin/users/{id}", delete(delete_user))
-        .route("/admin/users/{id}/tokens", post(create_user_token))
+        .route(&at("/admin/users/{id}"), delete(delete_user))
+        .route(&at("/admin/users/{id}/tokens"), post(create_user_token))
 }
 
 #[derive(Debug, Deserialize)]

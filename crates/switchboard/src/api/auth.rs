@@ -18,19 +18,21 @@ use super::extract::AppJson;
 use crate::oauth::{CallbackOutcome, CallbackParams, FlowStatus, Requirement, pages};
 
 /// Routes that need a caller.
-pub fn router() -> Router<AppState> {
+pub fn router(prefix: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{prefix}{path}");
     Router::new()
-        .route("/auth/authorize", post(authorize))
-        .route("/auth/status", get(status))
-        .route("/auth/confirm_user", post(confirm_user))
-        .route("/tools/authorize", post(authorize_tool))
+        .route(&at("/auth/authorize"), post(authorize))
+        .route(&at("/auth/status"), get(status))
+        .route(&at("/auth/confirm_user"), post(confirm_user))
+        .route(&at("/tools/authorize"), post(authorize_tool))
 }
 
 /// Routes a browser follows: no API key; the link token and `state` are the credentials.
-pub fn browser_router() -> Router<AppState> {
+pub fn browser_router(prefix: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{prefix}{path}");
     Router::new()
-        .route("/oauth/link/{token}", get(follow_link))
-        .route("/oauth/callback", get(callback))
+        .route(&at("/oauth/link/{token}"), get(follow_link))
+        .route(&at("/oauth/callback"), get(callback))
 }
 
 #[derive(Debug, Deserialize)]

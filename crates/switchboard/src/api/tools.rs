@@ -22,15 +22,16 @@ use crate::catalog::{
 };
 use crate::exec::{Execution, ToolCall};
 
-pub fn router() -> Router<AppState> {
+pub fn router(prefix: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{prefix}{path}");
     Router::new()
-        .route("/tools", get(list_tools))
-        .route("/tools/execute", post(execute_tool))
-        .route("/tools/{name}", get(get_tool))
-        .route("/formatted_tools", get(list_formatted))
-        .route("/formatted_tools/{name}", get(get_formatted))
-        .route("/scheduled_tools", get(list_scheduled))
-        .route("/scheduled_tools/{id}", get(get_scheduled))
+        .route(&at("/tools"), get(list_tools))
+        .route(&at("/tools/execute"), post(execute_tool))
+        .route(&at("/tools/{name}"), get(get_tool))
+        .route(&at("/formatted_tools"), get(list_formatted))
+        .route(&at("/formatted_tools/{name}"), get(get_formatted))
+        .route(&at("/scheduled_tools"), get(list_scheduled))
+        .route(&at("/scheduled_tools/{id}"), get(get_scheduled))
 }
 
 /// GET /v1/scheduled_tools: this gateway runs every call when it is made (`run_at` is

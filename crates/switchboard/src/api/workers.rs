@@ -14,12 +14,13 @@ use super::tools::options_for;
 use crate::catalog::{ToolSource, engine_tool_definition};
 use crate::workers::WorkerHandle;
 
-pub fn router() -> Router<AppState> {
+pub fn router(prefix: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{prefix}{path}");
     Router::new()
-        .route("/workers", get(list_workers))
-        .route("/workers/{id}", get(get_worker))
-        .route("/workers/{id}/health", get(worker_health))
-        .route("/workers/{id}/tools", get(worker_tools))
+        .route(&at("/workers"), get(list_workers))
+        .route(&at("/workers/{id}"), get(get_worker))
+        .route(&at("/workers/{id}/health"), get(worker_health))
+        .route(&at("/workers/{id}/tools"), get(worker_tools))
 }
 
 #[derive(Debug, Deserialize)]
