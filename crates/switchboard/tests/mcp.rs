@@ -1125,21 +1125,28 @@ async fn direct_tool_calls_answer_exactly_as_rmcp_does() {
             .iter()
             .zip(["application/json", "text/event-stream"])
         {
-            let res = c
-                .request(reqwest::Method::POST)
-                .json(&rpc(
-                    9,
-                    "tools/call",
-                    json!({"name": "Kit_Echo", "arguments": {"message": "x"}}),
-                ))
-                .send()
-                .await
-                .unwrap();
-            let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+            let (_, content_type) = echo_reply_type(c, 9).await;
             assert!(content_type.starts_with(expected), "{content_type}");
         }
     }
     assert_eq!(compared, 2 * 3 * calls.len());
+}
+
+/// A session's `tools/call` of `Kit_Echo`: its HTTP status and content type (JSON when
+/// answered directly, an event stream when rmcp answered it).
+async fn echo_reply_type(c: &Client<'_>, id: i64) -> (u16, String) {
+    let res = c
+        .request(reqwest::Method::POST)
+        .json(&rpc(
+            id,
+            "tools/call",
+            json!({"name": "Kit_Echo", "arguments": {"message": "hi"}}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    (res.status().as_u16(), content_type)
 }
 
 /// Whether an event stream ends (or breaks) within `within`.
@@ -1176,18 +1183,8 @@ async fn a_session_busy_only_with_direct_calls_stays_live_past_its_keep_alive() 
     let watch = tokio::spawn(stream_ends(stream, Duration::from_secs(3)));
     let mut direct = 0;
     for _ in 0..30 {
-        let res = busy
-            .request(reqwest::Method::POST)
-            .json(&rpc(
-                1,
-                "tools/call",
-                json!({"name": "Kit_Echo", "arguments": {"message": "hi"}}),
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), 200);
-        let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+        let (status, content_type) = echo_reply_type(&busy, 1).await;
+        assert_eq!(status, 200);
         direct += usize::from(content_type.starts_with("application/json"));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

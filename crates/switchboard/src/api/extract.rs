@@ -19,8 +19,8 @@ use crate::identity::Caller;
 /// `{name, message}` errors naming the problem.
 ///
 /// A body sent as `application/json` is read with plain `serde_json`; axum's own parse,
-/// which tracks the path of every field (~4 % of a tool call's CPU), runs only to word
-/// the error when that fails, so the messages are axum's either way.
+/// which tracks the path of every field (~4 % of a tool call's instructions), runs only
+/// to word the error when that fails, so the messages are axum's either way.
 pub struct AppJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for AppJson<T>

@@ -75,8 +75,8 @@ pub struct Authenticator {
     development: bool,
     ttl: Duration,
     /// credential digest → (caller if valid, when looked up). A std Mutex: no `.await`
-    /// inside. Keyed by the raw digest: hex-encoding it on every request cost more than
-    /// hashing.
+    /// inside. Keyed by the raw digest: hex-encoding it on every request was ~1.4 % of a
+    /// call's instructions.
     cache: Mutex<Lookups>,
 }
 

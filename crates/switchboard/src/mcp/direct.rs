@@ -1,8 +1,9 @@
 //! `tools/call`, the one hot method, answered here rather than through rmcp's per-request
 //! machinery: for each message rmcp parses an untagged enum, starts a service with its
 //! tasks and channels, and (for 2026-07-28) re-serializes the message to check its
-//! headers, which cost ~45–50 µs of CPU per call against ~5 here (BENCHMARKS.md, eighth
-//! pass). The handler (`GatewayServer::call`) and the wire shape are the same either way.
+//! headers. Through rmcp a call cost 32.5–84 µs of CPU more than REST execute of the same
+//! tool; answered here, −2 to 9 (BENCHMARKS.md, eighth pass). The handler
+//! (`GatewayServer::call`) and the wire shape are the same either way.
 //!
 //! Only a request rmcp would take as it is comes this way; anything else (a header that
 //! does not match the body, a missing `_meta` key, a version other than the session's, a
@@ -28,7 +29,7 @@ use rmcp::model::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::server::{Asker, GatewayServer, HANDSHAKE_VERSIONS, asks_by_url};
+use super::server::{Asker, GatewayServer, SUPPORTED, asks_by_url};
 use super::sessions::Admitted;
 use super::{Ctx, header_str, http_error};
 
@@ -98,7 +99,9 @@ pub(super) fn admit(
         Some(admitted) => {
             let rmcp_due = now_ms - admitted.rmcp_seen_ms
                 >= i64::try_from(keep_alive.as_millis() / 4).unwrap_or(i64::MAX);
-            let handshake_version = HANDSHAKE_VERSIONS.iter().any(|v| v.as_str() == version);
+            let handshake_version = SUPPORTED
+                .iter()
+                .any(|v| v.as_str() == version && v.has_initialize());
             if rmcp_due || !handshake_version || version != admitted.facts.version {
                 return None;
             }

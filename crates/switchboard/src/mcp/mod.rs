@@ -6,7 +6,8 @@
 //!
 //! This module is the door: `Host` and `Origin`, the caller's credential, the user it may
 //! act for, and the session's binding to that user, all before rmcp sees the request.
-//! rmcp then speaks the protocol and calls `server::GatewayServer`.
+//! rmcp then speaks the protocol and calls `server::GatewayServer`, except for a
+//! `tools/call` that `direct` answers with the same handler.
 //!
 //! Sessions live in rmcp's memory and in our store (`sessions`): another replica, or this
 //! one after the in-memory session idled out, restores a session from the store. The one

@@ -25,17 +25,11 @@ use crate::exec::{ExecError, Execution, ToolCall};
 use crate::oauth::{Authorization, FlowStatus};
 
 /// Oldest first: the handshake versions, then the stateless era.
-const SUPPORTED: &[ProtocolVersion] = &[
+pub(super) const SUPPORTED: &[ProtocolVersion] = &[
     ProtocolVersion::V_2025_03_26,
     ProtocolVersion::V_2025_06_18,
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2026_07_28,
-];
-/// The versions that start a session with `initialize`.
-pub(super) const HANDSHAKE_VERSIONS: &[ProtocolVersion] = &[
-    ProtocolVersion::V_2025_03_26,
-    ProtocolVersion::V_2025_06_18,
-    ProtocolVersion::V_2025_11_25,
 ];
 /// How long a modern-era `requestState` stays valid.
 const REQUEST_STATE_TTL_MS: i64 = 10 * 60 * 1000;

@@ -382,6 +382,13 @@ mod tests {
         bindings.fresh(session, ctx, now).map(|r| r.is_ok())
     }
 
+    fn caller(user: &str) -> Ctx {
+        Ctx {
+            user: user.into(),
+            gateway: None,
+        }
+    }
+
     fn facts() -> SessionFacts {
         SessionFacts {
             version: "2025-11-25".into(),
@@ -392,14 +399,7 @@ mod tests {
     #[test]
     fn a_binding_is_trusted_for_its_ttl_then_read_again() {
         let bindings = Bindings::default();
-        let alice = Ctx {
-            user: "alice".into(),
-            gateway: None,
-        };
-        let bob = Ctx {
-            user: "bob".into(),
-            gateway: None,
-        };
+        let (alice, bob) = (caller("alice"), caller("bob"));
         assert_eq!(bound(&bindings, "s1", &alice, 1_000), None, "never read");
         bindings.remember("s1", "alice", None, facts(), 1_000);
         assert_eq!(
@@ -428,10 +428,7 @@ mod tests {
     #[test]
     fn a_binding_carries_the_handshake_and_when_rmcp_last_saw_the_session() {
         let bindings = Bindings::default();
-        let alice = Ctx {
-            user: "alice".into(),
-            gateway: None,
-        };
+        let alice = caller("alice");
         bindings.remember("s1", "alice", None, facts(), 1_000);
         let admitted = bindings.fresh("s1", &alice, 1_001).unwrap().unwrap();
         assert_eq!(admitted.facts, facts());
