@@ -161,6 +161,7 @@ behaviours!(
     an_execution_batch_lands_and_lists_newest_first_with_filters,
     the_execution_list_limit_defaults_to_100_and_caps_at_1000,
     a_batch_with_a_bad_record_writes_nothing,
+    execution_text_round_trips_byte_for_byte_in_batches_of_any_size,
     old_execution_records_are_pruned_oldest_first_in_bounded_batches,
     reopening_keeps_data_and_applies_migrations_once,
     concurrent_execution_inserts_from_20_tasks_all_land,
@@ -453,6 +454,39 @@ async fn a_batch_with_a_bad_record_writes_nothing(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Each value is bound in place, statement by statement: every row of a batch that spans
+/// several statements (and a short last one) must come back exactly as written.
+async fn execution_text_round_trips_byte_for_byte_in_batches_of_any_size(b: Backend) {
+    let store = b.store;
+    let odd = [
+        "it's \"quoted\"; DROP TABLE executions; --",
+        "ünïcödé ✓ 日本語 🚀",
+        "",
+        "x",
+    ];
+    let batch: Vec<_> = (0..123)
+        .map(|i| {
+            let text = odd[i % odd.len()];
+            let mut record = execution(&format!("e{i:03}"), Some(text), "Math.Add", i as i64);
+            record.execution_id = format!("{text}-{i}");
+            record.tool_name = format!("Kit.{text}");
+            record.error_kind = Some(text.repeat(i % 3));
+            record.tool_version = (i % 2 == 0).then(|| "v".repeat(i));
+            record
+        })
+        .collect();
+    store.insert_executions(batch.clone()).await.unwrap();
+    let mut all = store
+        .list_executions(&ExecutionFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    all.reverse();
+    assert_eq!(all, batch);
 }
 
 async fn old_execution_records_are_pruned_oldest_first_in_bounded_batches(b: Backend) {

@@ -119,7 +119,7 @@ impl Executor {
         let started_at_ms = chrono::Utc::now().timestamp_millis();
         let catalog = self.workers.catalog().snapshot();
         let tool = catalog.resolve(&call.tool_name, call.tool_version.as_deref())?;
-        let execution_id = uuid::Uuid::now_v7().to_string();
+        let execution_id = new_id();
 
         let mut authorization = None;
         let output = match self.prepare(&tool, call).await {
@@ -151,7 +151,7 @@ impl Executor {
         };
 
         let execution = Execution {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: new_id(),
             execution_id,
             success: output.error.is_none(),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -359,24 +359,43 @@ impl Executor {
 }
 
 /// `2026-11-26T06:41:16.123456`: the naive UTC form Arcade's workers expect. Written
-/// field by field: chrono's `format` parses its pattern on every call.
+/// digit by digit: chrono's `format` parses its pattern on every call, and `write!` went
+/// through the formatting machinery for each of seven fields (~2k instructions a call).
 fn worker_timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    let mut out = String::with_capacity(26);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
-        now.year(),
-        now.month(),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        // A leap second reports 1_000_000 µs and more; the wire form has six digits.
-        now.timestamp_subsec_micros().min(999_999)
-    );
-    out
+    fn digits(out: &mut Vec<u8>, value: u32, width: u32) {
+        for place in (0..width).rev() {
+            let digit = (value / 10u32.pow(place)) % 10;
+            out.push(b'0' + digit as u8);
+        }
+    }
+    let mut out = Vec::with_capacity(26);
+    // Years outside 0..=9999 never occur on a running clock; clamped to keep four digits.
+    digits(&mut out, now.year().clamp(0, 9999) as u32, 4);
+    out.push(b'-');
+    digits(&mut out, now.month(), 2);
+    out.push(b'-');
+    digits(&mut out, now.day(), 2);
+    out.push(b'T');
+    digits(&mut out, now.hour(), 2);
+    out.push(b':');
+    digits(&mut out, now.minute(), 2);
+    out.push(b':');
+    digits(&mut out, now.second(), 2);
+    out.push(b'.');
+    // A leap second reports 1_000_000 µs and more; the wire form has six digits.
+    digits(&mut out, now.timestamp_subsec_micros().min(999_999), 6);
+    // Only ASCII digits and separators were pushed.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A fresh time-ordered id in its hyphenated form, without the formatting machinery.
+fn new_id() -> String {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut buffer)
+        .to_owned()
 }
 
 /// The worker says the upstream refused the token (Arcade's kind, or a bare 401).
@@ -456,4 +475,42 @@ fn worker_failure(e: &WorkerError) -> ToolCallOutput {
         }
     };
     failure(kind, e.to_string(), can_retry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_worker_timestamp_is_chronos_naive_form_with_six_digits() {
+        let cases = [
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 26, 6, 41, 16)
+                .unwrap(),
+            chrono::Utc.with_ymd_and_hms(1999, 1, 2, 3, 4, 5).unwrap()
+                + chrono::Duration::microseconds(7),
+            chrono::Utc
+                .with_ymd_and_hms(2030, 12, 31, 23, 59, 59)
+                .unwrap()
+                + chrono::Duration::microseconds(999_999),
+        ];
+        for at in cases {
+            assert_eq!(
+                worker_timestamp(at),
+                at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn new_ids_are_hyphenated_lowercase_uuids_in_time_order() {
+        let (first, second) = (new_id(), new_id());
+        for id in [&first, &second] {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 7);
+            assert_eq!(*id, parsed.hyphenated().to_string());
+        }
+        assert!(first < second);
+    }
 }

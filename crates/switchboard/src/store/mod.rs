@@ -10,6 +10,7 @@
 mod auth;
 mod postgres;
 mod sqlite;
+mod sqlite_log;
 
 use std::sync::Arc;
 

@@ -25,41 +25,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers run in parallel under WAL; writes serialise on SQLite's lock anyway.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// Rows per multi-row INSERT of execution records, largest first. A batch is written as
-/// whole statements of these sizes, in one transaction (137 rows: 2 × 50 + 25 + 10 + 2 × 1),
-/// so only four statements ever exist and each stays prepared: preparing a statement for
-/// every other batch size cost more than its rows. No statement is larger than 50 rows
-/// (~150 µs of SQLite's CPU): between statements the writer waits for the next one and the
-/// CPU goes to the calls. One 500-row statement held a CPU for ~1.5 ms at a time, and calls
-/// queued behind it: at concurrency 16, p99 added 1493–1833 µs against 1010–1451 µs with
-/// 50-row statements (BENCHMARKS.md, eighth pass).
-const INSERT_SIZES: [usize; 4] = [50, 25, 10, 1];
-
-/// `INSERT INTO executions … VALUES (?, …), …` for each of [`INSERT_SIZES`].
-static INSERT_SQL: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
-    INSERT_SIZES.map(|rows| {
-        let row = format!("({})", ["?"; 12].join(", "));
-        format!(
-            "INSERT INTO executions (id, execution_id, user_id, tool_name, toolkit, \
-             tool_version, source, status, error_kind, duration_ms, started_at_ms, \
-             finished_at_ms) VALUES {}",
-            vec![row.as_str(); rows].join(", ")
-        )
-    })
-});
-
-/// The statements that write `rows` records: (rows each covers, its SQL).
-fn insert_statements(mut rows: usize) -> Vec<(usize, &'static str)> {
-    let mut statements = Vec::new();
-    for (size, sql) in INSERT_SIZES.iter().zip(INSERT_SQL.iter()) {
-        while rows >= *size {
-            statements.push((*size, sql.as_str()));
-            rows -= size;
-        }
-    }
-    statements
-}
-
 pub struct SqliteStore {
     pool: SqlitePool,
 }
@@ -214,49 +179,8 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut conn = self.pool.acquire().await.map_err(StoreError::query)?;
-        let statements = insert_statements(records.len());
-        // One statement is atomic by itself: no BEGIN/COMMIT round trips.
-        let single = statements.len() == 1;
-        if !single {
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::query)?;
-        }
-        let mut rest = records.into_iter();
-        for (rows, sql) in statements {
-            let mut insert = sqlx::query(sql);
-            for r in rest.by_ref().take(rows) {
-                // Moved, not copied: each string becomes the statement's argument.
-                insert = insert
-                    .bind(r.id)
-                    .bind(r.execution_id)
-                    .bind(r.user_id)
-                    .bind(r.tool_name)
-                    .bind(r.toolkit)
-                    .bind(r.tool_version)
-                    .bind(r.source)
-                    .bind(r.status)
-                    .bind(r.error_kind)
-                    .bind(r.duration_ms)
-                    .bind(r.started_at_ms)
-                    .bind(r.finished_at_ms);
-            }
-            if let Err(e) = insert.execute(&mut *conn).await {
-                if !single {
-                    // Best effort: the connection goes back to the pool either way.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                }
-                return Err(StoreError::conflict_or_query(e, "execution record id"));
-            }
-        }
-        if !single {
-            sqlx::query("COMMIT")
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::query)?;
-        }
-        Ok(())
+        let mut handle = conn.lock_handle().await.map_err(StoreError::query)?;
+        super::sqlite_log::insert(handle.as_raw_handle(), &records)
     }
 
     async fn prune_executions(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
@@ -930,27 +854,5 @@ impl Store for SqliteStore {
             .await
             .map_err(StoreError::query)?;
         Ok(done.rows_affected())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sizes(rows: usize) -> Vec<usize> {
-        insert_statements(rows).iter().map(|(n, _)| *n).collect()
-    }
-
-    #[test]
-    fn a_batch_is_written_as_whole_prepared_statements_largest_first() {
-        assert_eq!(sizes(0), Vec::<usize>::new());
-        assert_eq!(sizes(1), vec![1]);
-        assert_eq!(sizes(50), vec![50]);
-        assert_eq!(sizes(500), vec![50; 10]);
-        assert_eq!(sizes(137), vec![50, 50, 25, 10, 1, 1]);
-        assert_eq!(sizes(88), vec![50, 25, 10, 1, 1, 1]);
-        for (rows, sql) in insert_statements(111) {
-            assert_eq!(sql.matches('?').count(), rows * 12);
-        }
     }
 }
