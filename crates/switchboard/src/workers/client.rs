@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
 use switchboard_wire::{HealthResponse, ToolCallRequest, ToolCallResponse, ToolDefinition, jwt};
@@ -54,6 +54,9 @@ pub struct WorkerClient {
     health_uri: Option<Uri>,
     tools_uri: Option<Uri>,
     invoke_uri: Option<Uri>,
+    /// The `Host` header for every request, as hyper's client would write it. Set here, it
+    /// is made once instead of on every call (~2.5k instructions).
+    host: Option<HeaderValue>,
     secret: SecretValue,
     timeout: Duration,
     retry: u32,
@@ -90,9 +93,11 @@ impl WorkerClient {
                 .ok()
                 .filter(|u| u.scheme().is_some() && u.authority().is_some())
         };
+        let health_uri = endpoint("/worker/health");
         Self {
             id: id.into(),
-            health_uri: endpoint("/worker/health"),
+            host: health_uri.as_ref().and_then(host_header),
+            health_uri,
             tools_uri: endpoint("/worker/tools"),
             invoke_uri: endpoint("/worker/tools/invoke"),
             base_url,
@@ -154,6 +159,9 @@ impl WorkerClient {
         };
         let mut request = Request::builder().method(method).uri(uri.clone());
         if let Some(headers) = request.headers_mut() {
+            if let Some(host) = &self.host {
+                headers.insert(HOST, host.clone());
+            }
             headers.insert(ACCEPT, JSON);
             if body.is_some() {
                 headers.insert(CONTENT_TYPE, JSON);
@@ -254,5 +262,55 @@ impl WorkerClient {
             worker: self.id.clone(),
             reason: e.to_string(),
         })
+    }
+}
+
+/// `host[:port]`, the port left out when it is the scheme's default: what hyper's client
+/// puts in `Host` when a request has none.
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    match uri.port_u16() {
+        Some(port) if port != default_port => HeaderValue::try_from(format!("{host}:{port}")).ok(),
+        _ => HeaderValue::from_str(host).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_is_the_authority_without_a_default_port() {
+        let host = |url: &str| {
+            host_header(&url.parse::<Uri>().unwrap()).map(|h| h.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            host("http://127.0.0.1:8002/worker/health").as_deref(),
+            Some("127.0.0.1:8002")
+        );
+        assert_eq!(
+            host("http://worker/worker/health").as_deref(),
+            Some("worker")
+        );
+        assert_eq!(
+            host("http://worker:80/worker/health").as_deref(),
+            Some("worker")
+        );
+        assert_eq!(
+            host("https://worker:443/worker/health").as_deref(),
+            Some("worker")
+        );
+        assert_eq!(
+            host("https://worker:80/worker/health").as_deref(),
+            Some("worker:80")
+        );
+        assert_eq!(
+            host("http://[::1]:9/worker/health").as_deref(),
+            Some("[::1]:9")
+        );
     }
 }
