@@ -78,23 +78,28 @@ pub fn router(state: AppState) -> Router {
         // MCP authenticates on its own (user tokens, WWW-Authenticate, dev loopback).
         .merge(crate::mcp::router(state.clone()))
         .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        // Outermost, so the span covers every layer below, rejections included. The
-        // span names the route template, never the raw URI (it could carry a code).
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str)
-                .unwrap_or("unmatched");
-            tracing::info_span!(
-                "request",
-                method = %req.method(),
-                route,
-                caller = tracing::field::Empty,
-                tool = tracing::field::Empty
-            )
-        }))
+        // One layer: `Router::layer` wraps every route in each layer separately, and each
+        // wrapping is a boxed service cloned on every request.
+        .layer(
+            tower::ServiceBuilder::new()
+                // Outermost, so the span covers every layer below, rejections included. The
+                // span names the route template, never the raw URI (it could carry a code).
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("unmatched");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        route,
+                        caller = tracing::field::Empty,
+                        tool = tracing::field::Empty
+                    )
+                }))
+                .layer(axum::extract::DefaultBodyLimit::max(body_limit)),
+        )
         .with_state(state)
 }
 
