@@ -76,21 +76,11 @@ fn main() -> anyhow::Result<()> {
             for i in 0..records {
                 batch.push(record(i as i64));
                 if batch.len() == batch_size {
-                    store
-                        .insert_executions(std::mem::replace(
-                            &mut batch,
-                            Vec::with_capacity(batch_size),
-                        ))
-                        .await?;
+                    store.insert_executions(&batch).await?;
                     batch.clear();
                 }
             }
-            store
-                .insert_executions(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(batch_size),
-                ))
-                .await?;
+            store.insert_executions(&batch).await?;
             let cpu = process_cpu_ns()? - cpu_before;
             println!(
                 "| {batch_size} | {records} | {:.2} | {:.2} |",

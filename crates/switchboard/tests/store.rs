@@ -367,8 +367,8 @@ async fn an_execution_batch_lands_and_lists_newest_first_with_filters(b: Backend
         execution("e4", None, "Math.Add", 400),
         execution("e5", Some("alice"), "Math.Add", 500),
     ];
-    store.insert_executions(batch.clone()).await.unwrap();
-    store.insert_executions(Vec::new()).await.unwrap();
+    store.insert_executions(&batch).await.unwrap();
+    store.insert_executions(&[]).await.unwrap();
 
     let all = store
         .list_executions(&ExecutionFilter::default())
@@ -420,7 +420,7 @@ async fn the_execution_list_limit_defaults_to_100_and_caps_at_1000(b: Backend) {
     let batch: Vec<_> = (0..1100)
         .map(|i| execution(&format!("e{i:04}"), Some("u"), "Math.Add", i))
         .collect();
-    store.insert_executions(batch.clone()).await.unwrap();
+    store.insert_executions(&batch).await.unwrap();
 
     let default = store
         .list_executions(&ExecutionFilter::default())
@@ -445,7 +445,7 @@ async fn a_batch_with_a_bad_record_writes_nothing(b: Backend) {
         execution("e2", Some("alice"), "Math.Add", 2),
         execution("e1", Some("alice"), "Math.Add", 3),
     ];
-    let err = store.insert_executions(batch.clone()).await.unwrap_err();
+    let err = store.insert_executions(&batch).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert!(
         store
@@ -477,7 +477,7 @@ async fn execution_text_round_trips_byte_for_byte_in_batches_of_any_size(b: Back
             record
         })
         .collect();
-    store.insert_executions(batch.clone()).await.unwrap();
+    store.insert_executions(&batch).await.unwrap();
     let mut all = store
         .list_executions(&ExecutionFilter {
             limit: 1000,
@@ -495,7 +495,7 @@ async fn old_execution_records_are_pruned_oldest_first_in_bounded_batches(b: Bac
         .iter()
         .map(|&at| execution(&format!("e{at}"), Some("alice"), "Math.Add", at))
         .collect();
-    store.insert_executions(batch.clone()).await.unwrap();
+    store.insert_executions(&batch).await.unwrap();
     let all = ExecutionFilter::default();
 
     // Started before 45: e10..e40. Two at a time, the oldest first.
@@ -514,7 +514,7 @@ async fn old_execution_records_are_pruned_oldest_first_in_bounded_batches(b: Bac
 async fn reopening_keeps_data_and_applies_migrations_once(b: Backend) {
     b.store.insert_api_key(&key("k1", "ci", 1)).await.unwrap();
     b.store
-        .insert_executions(vec![execution("e1", None, "Math.Add", 1)])
+        .insert_executions(&[execution("e1", None, "Math.Add", 1)])
         .await
         .unwrap();
 
@@ -554,7 +554,7 @@ async fn concurrent_execution_inserts_from_20_tasks_all_land(b: Backend) {
                             )
                         })
                         .collect();
-                    store.insert_executions(batch.clone()).await.unwrap();
+                    store.insert_executions(&batch).await.unwrap();
                 }
             })
         })

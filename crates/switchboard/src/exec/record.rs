@@ -163,10 +163,10 @@ async fn write_batches(
             }
             let full = batch.len() == batch_size;
             let records = batch.len();
-            let written = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-            if let Err(e) = store.insert_executions(written).await {
+            if let Err(e) = store.insert_executions(&batch).await {
                 tracing::error!(error = %e, records, "could not write execution records");
             }
+            batch.clear();
             if !full {
                 break;
             }
@@ -262,9 +262,9 @@ mod tests {
         let old: Vec<_> = (0..5)
             .map(|i| record(&format!("old{i}"), now - 2 * day_ms - i))
             .collect();
-        store.insert_executions(old).await.unwrap();
+        store.insert_executions(&old).await.unwrap();
         store
-            .insert_executions(vec![record("recent", now - day_ms / 2)])
+            .insert_executions(&[record("recent", now - day_ms / 2)])
             .await
             .unwrap();
 
@@ -300,7 +300,7 @@ mod tests {
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("sb.db")).await.unwrap());
         store
-            .insert_executions(vec![record("ancient", 1)])
+            .insert_executions(&[record("ancient", 1)])
             .await
             .unwrap();
         let cfg = ExecutionLoggingConfig {

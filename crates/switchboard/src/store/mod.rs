@@ -142,9 +142,8 @@ pub trait Store: Send + Sync + 'static {
     /// `false` when there is none.
     async fn revoke_api_key(&self, id_or_name: &str, at_ms: i64) -> Result<bool, StoreError>;
 
-    /// Writes a batch in one transaction: all records land or none do. Takes the records
-    /// by value so their strings move into the statement instead of being copied.
-    async fn insert_executions(&self, records: Vec<ExecutionRecord>) -> Result<(), StoreError>;
+    /// Writes a batch in one transaction: all records land or none do.
+    async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<(), StoreError>;
     /// Deletes at most `limit` records started before `before_ms` (oldest first); returns
     /// how many. Bounded so a large backlog is removed in short transactions.
     async fn prune_executions(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError>;

@@ -226,7 +226,7 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn insert_executions(&self, records: Vec<ExecutionRecord>) -> Result<(), StoreError> {
+    async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }

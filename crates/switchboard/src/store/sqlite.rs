@@ -174,13 +174,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_executions(&self, records: Vec<ExecutionRecord>) -> Result<(), StoreError> {
+    async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
         let mut conn = self.pool.acquire().await.map_err(StoreError::query)?;
         let mut handle = conn.lock_handle().await.map_err(StoreError::query)?;
-        super::sqlite_log::insert(handle.as_raw_handle(), &records)
+        super::sqlite_log::insert(handle.as_raw_handle(), records)
     }
 
     async fn prune_executions(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {

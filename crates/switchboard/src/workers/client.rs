@@ -285,32 +285,21 @@ mod tests {
 
     #[test]
     fn the_host_header_is_the_authority_without_a_default_port() {
-        let host = |url: &str| {
-            host_header(&url.parse::<Uri>().unwrap()).map(|h| h.to_str().unwrap().to_owned())
-        };
-        assert_eq!(
-            host("http://127.0.0.1:8002/worker/health").as_deref(),
-            Some("127.0.0.1:8002")
-        );
-        assert_eq!(
-            host("http://worker/worker/health").as_deref(),
-            Some("worker")
-        );
-        assert_eq!(
-            host("http://worker:80/worker/health").as_deref(),
-            Some("worker")
-        );
-        assert_eq!(
-            host("https://worker:443/worker/health").as_deref(),
-            Some("worker")
-        );
-        assert_eq!(
-            host("https://worker:80/worker/health").as_deref(),
-            Some("worker:80")
-        );
-        assert_eq!(
-            host("http://[::1]:9/worker/health").as_deref(),
-            Some("[::1]:9")
-        );
+        let cases = [
+            ("http://127.0.0.1:8002/worker/health", "127.0.0.1:8002"),
+            ("http://worker/worker/health", "worker"),
+            ("http://worker:80/worker/health", "worker"),
+            ("https://worker:443/worker/health", "worker"),
+            ("https://worker:80/worker/health", "worker:80"),
+            ("http://[::1]:9/worker/health", "[::1]:9"),
+        ];
+        for (url, expected) in cases {
+            let header = host_header(&url.parse::<Uri>().unwrap());
+            assert_eq!(
+                header.as_ref().map(|h| h.to_str().unwrap()),
+                Some(expected),
+                "{url}"
+            );
+        }
     }
 }
