@@ -183,7 +183,7 @@ impl Gateway {
         let auth = self.state.executor.auth().clone();
         let connection_changes =
             tokio::spawn(async move { auth.watch_connection_changes(stop_rx).await });
-        let mut app = api::router(self.state.clone());
+        let mut app = api::service(self.state.clone());
         if let Some(sandbox) = &self.sandbox {
             app = app.nest("/sandbox", sandbox.router());
         }
@@ -205,7 +205,9 @@ impl Gateway {
                                 let listener = TcpListener::from_std(shard)?;
                                 axum::serve(
                                     without_nagle(listener),
-                                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                                    axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                                        SocketAddr,
+                                    >(app),
                                 )
                                 .with_graceful_shutdown(async move {
                                     let _ = quit.wait_for(|stop| *stop).await;
@@ -229,7 +231,9 @@ impl Gateway {
         }
         let mut result = axum::serve(
             without_nagle(listener),
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                SocketAddr,
+            >(app),
         )
         .with_graceful_shutdown({
             let stopping = self.state.stopping.clone();

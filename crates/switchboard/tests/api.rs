@@ -595,3 +595,170 @@ async fn shutdown_lets_in_flight_calls_finish_and_flushes_records() {
         "the in-flight call's record is written before exit"
     );
 }
+
+/// `POST /v1/tools/execute` is served before the router (`api::service`); the same route
+/// under an org and project still goes through it. Every outcome, good and bad, gets the
+/// same status, headers and body from both (ids and times aside).
+#[tokio::test]
+async fn the_hot_execute_route_answers_exactly_as_the_router_does() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| {
+        c.workers.push(worker_config("kit", &worker.url()));
+        c.api.max_request_body_size = 2048;
+    })
+    .await;
+    let token = gw
+        .http
+        .post(gw.url("/v1/admin/users/bob/tokens"))
+        .header("Authorization", &gw.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = format!("Bearer {}", gw.key);
+    let user_token = format!("Bearer {token}");
+    let big = json!({"tool_name": "Kit.Echo", "input": {"message": "x".repeat(4096)}}).to_string();
+    let json_type = Some("application/json");
+    let cases: Vec<(Option<&str>, Option<&str>, String)> = vec![
+        (
+            Some(&key),
+            json_type,
+            json!({"tool_name": "Kit.Echo", "input": {"message": "hi"}, "user_id": "alice"})
+                .to_string(),
+        ),
+        (
+            Some(&gw.key),
+            json_type,
+            json!({"tool_name": "kit_whoami", "user_id": "bob"}).to_string(),
+        ),
+        (
+            Some(&key),
+            json_type,
+            json!({"tool_name": "Kit.Add", "input": {"a": "x", "b": 2}}).to_string(),
+        ),
+        (
+            Some(&key),
+            json_type,
+            json!({"tool_name": "Kit.Flaky", "input": {}}).to_string(),
+        ),
+        (
+            Some(&key),
+            json_type,
+            json!({"tool_name": "Kit.NeedsSecret", "input": {}}).to_string(),
+        ),
+        (
+            Some(&key),
+            json_type,
+            json!({"tool_name": "Kit.Echo", "tool_version": "9.9.9", "input": {"message": "hi"}})
+                .to_string(),
+        ),
+        (
+            Some(&key),
+            json_type,
+            json!({"tool_name": "Nope.Tool", "input": {}}).to_string(),
+        ),
+        (
+            Some(&key),
+            json_type,
+            json!({"tool_name": " ", "input": {}}).to_string(),
+        ),
+        (
+            Some(&key),
+            json_type,
+            json!({"tool_name": "Kit.Echo", "run_at": "2030-01-01T00:00:00"}).to_string(),
+        ),
+        (Some(&key), json_type, "{\"tool_name\": ".into()),
+        (Some(&key), json_type, "{\"input\": {}}".into()),
+        (
+            Some(&key),
+            json_type,
+            "{\"tool_name\": \"Kit.Echo\", \"input\": 5}".into(),
+        ),
+        (
+            Some(&key),
+            Some("application/json; charset=utf-8"),
+            json!({"tool_name": "Kit.Echo", "input": {"message": "hi"}}).to_string(),
+        ),
+        (
+            Some(&key),
+            Some("application/vnd.api+json"),
+            json!({"tool_name": "Kit.Echo", "input": {"message": "hi"}}).to_string(),
+        ),
+        (Some(&key), Some("text/plain"), "{}".into()),
+        (Some(&key), None, "{}".into()),
+        (Some(&key), json_type, big),
+        (
+            None,
+            json_type,
+            json!({"tool_name": "Kit.Echo"}).to_string(),
+        ),
+        (
+            Some("Bearer nope"),
+            json_type,
+            json!({"tool_name": "Kit.Echo"}).to_string(),
+        ),
+        (
+            Some(&user_token),
+            json_type,
+            json!({"tool_name": "Kit.Echo"}).to_string(),
+        ),
+    ];
+    // What may differ between two calls: their ids and times.
+    fn comparable(mut body: Value) -> Value {
+        for field in ["id", "execution_id", "finished_at", "duration"] {
+            if let Some(v) = body.get_mut(field) {
+                *v = json!("…");
+            }
+        }
+        body
+    }
+    for (n, (authorization, content_type, body)) in cases.iter().enumerate() {
+        let mut seen = Vec::new();
+        for path in ["/v1/tools/execute", "/v1/orgs/o/projects/p/tools/execute"] {
+            let mut req = gw.http.post(gw.url(path)).body(body.clone());
+            if let Some(a) = authorization {
+                req = req.header("Authorization", *a);
+            }
+            if let Some(t) = content_type {
+                req = req.header("Content-Type", *t);
+            }
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let mut headers: Vec<(String, String)> = res
+                .headers()
+                .iter()
+                .filter(|(name, _)| *name != "date")
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            headers.sort();
+            let text = res.text().await.unwrap();
+            let body = serde_json::from_str(&text).map_or(Value::String(text), comparable);
+            seen.push((status, headers, body));
+        }
+        let headers_without_length = |h: &[(String, String)]| {
+            h.iter()
+                .filter(|(k, _)| k != "content-length")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seen[0].0, seen[1].0, "case {n}: status");
+        assert_eq!(seen[0].2, seen[1].2, "case {n}: body");
+        // Lengths differ only with the ids' and times' digits, on successes.
+        assert_eq!(
+            headers_without_length(&seen[0].1),
+            headers_without_length(&seen[1].1),
+            "case {n}: headers"
+        );
+    }
+    assert_eq!(
+        worker.invocations(),
+        2 * 5,
+        "each tool call ran once per path"
+    );
+}

@@ -1240,3 +1240,149 @@ async fn a_cancelled_direct_call_stops_at_once() {
         "still here"
     );
 }
+
+/// `POST` to an MCP endpoint is served before the router (`api::service`); the same URL
+/// with a trailing slash still goes through it. Every kind of request, good and bad, in
+/// both eras and on each endpoint form, gets the same answer from both.
+#[tokio::test]
+async fn the_hot_mcp_routes_answer_exactly_as_the_router_does() {
+    let (gw, _w) = kit_gateway(|c| {
+        c.api.max_request_body_size = 2048;
+        c.gateways.push(GatewayConfig {
+            slug: "echo".into(),
+            description: None,
+            tools: vec!["Kit.Echo".into()],
+            toolkits: vec![],
+        })
+    })
+    .await;
+    let token = gw
+        .http
+        .post(gw.url("/v1/admin/users/bob/tokens"))
+        .header("Authorization", &gw.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let raw = |body: &'static str, content_type: &'static str| {
+        move |c: &Client<'_>| {
+            c.request(reqwest::Method::POST)
+                .header("Content-Type", content_type)
+                .body(body)
+        }
+    };
+    let mut compared = 0;
+    for (hot, routed) in [
+        ("/v1/mcps/alice/mcp", "/v1/mcps/alice/mcp/"),
+        ("/mcp", "/mcp/"),
+        ("/mcp/echo", "/mcp/echo/"),
+        ("/mcp/nope", "/mcp/nope/"),
+    ] {
+        let mut pair = Vec::new();
+        for path in [hot, routed] {
+            pair.push(Client::new(&gw, path).header("Arcade-User-Id", "alice"));
+        }
+        // Status, whether a session id came back, WWW-Authenticate, the body.
+        type Seen = (u16, bool, Option<String>, Value);
+        let mut replies: Vec<Vec<Seen>> = vec![Vec::new(); 2];
+        for (c, replies) in pair.iter_mut().zip(&mut replies) {
+            let mut note = |r: Reply| {
+                replies.push((
+                    r.status,
+                    r.session.is_some(),
+                    r.www_authenticate,
+                    comparable(r.body),
+                ))
+            };
+            // The handshake era: a session, its list and calls.
+            let init = c.post(rpc(0, "initialize", init_params(LEGACY))).await;
+            c.session = init.session.clone();
+            note(init);
+            if c.session.is_some() {
+                note(
+                    c.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                        .await,
+                );
+                note(c.post(rpc(1, "tools/list", json!({}))).await);
+                note(
+                    c.post(rpc(
+                        2,
+                        "tools/call",
+                        json!({"name": "Kit_Echo", "arguments": {"message": "hi"}}),
+                    ))
+                    .await,
+                );
+                note(
+                    c.post(rpc(
+                        3,
+                        "tools/call",
+                        json!({"name": "Kit_Add", "arguments": {"a": "two"}}),
+                    ))
+                    .await,
+                );
+                note(c.post(rpc(4, "ping", json!({}))).await);
+                c.session = None;
+            }
+            // The stateless era.
+            note(c.modern(5, "tools/list", json!({})).await);
+            note(
+                c.modern(
+                    6,
+                    "tools/call",
+                    json!({"name": "Kit_Echo", "arguments": {"message": "hi"}}),
+                )
+                .await,
+            );
+            note(
+                c.modern(
+                    7,
+                    "tools/call",
+                    json!({"name": "Kit_Nope", "arguments": {}}),
+                )
+                .await,
+            );
+            note(c.modern(8, "no/such/method", json!({})).await);
+            // Bad input, and bad callers.
+            for send in [
+                raw("{not json", "application/json"),
+                raw(
+                    r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+                    "application/json",
+                ),
+                raw(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, "text/plain"),
+                raw(
+                    r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+                    "application/json",
+                ),
+            ] {
+                note(c.send_raw(send(c)).await);
+            }
+            let big = rpc(9, "initialize", json!({"padding": "x".repeat(5000)}));
+            note(c.post(big).await);
+            let stranger = c.clone().auth(None);
+            note(
+                stranger
+                    .post(rpc(0, "initialize", init_params(LEGACY)))
+                    .await,
+            );
+            let bob = c.clone().auth(Some(format!("Bearer {token}")));
+            note(bob.post(rpc(0, "initialize", init_params(LEGACY))).await);
+            let evil = c.clone().header("Origin", "https://evil.example");
+            note(evil.post(rpc(0, "initialize", init_params(LEGACY))).await);
+            let unknown_session = c.clone().header("Mcp-Session-Id", "no-such-session");
+            note(unknown_session.post(rpc(1, "tools/list", json!({}))).await);
+        }
+        assert_eq!(replies[0].len(), replies[1].len(), "{hot}");
+        for (n, (a, b)) in replies[0].iter().zip(&replies[1]).enumerate() {
+            assert_eq!(a, b, "{hot} against {routed}, request {n}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 4 * 14, "{compared}");
+}

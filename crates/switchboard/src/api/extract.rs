@@ -87,21 +87,27 @@ fn inner_cause(e: &dyn std::error::Error) -> String {
     cause
 }
 
-/// Requires an API key (or dev-mode loopback) on every route it wraps. User tokens act
-/// for one user and belong to the MCP endpoints; here they are refused with a 403.
+/// Requires an API key (or dev-mode loopback) on every route it wraps.
 pub async fn require_caller(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let authorization = req
-        .headers()
+    let caller = rest_caller(&state, req.headers(), peer(&req)).await?;
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}
+
+/// Who sends a REST request: an API key, or dev-mode loopback. User tokens act for one
+/// user and belong to the MCP endpoints; here they are refused with a 403.
+pub(super) async fn rest_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Caller, ApiError> {
+    let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
     let caller: Caller = state.auth.authenticate(authorization, peer).await?;
     if let Caller::UserToken { .. } = caller {
         return Err(ApiError::new(
@@ -112,6 +118,12 @@ pub async fn require_caller(
     if let Caller::ApiKey { name, .. } = &caller {
         tracing::Span::current().record("caller", tracing::field::display(name));
     }
-    req.extensions_mut().insert(caller);
-    Ok(next.run(req).await)
+    Ok(caller)
+}
+
+/// The client's address, where the listener recorded it.
+pub(super) fn peer(req: &Request) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
 }

@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod extract;
 mod pagination;
+mod service;
 mod tools;
 mod workers;
 
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorBody};
+pub use service::ApiService;
 pub use tools::execution_response;
 
 use crate::config::Config;
@@ -68,7 +70,13 @@ fn v1(state: &AppState, prefix: &str) -> Router<AppState> {
         .merge(protected(state, prefix))
 }
 
-pub fn router(state: AppState) -> Router {
+/// The gateway's HTTP service: every route, the hot ones served before the router.
+pub fn service(state: AppState) -> ApiService {
+    let mcp = crate::mcp::endpoint(state.clone());
+    ApiService::new(router(state.clone(), mcp.clone()), state, mcp)
+}
+
+fn router(state: AppState, mcp: crate::mcp::Endpoint) -> Router {
     let body_limit = state.config.api.max_request_body_size;
     let mut api = Router::new();
     for prefix in API_PREFIXES {
@@ -76,7 +84,7 @@ pub fn router(state: AppState) -> Router {
     }
     api
         // MCP authenticates on its own (user tokens, WWW-Authenticate, dev loopback).
-        .merge(crate::mcp::router(state.clone()))
+        .merge(crate::mcp::router(mcp))
         .fallback(not_found)
         // One layer: `Router::layer` wraps every route in each layer separately, and each
         // wrapping is a boxed service cloned on every request.

@@ -177,7 +177,7 @@ async fn get_formatted(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ExecuteRequest {
+pub(super) struct ExecuteRequest {
     tool_name: String,
     #[serde(default)]
     input: Option<Map<String, Value>>,
@@ -194,7 +194,7 @@ pub struct ExecuteRequest {
 /// POST /v1/tools/execute. Tool failures are 200 with `success: false`; every reply says
 /// `x-should-retry: false`, because an SDK retry after a slow or failed call could run
 /// the tool twice.
-async fn execute_tool(
+pub(super) async fn execute_tool(
     State(state): State<AppState>,
     AppJson(req): AppJson<ExecuteRequest>,
 ) -> Result<Response, ApiError> {

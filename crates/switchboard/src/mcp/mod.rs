@@ -91,16 +91,18 @@ struct Mcp {
 
 type Service = StreamableHttpService<GatewayServer, LocalSessionManager>;
 
+/// What every MCP route serves: one per gateway process, shared by the router and the
+/// hot path (`api::service`).
 #[derive(Clone)]
-struct Endpoint {
+pub struct Endpoint {
     mcp: Mcp,
     /// The handler rmcp calls, also answering `direct` calls.
     server: GatewayServer,
     service: Arc<Service>,
 }
 
-/// The MCP routes, with their own authentication (not the REST middleware).
-pub fn router(app: AppState) -> Router<AppState> {
+/// The MCP endpoint of this gateway process: rmcp's service, its sessions and the hub.
+pub fn endpoint(app: AppState) -> Endpoint {
     let hub = Arc::new(McpHub::new(&app.config));
     let mcp = Mcp { app, hub };
     let server = GatewayServer { mcp: mcp.clone() };
@@ -124,11 +126,15 @@ pub fn router(app: AppState) -> Router<AppState> {
     let factory = server.clone();
     let service =
         StreamableHttpService::new(move || Ok(factory.clone()), Arc::new(sessions), config);
-    let endpoint = Endpoint {
+    Endpoint {
         mcp,
         server,
         service: Arc::new(service),
-    };
+    }
+}
+
+/// The MCP routes, with their own authentication (not the REST middleware).
+pub fn router(endpoint: Endpoint) -> Router<AppState> {
     // Each endpoint also answers with a trailing slash: URLs get pasted either way.
     Router::new()
         .route("/v1/mcps/{user_id}/mcp", any(user_endpoint))
@@ -140,9 +146,11 @@ pub fn router(app: AppState) -> Router<AppState> {
         .with_state(endpoint)
 }
 
-struct Target {
-    path_user: Option<String>,
-    gateway: Option<String>,
+/// Whom an MCP URL names: the user of `/v1/mcps/{user_id}/mcp`, the gateway of
+/// `/mcp/{gateway}`, or neither (`/mcp`).
+pub struct Target {
+    pub path_user: Option<String>,
+    pub gateway: Option<String>,
 }
 
 async fn user_endpoint(
@@ -191,7 +199,8 @@ impl Ctx {
     }
 }
 
-async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Response {
+/// Serves one MCP request of any era, for the user and gateway its URL names.
+pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Response {
     let mcp = &endpoint.mcp;
     let config = &mcp.app.config;
     let headers = req.headers();
