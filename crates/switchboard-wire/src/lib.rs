@@ -209,6 +209,41 @@ impl std::fmt::Debug for ToolAuthorizationContext {
     }
 }
 
+/// [`ToolCallRequest`] as the sender writes it, borrowing every part: the same JSON,
+/// without first copying the call's input, the tool's names, the user's token and user
+/// info into an owned request (~20 allocations a call with a grant). No `Debug`: it
+/// carries the token.
+#[derive(Serialize)]
+pub struct ToolCallRequestRef<'a> {
+    pub run_id: Option<&'a str>,
+    pub execution_id: Option<&'a str>,
+    pub created_at: Option<&'a str>,
+    pub tool: ToolReferenceRef<'a>,
+    pub inputs: &'a serde_json::Map<String, Value>,
+    pub context: ToolContextRef<'a>,
+}
+
+#[derive(Serialize)]
+pub struct ToolReferenceRef<'a> {
+    pub name: &'a str,
+    pub toolkit: &'a str,
+    pub version: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct ToolContextRef<'a> {
+    pub authorization: Option<ToolAuthorizationContextRef<'a>>,
+    pub secrets: &'a [KeyValue],
+    pub metadata: &'a [KeyValue],
+    pub user_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct ToolAuthorizationContextRef<'a> {
+    pub token: Option<&'a str>,
+    pub user_info: Option<&'a Value>,
+}
+
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct KeyValue {
     pub key: String,
@@ -351,6 +386,71 @@ mod tests {
         assert_eq!(def.input.parameters[0].value_schema.val_type, "string");
         assert!(def.input.parameters[0].inferrable);
         assert!(def.requirements.authorization.is_none());
+    }
+
+    /// The borrowed request writes the owned one's bytes, every field set or unset, so
+    /// a worker cannot tell which one the gateway sent.
+    #[test]
+    fn the_borrowed_request_writes_the_same_json_as_the_owned_one() {
+        let inputs = serde_json::json!({"message": "h\u{e9}llo \"x\"", "n": [1, 2.5, null]});
+        let inputs = inputs.as_object().cloned().unwrap();
+        let user_info = serde_json::json!({"email": "a@b.c", "id": 7});
+        let secrets = vec![KeyValue {
+            key: "K".into(),
+            value: "v".into(),
+        }];
+        for (full, version, grant) in [(true, Some("1.2.0"), true), (false, None, false)] {
+            let owned = ToolCallRequest {
+                run_id: full.then(|| "run".to_string()),
+                execution_id: Some("exec".into()),
+                created_at: full.then(|| "2026-11-26T06:41:16.123456".to_string()),
+                tool: ToolReference {
+                    name: "Echo".into(),
+                    toolkit: "Demo".into(),
+                    version: version.map(str::to_string),
+                },
+                inputs: if full {
+                    inputs.clone()
+                } else {
+                    Default::default()
+                },
+                context: ToolContext {
+                    authorization: grant.then(|| ToolAuthorizationContext {
+                        token: Some("tok".into()),
+                        user_info: Some(user_info.clone()),
+                    }),
+                    secrets: if full { secrets.clone() } else { Vec::new() },
+                    metadata: Vec::new(),
+                    user_id: full.then(|| "alice".to_string()),
+                },
+            };
+            let borrowed = ToolCallRequestRef {
+                run_id: owned.run_id.as_deref(),
+                execution_id: owned.execution_id.as_deref(),
+                created_at: owned.created_at.as_deref(),
+                tool: ToolReferenceRef {
+                    name: &owned.tool.name,
+                    toolkit: &owned.tool.toolkit,
+                    version: owned.tool.version.as_deref(),
+                },
+                inputs: &owned.inputs,
+                context: ToolContextRef {
+                    authorization: owned.context.authorization.as_ref().map(|a| {
+                        ToolAuthorizationContextRef {
+                            token: a.token.as_deref(),
+                            user_info: a.user_info.as_ref(),
+                        }
+                    }),
+                    secrets: &owned.context.secrets,
+                    metadata: &owned.context.metadata,
+                    user_id: owned.context.user_id.as_deref(),
+                },
+            };
+            assert_eq!(
+                serde_json::to_string(&borrowed).unwrap(),
+                serde_json::to_string(&owned).unwrap()
+            );
+        }
     }
 
     #[test]

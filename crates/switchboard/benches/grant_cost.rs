@@ -25,7 +25,9 @@ use switchboard::config::{self, AuthProviderConfig, SecretValue, WorkerConfig};
 use switchboard::identity::generate_key;
 use switchboard::oauth::{AuthService, Grant, Requirement};
 use switchboard::server::Gateway;
-use switchboard_wire::{ToolAuthorizationContext, ToolCallRequest, ToolContext, ToolReference};
+use switchboard_wire::{
+    ToolAuthorizationContextRef, ToolCallRequestRef, ToolContextRef, ToolReferenceRef,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -120,29 +122,31 @@ async fn run(calls: usize) -> anyhow::Result<()> {
 /// Builds and serializes the worker request as `Executor::dispatch` does, then drops it
 /// (and the grant with it); returns the body length so nothing is optimised away.
 fn worker_request_len(tool: &ToolEntry, grant: Option<&Grant>) -> anyhow::Result<usize> {
-    let request = ToolCallRequest {
+    let execution_id = uuid::Uuid::now_v7().to_string();
+    let created_at = chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let empty = json!({});
+    let inputs = Map::new();
+    let request = ToolCallRequestRef {
         run_id: None,
-        execution_id: Some(uuid::Uuid::now_v7().to_string()),
-        created_at: Some(
-            chrono::Utc::now()
-                .naive_utc()
-                .format("%Y-%m-%dT%H:%M:%S%.6f")
-                .to_string(),
-        ),
-        tool: ToolReference {
-            name: tool.definition.name.clone(),
-            toolkit: tool.toolkit.clone(),
-            version: tool.version.clone(),
+        execution_id: Some(&execution_id),
+        created_at: Some(&created_at),
+        tool: ToolReferenceRef {
+            name: &tool.definition.name,
+            toolkit: &tool.toolkit,
+            version: tool.version.as_deref(),
         },
-        inputs: Map::new(),
-        context: ToolContext {
-            authorization: grant.map(|g| ToolAuthorizationContext {
-                token: Some(g.token.expose().to_string()),
-                user_info: g.user_info.clone().or_else(|| Some(json!({}))),
+        inputs: &inputs,
+        context: ToolContextRef {
+            authorization: grant.map(|g| ToolAuthorizationContextRef {
+                token: Some(g.token.expose()),
+                user_info: Some(g.user_info.as_ref().unwrap_or(&empty)),
             }),
-            secrets: Vec::new(),
-            metadata: Vec::new(),
-            user_id: Some(USER.to_string()),
+            secrets: &[],
+            metadata: &[],
+            user_id: Some(USER),
         },
     };
     Ok(black_box(serde_json::to_vec(&request)?).len())

@@ -11,11 +11,15 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 use switchboard_wire::{
-    KeyValue, ToolAuthorizationContext, ToolCallError, ToolCallOutput, ToolCallRequest,
-    ToolContext, ToolReference, error_kind,
+    KeyValue, ToolAuthorizationContextRef, ToolCallError, ToolCallOutput, ToolCallRequestRef,
+    ToolContextRef, ToolReferenceRef, error_kind,
 };
 
 pub use record::{Recorder, RecorderTask};
+
+/// A grant without user info sends `{}`, as arcade-serve expects an object there.
+static EMPTY_OBJECT: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::Object(Map::new()));
 
 use crate::builtin;
 use crate::catalog::{ResolveError, ToolEntry, ToolSource, validate_input};
@@ -306,26 +310,28 @@ impl Executor {
                         true,
                     );
                 };
-                let request = ToolCallRequest {
+                let execution_id = Some(execution_id);
+                let created_at = worker_timestamp(chrono::Utc::now());
+                let request = ToolCallRequestRef {
                     run_id: None,
-                    execution_id: Some(execution_id.to_string()),
-                    created_at: Some(worker_timestamp(chrono::Utc::now())),
-                    tool: ToolReference {
-                        name: tool.definition.name.clone(),
-                        toolkit: tool.toolkit.clone(),
-                        version: tool.version.clone(),
+                    execution_id,
+                    created_at: Some(&created_at),
+                    tool: ToolReferenceRef {
+                        name: &tool.definition.name,
+                        toolkit: &tool.toolkit,
+                        version: tool.version.as_deref(),
                     },
-                    inputs: call.input.clone(),
-                    context: ToolContext {
+                    inputs: &call.input,
+                    context: ToolContextRef {
                         // The one place a user's token leaves the gateway: to the worker
                         // that runs this call.
-                        authorization: grant.map(|g| ToolAuthorizationContext {
-                            token: Some(g.token.expose().to_string()),
-                            user_info: g.user_info.clone().or_else(|| Some(serde_json::json!({}))),
+                        authorization: grant.map(|g| ToolAuthorizationContextRef {
+                            token: Some(g.token.expose()),
+                            user_info: Some(g.user_info.as_ref().unwrap_or(&EMPTY_OBJECT)),
                         }),
-                        secrets,
-                        metadata: Vec::new(),
-                        user_id: call.user_id.clone(),
+                        secrets: &secrets,
+                        metadata: &[],
+                        user_id: call.user_id.as_deref(),
                     },
                 };
                 match worker.client.invoke(&request).await {

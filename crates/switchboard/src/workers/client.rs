@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
-use switchboard_wire::{HealthResponse, ToolCallRequest, ToolCallResponse, ToolDefinition, jwt};
+use switchboard_wire::{HealthResponse, ToolCallRequestRef, ToolCallResponse, ToolDefinition, jwt};
 
 use super::http::{ExchangeError, Reply, WorkerHttp};
 use crate::config::SecretValue;
@@ -222,7 +222,10 @@ impl WorkerClient {
     /// Invokes a tool. Connection failures are retried up to `retry` times, since the
     /// worker never saw them; a timeout or any answer is final, so a tool never runs
     /// twice because of us.
-    pub async fn invoke(&self, request: &ToolCallRequest) -> Result<ToolCallResponse, WorkerError> {
+    pub async fn invoke(
+        &self,
+        request: &ToolCallRequestRef<'_>,
+    ) -> Result<ToolCallResponse, WorkerError> {
         let body = Bytes::from(
             serde_json::to_vec(request).map_err(|e| WorkerError::BadReply {
                 worker: self.id.clone(),
