@@ -607,20 +607,7 @@ async fn the_hot_execute_route_answers_exactly_as_the_router_does() {
         c.api.max_request_body_size = 2048;
     })
     .await;
-    let token = gw
-        .http
-        .post(gw.url("/v1/admin/users/bob/tokens"))
-        .header("Authorization", &gw.key)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = gw.user_token("bob").await;
     let key = format!("Bearer {}", gw.key);
     let user_token = format!("Bearer {token}");
     let big = json!({"tool_name": "Kit.Echo", "input": {"message": "x".repeat(4096)}}).to_string();

@@ -1256,20 +1256,7 @@ async fn the_hot_mcp_routes_answer_exactly_as_the_router_does() {
         })
     })
     .await;
-    let token = gw
-        .http
-        .post(gw.url("/v1/admin/users/bob/tokens"))
-        .header("Authorization", &gw.key)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = gw.user_token("bob").await;
     let raw = |body: &'static str, content_type: &'static str| {
         move |c: &Client<'_>| {
             c.request(reqwest::Method::POST)

@@ -2,8 +2,8 @@
 //! load taken before it. `POST /v1/tools/execute` and `POST` to an MCP endpoint are served
 //! here without the router: through it a tool call also paid for route matching, the
 //! matched-path extension, the middleware's boxed `Next`, the handler's extractor
-//! machinery and the layers' futures, ~15k of the ~125k instructions of a REST call
-//! (callgrind; BENCHMARKS.md, tenth pass).
+//! machinery and the layers' futures: served here, a REST call takes ~10k fewer of its
+//! ~125k instructions (callgrind; BENCHMARKS.md, tenth pass).
 //!
 //! What runs is what the router would run, in the same order: the request span and its
 //! events, the body limit, the REST caller check, the JSON extractor and the handler; or

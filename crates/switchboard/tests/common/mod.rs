@@ -260,6 +260,21 @@ impl TestGateway {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// A fresh user token for `user`, made over REST with the gateway's API key.
+    pub async fn user_token(&self, user: &str) -> String {
+        let res = self
+            .http
+            .post(self.url(&format!("/v1/admin/users/{user}/tokens")))
+            .header("Authorization", &self.key)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 201, "a user token is made");
+        let body: Value = res.json().await.expect("JSON");
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
     /// Waits (bounded) until `n` execution records are stored.
     pub async fn executions(&self, n: usize) -> Vec<ExecutionRecord> {
         for _ in 0..100 {
