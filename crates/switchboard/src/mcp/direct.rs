@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData;
 use rmcp::model::{
@@ -33,9 +33,9 @@ use super::server::{Asker, GatewayServer, SUPPORTED, asks_by_url};
 use super::sessions::Admitted;
 use super::{Ctx, header_str, http_error};
 
-const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
-const METHOD_HEADER: &str = "mcp-method";
-const NAME_HEADER: &str = "mcp-name";
+const PROTOCOL_VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 const PARAM_HEADER_PREFIX: &str = "mcp-param-";
 
 /// A `tools/call` admitted to be answered here.
@@ -74,7 +74,7 @@ pub(super) fn admit(
     if !accepts_json_and_event_stream(headers) {
         return None;
     }
-    let version = single_header(headers, PROTOCOL_VERSION_HEADER)?;
+    let version = single_header(headers, &PROTOCOL_VERSION_HEADER)?;
     let message: CallMessage = serde_json::from_slice(body).ok()?;
     let meta = message.params.meta.as_ref();
     let era = match session {
@@ -83,8 +83,8 @@ pub(super) fn admit(
             // `Mcp-Param-*` headers against the tool's schema, so those go to rmcp.
             let modern = ProtocolVersion::V_2026_07_28.as_str();
             let standard_headers_match = version == modern
-                && single_header(headers, METHOD_HEADER)? == "tools/call"
-                && single_header(headers, NAME_HEADER)? == message.params.name
+                && single_header(headers, &METHOD_HEADER)? == "tools/call"
+                && single_header(headers, &NAME_HEADER)? == message.params.name
                 && !headers
                     .keys()
                     .any(|k| k.as_str().starts_with(PARAM_HEADER_PREFIX));
@@ -254,7 +254,7 @@ fn shaped(response: CallToolResponse, modern: bool) -> ServerResult {
 }
 
 /// A header given exactly once, as text.
-fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -265,7 +265,7 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `Accept` names both media types, with no quality weights to weigh (rmcp judges those).
 fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
-    let Some(accept) = header_str(headers, header::ACCEPT.as_str()) else {
+    let Some(accept) = header_str(headers, &header::ACCEPT) else {
         return false;
     };
     if accept.contains(';') || headers.get_all(header::ACCEPT).iter().count() != 1 {
@@ -314,9 +314,9 @@ mod tests {
     #[test]
     fn a_repeated_or_missing_header_is_not_a_single_value() {
         let h = headers(&[("mcp-name", "A"), ("mcp-name", "A"), ("mcp-method", "x")]);
-        assert_eq!(single_header(&h, "mcp-name"), None);
-        assert_eq!(single_header(&h, "mcp-method"), Some("x"));
-        assert_eq!(single_header(&h, "mcp-other"), None);
+        assert_eq!(single_header(&h, &NAME_HEADER), None);
+        assert_eq!(single_header(&h, &METHOD_HEADER), Some("x"));
+        assert_eq!(single_header(&h, &HeaderName::from_static("mcp-other")), None);
     }
 
     #[test]

@@ -38,7 +38,7 @@ use std::sync::atomic::AtomicI64;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -54,11 +54,12 @@ use request_state::StateSealer;
 use server::GatewayServer;
 use sessions::{Bindings, Refused, SERVING, StoredSessions};
 
-const SESSION_HEADER: &str = "mcp-session-id";
+// Header names made once: looking one up by `&str` parses the name on every request.
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 const INVALID_PARAMS: i64 = -32602;
-const USER_HEADER: &str = "arcade-user-id";
+const USER_HEADER: HeaderName = HeaderName::from_static("arcade-user-id");
 
 /// Per-process state shared by every request and session.
 pub struct McpHub {
@@ -214,7 +215,7 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
         tracing::warn!(host, "MCP request refused: Host not allowed");
         return http_error(StatusCode::FORBIDDEN, "Host header not allowed");
     }
-    if let Some(origin) = header_str(headers, header::ORIGIN.as_str())
+    if let Some(origin) = header_str(headers, &header::ORIGIN)
         && !origin_allowed(config, origin)
     {
         tracing::warn!(origin, "MCP request refused: Origin not allowed");
@@ -236,7 +237,7 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
         Err(response) => return response,
     };
     let ctx = Ctx { user, gateway };
-    let session_id = header_str(req.headers(), SESSION_HEADER).map(str::to_string);
+    let session_id = header_str(req.headers(), &SESSION_HEADER).map(str::to_string);
     let session = match &session_id {
         Some(session_id) => match sessions::check_binding(mcp, &ctx, session_id).await {
             Ok(admitted) => Some(admitted),
@@ -321,7 +322,7 @@ async fn check_message(
     body: Body,
     limit: usize,
 ) -> Result<(Bytes, Option<String>), Response> {
-    let json_type = header_str(headers, header::CONTENT_TYPE.as_str())
+    let json_type = header_str(headers, &header::CONTENT_TYPE)
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !json_type {
@@ -417,7 +418,7 @@ async fn authenticate(
     peer: Option<SocketAddr>,
     path_user: Option<String>,
 ) -> Result<String, Response> {
-    let authorization = header_str(headers, header::AUTHORIZATION.as_str());
+    let authorization = header_str(headers, &header::AUTHORIZATION);
     let caller = match mcp.app.auth.authenticate(authorization, peer).await {
         Ok(caller) => caller,
         Err(IdentityError::Store(e)) => {
@@ -430,7 +431,7 @@ async fn authenticate(
         Err(e) => return Err(unauthorized(&e.to_string())),
     };
     let named = path_user.or_else(|| {
-        header_str(headers, USER_HEADER)
+        header_str(headers, &USER_HEADER)
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .map(str::to_string)
@@ -538,7 +539,7 @@ fn origin_allowed(config: &Config, origin: &str) -> bool {
 
 // --- Responses ----------------------------------------------------------------------
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
