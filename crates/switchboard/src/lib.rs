@@ -16,5 +16,6 @@ pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod vault;
 pub mod workers;

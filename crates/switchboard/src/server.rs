@@ -22,6 +22,7 @@ use crate::identity::{Authenticator, DEFAULT_KEY_CACHE_TTL};
 use crate::oauth::{AuthError, AuthService, ProviderRegistry};
 use crate::sandbox::{Sandbox, SandboxSettings};
 use crate::store::{self, Store, StoreError};
+use crate::tls::{TlsAcceptor, TlsError, TlsListener};
 use crate::vault::{Vault, VaultError};
 use crate::workers::{HttpSetupError, RegistryError, WorkerHttp, WorkerRegistry};
 
@@ -46,6 +47,8 @@ pub enum ServeError {
     Auth(#[from] AuthError),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A gateway ready to serve.
@@ -55,6 +58,8 @@ pub struct Gateway {
     pub sandbox: Option<Sandbox>,
     pub registry: Arc<WorkerRegistry>,
     pub root_keys: Vec<RootKeyConfig>,
+    /// Set when `api.tls` is: connections are served over TLS.
+    tls: Option<TlsAcceptor>,
     recorder_task: RecorderTask,
 }
 
@@ -70,6 +75,36 @@ type NoDelay = fn(&mut tokio::net::TcpStream);
 fn set_nodelay(stream: &mut tokio::net::TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is set, until `stop` completes; then
+/// lets the requests in flight finish.
+async fn serve_listener(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: api::ApiService,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let make_service =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
+            app,
+        );
+    match tls {
+        None => {
+            axum::serve(without_nagle(listener), make_service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(acceptor) => {
+            use axum::serve::ListenerExt as _;
+            // axum derives `ConnectInfo<SocketAddr>` for a listener of its own or one
+            // wrapped by `tap_io`; the tap itself has nothing to do.
+            let listener = TlsListener::new(listener, acceptor).tap_io(|_| {});
+            axum::serve(listener, make_service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
     }
 }
 
@@ -105,6 +140,13 @@ impl Gateway {
         root_keys: Vec<RootKeyConfig>,
     ) -> Result<Gateway, ServeError> {
         let http = http_client()?;
+        // Read first: a certificate that can't be used stops the start, before anything runs.
+        let tls = config
+            .api
+            .tls
+            .as_ref()
+            .map(crate::tls::acceptor)
+            .transpose()?;
         let sandbox = sandbox_for(&mut config)?;
         if !config.api.development && config.oauth.user_verifier == UserVerifier::Disabled {
             tracing::warn!(
@@ -150,6 +192,7 @@ impl Gateway {
             sandbox,
             registry,
             root_keys,
+            tls,
             recorder_task,
         })
     }
@@ -192,6 +235,7 @@ impl Gateway {
         let mut threads = Vec::with_capacity(shards.len());
         for (n, shard) in shards.into_iter().enumerate() {
             let app = app.clone();
+            let tls = self.tls.clone();
             let mut quit = quit_rx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("switchboard-shard-{}", n + 1))
@@ -203,13 +247,7 @@ impl Gateway {
                             runtime.block_on(async move {
                                 shard.set_nonblocking(true)?;
                                 let listener = TcpListener::from_std(shard)?;
-                                axum::serve(
-                                    without_nagle(listener),
-                                    axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                                        SocketAddr,
-                                    >(app),
-                                )
-                                .with_graceful_shutdown(async move {
+                                serve_listener(listener, tls, app, async move {
                                     let _ = quit.wait_for(|stop| *stop).await;
                                 })
                                 .await
@@ -229,19 +267,11 @@ impl Gateway {
                 }
             }
         }
-        let mut result = axum::serve(
-            without_nagle(listener),
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
-            >(app),
-        )
-        .with_graceful_shutdown({
-            let stopping = self.state.stopping.clone();
-            async move {
-                shutdown.await;
-                stopping.cancel();
-                let _ = quit_tx.send(true);
-            }
+        let stopping = self.state.stopping.clone();
+        let mut result = serve_listener(listener, self.tls.clone(), app, async move {
+            shutdown.await;
+            stopping.cancel();
+            let _ = quit_tx.send(true);
         })
         .await;
         // Each shard finishes its in-flight requests before its thread ends.

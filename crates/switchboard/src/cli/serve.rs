@@ -62,6 +62,11 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
         StorageConfig::Postgres { .. } => "postgres".to_string(),
     };
     let development = config.api.development;
+    let scheme = if config.api.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let gateway = Gateway::start(config).await?;
 
     let host = if addr.ip().is_unspecified() {
@@ -69,7 +74,7 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
     } else {
         addr.ip().to_string()
     };
-    let base = format!("http://{host}:{}", addr.port());
+    let base = format!("{scheme}://{host}:{}", addr.port());
     println!(
         "Switchboard {} listening on {addr}",
         env!("CARGO_PKG_VERSION")

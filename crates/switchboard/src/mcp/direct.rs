@@ -316,7 +316,10 @@ mod tests {
         let h = headers(&[("mcp-name", "A"), ("mcp-name", "A"), ("mcp-method", "x")]);
         assert_eq!(single_header(&h, &NAME_HEADER), None);
         assert_eq!(single_header(&h, &METHOD_HEADER), Some("x"));
-        assert_eq!(single_header(&h, &HeaderName::from_static("mcp-other")), None);
+        assert_eq!(
+            single_header(&h, &HeaderName::from_static("mcp-other")),
+            None
+        );
     }
 
     #[test]
