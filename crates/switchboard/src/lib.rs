@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod exec;
+pub mod http_server;
 pub mod identity;
 pub mod mcp;
 pub mod oauth;

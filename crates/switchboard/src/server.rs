@@ -3,7 +3,6 @@
 //! execution log. `main` passes SIGINT/SIGTERM; tests bind `127.0.0.1:0`.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use crate::config::{
     AuthProviderConfig, Config, RootKeyConfig, SecretValue, StorageConfig, UserVerifier,
 };
 use crate::exec::{Executor, Recorder, RecorderTask};
+use crate::http_server;
 use crate::identity::{Authenticator, DEFAULT_KEY_CACHE_TTL};
 use crate::oauth::{AuthError, AuthService, ProviderRegistry};
 use crate::sandbox::{Sandbox, SandboxSettings};
@@ -84,26 +84,14 @@ async fn serve_listener(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: api::ApiService,
+    timeouts: http_server::Timeouts,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let make_service =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
-            app,
-        );
     match tls {
-        None => {
-            axum::serve(without_nagle(listener), make_service)
-                .with_graceful_shutdown(stop)
-                .await
-        }
+        None => http_server::serve(without_nagle(listener), app, timeouts, stop).await,
         Some(acceptor) => {
-            use axum::serve::ListenerExt as _;
-            // axum derives `ConnectInfo<SocketAddr>` for a listener of its own or one
-            // wrapped by `tap_io`; the tap itself has nothing to do.
-            let listener = TlsListener::new(listener, acceptor).tap_io(|_| {});
-            axum::serve(listener, make_service)
-                .with_graceful_shutdown(stop)
-                .await
+            let listener = TlsListener::new(listener, acceptor);
+            http_server::serve(listener, app, timeouts, stop).await
         }
     }
 }
@@ -230,6 +218,12 @@ impl Gateway {
         if let Some(sandbox) = &self.sandbox {
             app = app.nest("/sandbox", sandbox.router());
         }
+        let api_config = &self.state.config.api;
+        let timeouts = http_server::Timeouts::new(
+            api_config.read_timeout,
+            api_config.write_timeout,
+            api_config.idle_timeout,
+        );
         // Closed (or set) when the first listener stops: every shard stops with it.
         let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
         let mut threads = Vec::with_capacity(shards.len());
@@ -247,7 +241,7 @@ impl Gateway {
                             runtime.block_on(async move {
                                 shard.set_nonblocking(true)?;
                                 let listener = TcpListener::from_std(shard)?;
-                                serve_listener(listener, tls, app, async move {
+                                serve_listener(listener, tls, app, timeouts, async move {
                                     let _ = quit.wait_for(|stop| *stop).await;
                                 })
                                 .await
@@ -268,7 +262,7 @@ impl Gateway {
             }
         }
         let stopping = self.state.stopping.clone();
-        let mut result = serve_listener(listener, self.tls.clone(), app, async move {
+        let mut result = serve_listener(listener, self.tls.clone(), app, timeouts, async move {
             shutdown.await;
             stopping.cancel();
             let _ = quit_tx.send(true);

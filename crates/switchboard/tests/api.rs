@@ -749,3 +749,182 @@ async fn the_hot_execute_route_answers_exactly_as_the_router_does() {
         "each tool call ran once per path"
     );
 }
+
+/// `http.read_timeout` / `idle_timeout`: a connection that sends nothing, stalls inside
+/// its request head, or sits idle after a request is closed by the gateway, so such
+/// clients cannot hold connections open. (The clock here only bounds the wait.)
+#[tokio::test]
+async fn silent_stalled_and_idle_connections_are_closed_after_the_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = start_gateway(|c| {
+        c.api.read_timeout = Duration::from_secs(1);
+        c.api.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    /// Reads until the gateway closes the connection (bounded: 10 s); what it sent.
+    async fn until_closed(stream: &mut tokio::net::TcpStream) -> Option<String> {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got));
+        match read.await {
+            Ok(Ok(_)) | Ok(Err(_)) => Some(String::from_utf8_lossy(&got).into_owned()),
+            Err(_) => None,
+        }
+    }
+    let mut silent = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    assert!(
+        until_closed(&mut silent).await.is_some(),
+        "a silent connection is closed"
+    );
+
+    let mut stalled = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let sent = until_closed(&mut stalled).await;
+    assert!(sent.is_some(), "a stalled request head is cut off");
+    assert!(!sent.unwrap().contains("200 OK"), "and never answered");
+
+    let mut idle = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let sent = until_closed(&mut idle).await.expect("closed once idle");
+    assert!(sent.starts_with("HTTP/1.1 200 OK"), "{sent}");
+
+    // The gateway goes on serving.
+    let (status, _) = gw.get("/v1/health").await;
+    assert_eq!(status, 200);
+}
+
+/// `http.write_timeout`: a client that asks and asks but never reads has its connection
+/// dropped once the gateway's writes have made no progress for that long, instead of
+/// holding it (and the answers queued on it) forever.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = start_gateway(|c| {
+        c.api.write_timeout = Duration::from_secs(1);
+        c.api.read_timeout = Duration::from_secs(60);
+        c.api.idle_timeout = Duration::from_secs(60);
+    })
+    .await;
+    const ASKED: usize = 3000;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(gw.addr).await.unwrap();
+    let request = format!(
+        "GET /v1/tools?limit=100 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\r\n",
+        gw.key
+    );
+    // Pipelined, and not read: the answers fill both sockets' buffers.
+    let (mut reader, mut writer) = stream.split();
+    let asking = async {
+        for _ in 0..ASKED {
+            if writer.write_all(request.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(4), asking).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the gateway closed the connection");
+    let answered = String::from_utf8_lossy(&got)
+        .matches("HTTP/1.1 200 OK")
+        .count();
+    assert!(
+        answered < ASKED,
+        "cut off after {answered} of {ASKED} answers"
+    );
+
+    let (status, _) = gw.get("/v1/health").await;
+    assert_eq!(status, 200);
+}
+
+/// `http.cors`: browser apps on an allowed origin get their preflights answered and can
+/// read the answers (REST and MCP); other origins get no grant; without `http.cors`
+/// nothing changes.
+#[tokio::test]
+async fn cors_grants_the_configured_origins_on_rest_and_mcp() {
+    let gw = start_gateway(|c| {
+        c.api.cors.allowed_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let preflight = |path: &str, origin: &'static str| {
+        gw.http
+            .request(reqwest::Method::OPTIONS, gw.url(path))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type,mcp-protocol-version",
+            )
+            .send()
+    };
+    for path in ["/v1/tools/execute", "/v1/mcps/alice/mcp"] {
+        let res = preflight(path, "https://app.example.com").await.unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        let h = res.headers();
+        assert_eq!(
+            h["access-control-allow-origin"], "https://app.example.com",
+            "{path}"
+        );
+        assert!(
+            h["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains("POST"),
+            "{path}"
+        );
+        assert!(
+            h["access-control-allow-headers"]
+                .to_str()
+                .unwrap()
+                .contains("mcp-protocol-version"),
+            "{path}"
+        );
+        let res = preflight(path, "https://evil.example").await.unwrap();
+        assert!(
+            res.headers().get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+    let res = gw
+        .http
+        .post(gw.url("/v1/tools/execute"))
+        .header("Origin", "https://app.example.com")
+        .header("Authorization", &gw.key)
+        .json(&json!({"tool_name": "Builtin.Echo", "input": {"message": "hi"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        exposed.contains("x-should-retry") && exposed.contains("mcp-session-id"),
+        "{exposed}"
+    );
+
+    // No `http.cors`: no grants.
+    let plain = start_gateway(|_| {}).await;
+    let res = plain
+        .http
+        .post(plain.url("/v1/tools/execute"))
+        .header("Origin", "https://app.example.com")
+        .header("Authorization", &plain.key)
+        .json(&json!({"tool_name": "Builtin.Echo", "input": {"message": "hi"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}

@@ -347,6 +347,34 @@ fn an_unset_root_key_is_an_error() {
 }
 
 #[test]
+fn cors_origins_and_methods_that_cannot_work_are_errors_naming_the_entry() {
+    let lines = problems(load_yaml(
+        "http:\n  cors:\n    allowed_origins: [\"https://app.example.com\", \"app.example.com\", \"https://app.example.com/\", \"https://x.example/path\", \"*\"]\n    allowed_methods: [GET, \"NOT A METHOD\"]\n",
+        &[],
+    ));
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for (entry, says) in [
+        (
+            "http.cors.allowed_origins[1]",
+            "'app.example.com' is not an origin",
+        ),
+        ("http.cors.allowed_origins[2]", "no trailing slash"),
+        ("http.cors.allowed_origins[3]", "write scheme://host[:port]"),
+        (
+            "http.cors.allowed_methods[1]",
+            "'NOT A METHOD' is not an HTTP method",
+        ),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("error: {entry}: ")) && l.contains(says)),
+            "{entry}: {lines:?}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_duration_names_the_key_and_the_value() {
     let lines = problems(load_yaml("http:\n  read_timeout: 30 parsecs\n", &[]));
     assert_eq!(

@@ -1373,3 +1373,24 @@ async fn the_hot_mcp_routes_answer_exactly_as_the_router_does() {
     }
     assert!(compared >= 4 * 14, "{compared}");
 }
+
+/// The read and idle timeouts bound waiting for a request, not answering one: a
+/// session's event stream stays open well past them.
+#[tokio::test]
+async fn an_event_stream_outlives_the_read_and_idle_timeouts() {
+    let (gw, _w) = kit_gateway(|c| {
+        c.api.read_timeout = Duration::from_secs(1);
+        c.api.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({})).await;
+    let stream = c.request(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    assert!(
+        !stream_ends(stream, Duration::from_secs(3)).await,
+        "the stream is still open after three times the timeouts"
+    );
+    let r = c.call("Kit_Echo", json!({"message": "still here"})).await;
+    assert_eq!(r.body["result"]["content"][0]["text"], "still here");
+}

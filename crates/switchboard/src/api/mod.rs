@@ -70,10 +70,59 @@ fn v1(state: &AppState, prefix: &str) -> Router<AppState> {
         .merge(protected(state, prefix))
 }
 
-/// The gateway's HTTP service: every route, the hot ones served before the router.
+/// The gateway's HTTP service: every route, the hot ones served before the router
+/// unless CORS is on (then the router's CORS layer answers for every route).
 pub fn service(state: AppState) -> ApiService {
     let mcp = crate::mcp::endpoint(state.clone());
-    ApiService::new(router(state.clone(), mcp.clone()), state, mcp)
+    let cors = cors_layer(&state.config.api.cors);
+    let hot_routes = cors.is_none();
+    let mut router = router(state.clone(), mcp.clone());
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    ApiService::new(router, state, mcp, hot_routes)
+}
+
+/// `http.cors`, for browser apps that call the API from other origins: preflights
+/// answered, the allowed origins and methods granted (any request header), and the
+/// headers a client reads exposed. `None` when no origin is allowed.
+fn cors_layer(config: &crate::config::CorsConfig) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    if config.allowed_origins.is_empty() {
+        return None;
+    }
+    // Checked when the config was loaded; anything unparsable is skipped here.
+    let origins = if config.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            config
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let methods: Vec<Method> = if config.allowed_methods.is_empty() {
+        vec![Method::GET, Method::POST, Method::DELETE]
+    } else {
+        config
+            .allowed_methods
+            .iter()
+            .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+            .collect()
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods(methods)
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers([
+                HeaderName::from_static("mcp-session-id"),
+                HeaderName::from_static("x-should-retry"),
+                axum::http::header::WWW_AUTHENTICATE,
+            ]),
+    )
 }
 
 fn router(state: AppState, mcp: crate::mcp::Endpoint) -> Router {

@@ -37,11 +37,23 @@ pub struct ApiService {
     router: Router,
     state: AppState,
     mcp: mcp::Endpoint,
+    /// Off when a layer must see every request (CORS).
+    hot_routes: bool,
 }
 
 impl ApiService {
-    pub(super) fn new(router: Router, state: AppState, mcp: mcp::Endpoint) -> Self {
-        Self { router, state, mcp }
+    pub(super) fn new(
+        router: Router,
+        state: AppState,
+        mcp: mcp::Endpoint,
+        hot_routes: bool,
+    ) -> Self {
+        Self {
+            router,
+            state,
+            mcp,
+            hot_routes,
+        }
     }
 
     /// Routes another router's paths too (e.g. the sandbox provider under `/sandbox`).
@@ -65,7 +77,7 @@ impl tower::Service<Request> for ApiService {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        if req.method() != Method::POST {
+        if !self.hot_routes || req.method() != Method::POST {
             return Either::Left(self.router.call(req));
         }
         let path = req.uri().path();
@@ -200,7 +212,7 @@ mod tests {
         let key = crate::identity::generate_key("hot", 0);
         state.store.insert_api_key(&key.record).await.unwrap();
         let endpoint = mcp::endpoint(state.clone());
-        let mut service = ApiService::new(Router::new(), state, endpoint);
+        let mut service = ApiService::new(Router::new(), state, endpoint, true);
         let bearer = format!("Bearer {}", key.plaintext);
         let post = |path: &str, body: &'static str| {
             Request::post(path)

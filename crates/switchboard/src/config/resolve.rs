@@ -255,9 +255,24 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
     let cors = match r.section(&http, "cors") {
         Some(cors) => {
             r.check_keys(&cors, &["allowed_origins", "allowed_methods"], &[]);
+            let allowed_origins = r.strings(&cors, "allowed_origins");
+            for (i, origin) in allowed_origins.iter().enumerate() {
+                if let Err(reason) = check_cors_origin(origin) {
+                    r.error(format!("{}[{i}]", cors.child("allowed_origins")), reason);
+                }
+            }
+            let allowed_methods = r.strings(&cors, "allowed_methods");
+            for (i, method) in allowed_methods.iter().enumerate() {
+                if http::Method::from_bytes(method.as_bytes()).is_err() {
+                    r.error(
+                        format!("{}[{i}]", cors.child("allowed_methods")),
+                        format!("'{method}' is not an HTTP method"),
+                    );
+                }
+            }
             CorsConfig {
-                allowed_origins: r.strings(&cors, "allowed_origins"),
-                allowed_methods: r.strings(&cors, "allowed_methods"),
+                allowed_origins,
+                allowed_methods,
             }
         }
         None => CorsConfig::default(),
@@ -313,6 +328,25 @@ fn timeout(
     } else {
         r.duration(http, key, default)
     }
+}
+
+/// A browser `Origin` as CORS compares it: `*`, or `scheme://host[:port]` and nothing more.
+fn check_cors_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let parsed =
+        url::Url::parse(origin).map_err(|e| format!("'{origin}' is not an origin: {e}"))?;
+    let bare = parsed.path() == "/" && parsed.query().is_none() && parsed.fragment().is_none();
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() || !bare {
+        return Err(format!(
+            "'{origin}' is not an origin: write scheme://host[:port], e.g. https://app.example.com"
+        ));
+    }
+    if origin.ends_with('/') {
+        return Err(format!("'{origin}': an origin has no trailing slash"));
+    }
+    Ok(())
 }
 
 fn tls_config(r: &mut Reader<'_>, tls: &Map<'_>) -> Option<TlsConfig> {
