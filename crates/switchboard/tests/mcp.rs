@@ -190,6 +190,16 @@ async fn kit_gateway(customise: impl FnOnce(&mut Config)) -> (TestGateway, TestW
     (gw, worker)
 }
 
+/// A gateway `echo` that serves `Kit.Echo` alone.
+fn echo_gateway() -> GatewayConfig {
+    GatewayConfig {
+        slug: "echo".into(),
+        description: None,
+        tools: vec!["Kit.Echo".into()],
+        toolkits: vec![],
+    }
+}
+
 fn tool_names(list: &Value) -> Vec<String> {
     list["tools"]
         .as_array()
@@ -504,15 +514,7 @@ async fn a_gateway_serves_only_its_tools_and_an_unknown_slug_is_404() {
 
 #[tokio::test]
 async fn every_endpoint_also_answers_with_a_trailing_slash() {
-    let (gw, _w) = kit_gateway(|c| {
-        c.gateways.push(GatewayConfig {
-            slug: "echo".into(),
-            description: None,
-            tools: vec!["Kit.Echo".into()],
-            toolkits: vec![],
-        })
-    })
-    .await;
+    let (gw, _w) = kit_gateway(|c| c.gateways.push(echo_gateway())).await;
     for (path, user, tools) in [
         ("/v1/mcps/bob/mcp/", "bob", 2),
         ("/mcp/", "bob", 2),
@@ -1248,12 +1250,7 @@ async fn a_cancelled_direct_call_stops_at_once() {
 async fn the_hot_mcp_routes_answer_exactly_as_the_router_does() {
     let (gw, _w) = kit_gateway(|c| {
         c.api.max_request_body_size = 2048;
-        c.gateways.push(GatewayConfig {
-            slug: "echo".into(),
-            description: None,
-            tools: vec!["Kit.Echo".into()],
-            toolkits: vec![],
-        })
+        c.gateways.push(echo_gateway())
     })
     .await;
     let token = gw.user_token("bob").await;
