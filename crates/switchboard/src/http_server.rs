@@ -9,16 +9,18 @@
 //! not hold them. `http.write_timeout` bounds how long a response write may make no
 //! progress (a client that stopped reading) before the connection is dropped.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tower::Service;
@@ -59,6 +61,8 @@ where
 {
     // Every connection task holds a receiver: `closed()` completes when the last has ended.
     let (stopping, stop_seen) = tokio::sync::watch::channel(false);
+    let head_timer = CoarseTimer::default();
+    let ticker = tokio::spawn(head_timer.clone().tick());
     let mut stop = pin!(stop);
     loop {
         let (io, peer) = tokio::select! {
@@ -66,6 +70,7 @@ where
             () = &mut stop => break,
         };
         let app = app.clone();
+        let head_timer = head_timer.clone();
         let mut stop_seen = stop_seen.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -75,7 +80,7 @@ where
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
-                .timer(TokioTimer::new())
+                .timer(head_timer)
                 .header_read_timeout(timeouts.head)
                 .keep_alive(true);
             let io = StallLimit::new(io, timeouts.write_stall);
@@ -97,7 +102,116 @@ where
     drop(stop_seen);
     let _ = stopping.send(true);
     stopping.closed().await;
+    ticker.abort();
     Ok(())
+}
+
+/// How often [`CoarseTimer`] looks for due deadlines: timeouts fire up to this late.
+const TICK: Duration = Duration::from_secs(1);
+
+/// hyper's head timer, with deadlines checked once a [`TICK`] by one task per listener.
+/// With tokio's own timer every request head registered in the runtime's timer wheel,
+/// and the runtime went round its loop for an extra `epoll_wait` on a third of requests
+/// (strace: 2697 against 1518 for 4,400 calls), which cost p99 at concurrency 16. A
+/// deadline here is an entry in a map, and a tick wakes only the due ones.
+#[derive(Clone, Default)]
+struct CoarseTimer {
+    pending: Arc<Mutex<Deadlines>>,
+}
+
+#[derive(Default)]
+struct Deadlines {
+    next_id: u64,
+    wakers: BTreeMap<(std::time::Instant, u64), Waker>,
+}
+
+impl CoarseTimer {
+    fn deadlines(&self) -> std::sync::MutexGuard<'_, Deadlines> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes every sleep whose deadline has passed.
+    fn fire_due(&self) {
+        let now = std::time::Instant::now();
+        let mut due = Vec::new();
+        {
+            let mut deadlines = self.deadlines();
+            while let Some(entry) = deadlines.wakers.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+        }
+        due.into_iter().for_each(Waker::wake);
+    }
+
+    async fn tick(self) {
+        let mut every = tokio::time::interval(TICK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            self.fire_due();
+        }
+    }
+}
+
+impl hyper::rt::Timer for CoarseTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(std::time::Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(CoarseSleep {
+            deadline,
+            key: None,
+            timer: self.clone(),
+        })
+    }
+}
+
+struct CoarseSleep {
+    deadline: std::time::Instant,
+    /// Its entry among the timer's deadlines, once it has been polled.
+    key: Option<(std::time::Instant, u64)>,
+    timer: CoarseTimer,
+}
+
+impl hyper::rt::Sleep for CoarseSleep {}
+
+impl Future for CoarseSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if std::time::Instant::now() >= this.deadline {
+            if let Some(key) = this.key.take() {
+                this.timer.deadlines().wakers.remove(&key);
+            }
+            return Poll::Ready(());
+        }
+        let mut deadlines = this.timer.deadlines();
+        let key = *this.key.get_or_insert_with(|| {
+            deadlines.next_id += 1;
+            (this.deadline, deadlines.next_id)
+        });
+        match deadlines.wakers.get_mut(&key) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => {
+                deadlines.wakers.insert(key, cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for CoarseSleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.timer.deadlines().wakers.remove(&key);
+        }
+    }
 }
 
 /// A connection whose writes fail with `TimedOut` once one has made no progress for
@@ -186,5 +300,59 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for StallLimit<Io> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::Wake;
+
+    use hyper::rt::Timer;
+
+    use super::*;
+
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn poll(sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, flag: &Arc<Flag>) -> Poll<()> {
+        let waker = Waker::from(flag.clone());
+        sleep.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn a_coarse_sleep_wakes_once_due_and_leaves_nothing_behind() {
+        let timer = CoarseTimer::default();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+
+        let mut past = timer.sleep(Duration::ZERO);
+        assert!(
+            poll(&mut past, &flag).is_ready(),
+            "a deadline passed is ready at once"
+        );
+
+        let mut soon = timer.sleep(Duration::from_millis(20));
+        assert!(poll(&mut soon, &flag).is_pending());
+        timer.fire_due();
+        assert!(!flag.0.load(Ordering::SeqCst), "not due yet: not woken");
+        std::thread::sleep(Duration::from_millis(30));
+        timer.fire_due();
+        assert!(flag.0.load(Ordering::SeqCst), "woken once due");
+        assert!(poll(&mut soon, &flag).is_ready());
+
+        let mut dropped = timer.sleep(Duration::from_secs(60));
+        assert!(poll(&mut dropped, &flag).is_pending());
+        assert_eq!(timer.deadlines().wakers.len(), 1);
+        drop(dropped);
+        assert_eq!(
+            timer.deadlines().wakers.len(),
+            0,
+            "a dropped sleep is forgotten"
+        );
     }
 }
