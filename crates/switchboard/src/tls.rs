@@ -29,9 +29,9 @@ const MAX_PENDING_HANDSHAKES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("api.tls.cert_file {path}: {reason}")]
+    #[error("api.tls.cert_file: {path}: {reason}")]
     Certificate { path: PathBuf, reason: String },
-    #[error("api.tls.key_file {path}: {reason}")]
+    #[error("api.tls.key_file: {path}: {reason}")]
     Key { path: PathBuf, reason: String },
     #[error("api.tls: the certificate and key do not make a TLS server: {0}")]
     Server(#[from] rustls::Error),

@@ -227,3 +227,59 @@ fn an_open_mcp_event_stream_does_not_hold_up_sigterm() {
     let status = wait_for_exit(&mut served, Duration::from_secs(20)).expect("serve stopped");
     assert!(status.success(), "serve exited with {status}");
 }
+
+/// `switchboard config check`: each problem on a line of its own with its key path and
+/// exit status 1; a good file says OK with status 0; the TLS files are read as `serve`
+/// would read them.
+#[test]
+fn config_check_prints_each_problem_with_its_key_path_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |yaml: &str| {
+        let path = dir.path().join("engine.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["config", "check", "--config"])
+            .arg(&path)
+            .env_remove("SWITCHBOARD_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = check("api:\n  port: 9099\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.trim_end().ends_with(": OK"), "{out}");
+
+    let (code, out) = check(
+        "api:\n  port: 99999\nhttp:\n  read_timeout: 30 parsecs\n  cors:\n    allowed_origins: [app.example.com]\n",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    for key in [
+        "api.port",
+        "http.read_timeout",
+        "http.cors.allowed_origins[0]",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("error: {key}: "))),
+            "{key} in\n{out}"
+        );
+    }
+    assert!(out.trim_end().ends_with("3 error(s)"), "{out}");
+
+    let missing = dir.path().join("missing-cert.pem");
+    let (code, out) = check(&format!(
+        "api:\n  tls:\n    cert_file: {}\n    key_file: {}\n",
+        missing.display(),
+        missing.display()
+    ));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("error: api.tls.cert_file: ")
+                && l.contains(&missing.display().to_string())),
+        "{out}"
+    );
+}

@@ -199,6 +199,14 @@ fn config_check(options: &LoadOptions) -> ExitCode {
             for w in &loaded.warnings {
                 println!("{w}");
             }
+            // The files `api.tls` names are read as `serve` would read them.
+            if let Some(tls) = &loaded.config.api.tls
+                && let Err(e) = crate::tls::acceptor(tls)
+            {
+                println!("error: {e}");
+                println!("{}: 1 error(s)", path.display());
+                return ExitCode::FAILURE;
+            }
             println!("{}: OK", path.display());
             ExitCode::SUCCESS
         }
