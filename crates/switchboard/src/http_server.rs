@@ -6,8 +6,9 @@
 //! request's head, and how long a kept-alive connection may sit idle before its next
 //! request (hyper runs one timer for both, from the moment it waits for a head), so a
 //! client that opens connections and sends nothing, or a header a byte at a time, does
-//! not hold them. `http.write_timeout` bounds how long a response write may make no
-//! progress (a client that stopped reading) before the connection is dropped.
+//! not hold them; that timer is `CoarseTimer`, so a timeout fires up to a second late.
+//! `http.write_timeout` bounds how long a response write may make no progress (a client
+//! that stopped reading) before the connection is dropped.
 
 use std::collections::BTreeMap;
 use std::future::Future;

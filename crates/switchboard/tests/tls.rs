@@ -83,23 +83,19 @@ async fn rest_and_mcp_are_served_over_https_and_plain_http_is_not() {
     let listed: Value = listed.json().await.unwrap();
     assert!(listed["result"]["tools"].is_array(), "{listed}");
 
-    // The same port in plain HTTP gets no answer, only a failed exchange.
-    let plain = reqwest::Client::builder()
+    // A client that trusts no test certificate: the same port in plain HTTP gets no
+    // answer, only a failed exchange, and over HTTPS it refuses the server.
+    let untrusting = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let refused = plain
+    let refused = untrusting
         .get(format!("http://127.0.0.1:{}/v1/health", gw.addr.port()))
         .send()
         .await;
     assert!(refused.is_err(), "{refused:?}");
-    // A client that does not trust the certificate refuses the server.
-    let stranger = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
     assert!(
-        stranger
+        untrusting
             .get(format!("{base}/v1/health"))
             .send()
             .await
