@@ -3,6 +3,10 @@
 //! once, glibc's malloc keeps their freed pages (it only trims the top of a heap, and a
 //! thread's arena is not reused by another), so the process would stay at its peak.
 //! `malloc_trim` returns those free pages.
+//!
+//! The `switchboard` binary allocates on jemalloc, whose background thread purges on its
+//! own (`src/main.rs`); there the trim still returns what C code (SQLite) freed on glibc's
+//! heap. Embedders on glibc's malloc get the whole effect.
 
 /// Parked sessions worth a trim: below this the freed memory is simply reused.
 pub const TRIM_AFTER_PARKED: usize = 256;
