@@ -1,7 +1,8 @@
-//! The `switchboard` binary. Its heap is jemalloc's: glibc's `malloc`/`free` were ~13 % of
-//! a REST execute's instructions and ~18 % of an MCP `tools/call`'s (BENCHMARKS.md,
+//! The `switchboard` binary. On Linux its heap is jemalloc's: glibc's `malloc`/`free` were
+//! ~13 % of a REST execute's instructions and ~18 % of an MCP `tools/call`'s (BENCHMARKS.md,
 //! eleventh pass). The library and its tests keep the system allocator.
 
+#[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -10,6 +11,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// threads, and at once (`MADV_DONTNEED`; with `MADV_FREE` they stay in RSS until the
 /// kernel wants them). Measured 5 s after 10,000 MCP sessions were parked: 48 KB a session
 /// stayed with jemalloc's defaults, 22 KB with the thread and a 10 s decay, 2 KB with this.
+#[cfg(target_os = "linux")]
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: Option<&'static u8> =

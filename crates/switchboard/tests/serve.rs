@@ -283,3 +283,25 @@ fn config_check_prints_each_problem_with_its_key_path_and_exits_1() {
         "{out}"
     );
 }
+
+/// The binary allocates on jemalloc with the options the parked-session memory depends on
+/// (src/main.rs): without its background purge, parked sessions stayed in RSS. jemalloc
+/// prints its options at exit when asked through its environment variable.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_runs_on_jemalloc_with_the_background_purge() {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for option in [
+        "opt.background_thread: true",
+        "opt.dirty_decay_ms: 1000",
+        "opt.muzzy_decay_ms: 0",
+    ] {
+        assert!(stats.contains(option), "{option} not in {stats}");
+    }
+}
