@@ -118,11 +118,41 @@ impl Executor {
         self.secrets.keys().cloned().collect()
     }
 
-    pub async fn execute(&self, call: &ToolCall) -> Result<Execution, ExecError> {
+    /// Resolves `call.tool_name` (and `tool_version`) in the catalog, then runs the tool.
+    pub fn execute<'a>(
+        &'a self,
+        call: &'a ToolCall,
+    ) -> impl Future<Output = Result<Execution, ExecError>> + 'a {
+        self.run(None, call)
+    }
+
+    /// Runs `tool`, which the caller has resolved already (MCP resolves its own name form
+    /// and checks the gateway's tool list first); `call.tool_name` is not looked up again.
+    pub fn execute_resolved<'a>(
+        &'a self,
+        tool: Arc<ToolEntry>,
+        call: &'a ToolCall,
+    ) -> impl Future<Output = Result<Execution, ExecError>> + 'a {
+        self.run(Some(tool), call)
+    }
+
+    // One future for both entry points: a wrapper future around it would be copied whole
+    // when built.
+    async fn run(
+        &self,
+        resolved: Option<Arc<ToolEntry>>,
+        call: &ToolCall,
+    ) -> Result<Execution, ExecError> {
         let started = Instant::now();
         let started_at_ms = chrono::Utc::now().timestamp_millis();
-        let catalog = self.workers.catalog().snapshot();
-        let tool = catalog.resolve(&call.tool_name, call.tool_version.as_deref())?;
+        let tool = match resolved {
+            Some(tool) => tool,
+            None => self
+                .workers
+                .catalog()
+                .snapshot()
+                .resolve(&call.tool_name, call.tool_version.as_deref())?,
+        };
         let execution_id = new_id();
 
         let mut authorization = None;

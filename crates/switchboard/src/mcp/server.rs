@@ -197,9 +197,11 @@ impl GatewayServer {
         if !tools::exposes_opt(ctx.gateway.as_deref(), &tool) {
             return Err(unknown());
         }
+        // Name and version: the call resolves to this tool again when it is run later
+        // (after an authorization prompt), without formatting `name@version` now.
         let call = ToolCall {
-            tool_name: tool.fully_qualified_name(),
-            tool_version: None,
+            tool_name: tool.qualified_name.clone(),
+            tool_version: tool.version.clone(),
             input: request.arguments.clone().unwrap_or_default(),
             user_id: Some(ctx.user.clone()),
         };
@@ -207,7 +209,13 @@ impl GatewayServer {
         if modern && let Some(state) = request.request_state.as_deref() {
             return self.resume_modern(ctx, &tool, call, state, &request).await;
         }
-        let execution = self.execute(&call).await?;
+        let execution = self
+            .mcp
+            .app
+            .executor
+            .execute_resolved(tool.clone(), &call)
+            .await
+            .map_err(call_error)?;
         let Some(authorization) = execution.authorization.as_deref() else {
             return finished(&execution);
         };
@@ -247,14 +255,7 @@ impl GatewayServer {
             .executor
             .execute(call)
             .await
-            .map_err(|e| match e {
-                ExecError::Resolve(e) => ErrorData::invalid_params(e.to_string(), None),
-                ExecError::BadRequest(m) => ErrorData::invalid_params(m, None),
-                ExecError::Internal(m) => {
-                    tracing::error!(error = %m, "MCP tools/call failed");
-                    ErrorData::internal_error("internal error", None)
-                }
-            })
+            .map_err(call_error)
     }
 
     // --- 2025-11-25: elicitation/create while the call waits ---------------------------
@@ -468,6 +469,18 @@ enum FlowEnd {
 
 /// An execution that needs no prompt: a result, or -32602 for arguments that failed
 /// validation.
+/// A call that could not run, as the JSON-RPC error MCP names for it.
+fn call_error(e: ExecError) -> ErrorData {
+    match e {
+        ExecError::Resolve(e) => ErrorData::invalid_params(e.to_string(), None),
+        ExecError::BadRequest(m) => ErrorData::invalid_params(m, None),
+        ExecError::Internal(m) => {
+            tracing::error!(error = %m, "MCP tools/call failed");
+            ErrorData::internal_error("internal error", None)
+        }
+    }
+}
+
 fn finished(execution: &Execution) -> Result<CallToolResponse, ErrorData> {
     if execution.error_kind() == Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE) {
         let message = execution
