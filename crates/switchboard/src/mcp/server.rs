@@ -467,8 +467,6 @@ enum FlowEnd {
     TimedOut,
 }
 
-/// An execution that needs no prompt: a result, or -32602 for arguments that failed
-/// validation.
 /// A call that could not run, as the JSON-RPC error MCP names for it.
 fn call_error(e: ExecError) -> ErrorData {
     match e {
@@ -481,6 +479,8 @@ fn call_error(e: ExecError) -> ErrorData {
     }
 }
 
+/// An execution that needs no prompt: a result, or -32602 for arguments that failed
+/// validation.
 fn finished(execution: &Execution) -> Result<CallToolResponse, ErrorData> {
     if execution.error_kind() == Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE) {
         let message = execution
