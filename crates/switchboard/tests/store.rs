@@ -162,6 +162,7 @@ behaviours!(
     the_execution_list_limit_defaults_to_100_and_caps_at_1000,
     a_batch_with_a_bad_record_writes_nothing,
     execution_text_round_trips_byte_for_byte_in_batches_of_any_size,
+    batch_after_batch_of_every_size_lands_whole_around_a_failed_one,
     old_execution_records_are_pruned_oldest_first_in_bounded_batches,
     reopening_keeps_data_and_applies_migrations_once,
     concurrent_execution_inserts_from_20_tasks_all_land,
@@ -487,6 +488,48 @@ async fn execution_text_round_trips_byte_for_byte_in_batches_of_any_size(b: Back
         .unwrap();
     all.reverse();
     assert_eq!(all, batch);
+}
+
+/// SQLite keeps its INSERTs prepared from one batch to the next (one per row count), and
+/// each batch binds values that are freed once it is written: every batch, whatever its
+/// size and whatever failed before it, must land exactly as written, with no value of an
+/// earlier batch in it.
+async fn batch_after_batch_of_every_size_lands_whole_around_a_failed_one(b: Backend) {
+    let store = b.store;
+    let mut written = Vec::new();
+    let mut next = 0;
+    let mut batch_of = |rows: usize, tag: &str| -> Vec<ExecutionRecord> {
+        (0..rows)
+            .map(|_| {
+                next += 1;
+                let mut record = execution(&format!("e{next:05}"), Some(tag), "Math.Add", next);
+                record.execution_id = format!("{tag}-{next}-{}", "x".repeat(next as usize % 7));
+                record
+            })
+            .collect()
+    };
+    for (n, rows) in [1, 3, 50, 51, 123, 2, 500, 49, 1].into_iter().enumerate() {
+        let batch = batch_of(rows, &format!("batch{n}"));
+        store.insert_executions(&batch).await.unwrap();
+        written.extend(batch);
+        if n == 4 {
+            // A duplicate id in the last row: nothing of this batch may land.
+            let mut failing = batch_of(70, "failing");
+            failing[69].id = written[0].id.clone();
+            let err = store.insert_executions(&failing).await.unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        }
+    }
+    let mut all = store
+        .list_executions(&ExecutionFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    all.reverse();
+    assert_eq!(all.len(), written.len());
+    assert_eq!(all, written);
 }
 
 async fn old_execution_records_are_pruned_oldest_first_in_bounded_batches(b: Backend) {

@@ -4,8 +4,9 @@
 //! first instead of failing, and write transactions start `IMMEDIATE` so they take the write
 //! lock up front rather than failing on upgrade.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use sqlx::QueryBuilder;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{
 };
 
 use super::auth::{ConnectionRow, FlowRow, connection_columns, flow_columns, join_scopes};
+use super::sqlite_log::{self, LogWriter};
 use super::*;
 
 /// Embedded migrations; their checksums are checked on every start.
@@ -27,6 +29,11 @@ const MAX_CONNECTIONS: u32 = 8;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file, where the execution log opens its own connection; `None` for
+    /// an in-memory database, whose one connection the log borrows from the pool.
+    path: Option<PathBuf>,
+    /// The execution log's connection, opened with the first batch (`sqlite_log`).
+    log_writer: Mutex<Option<LogWriter>>,
 }
 
 impl SqliteStore {
@@ -54,7 +61,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
-        Self::migrated(pool).await
+        Self::migrated(pool, Some(path.to_path_buf())).await
     }
 
     /// A private in-memory database, for tests. One connection, kept open for the pool's
@@ -71,15 +78,43 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(format!("in-memory database: {e}")))?;
-        Self::migrated(pool).await
+        Self::migrated(pool, None).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+    async fn migrated(pool: SqlitePool, path: Option<PathBuf>) -> Result<Self, StoreError> {
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            path,
+            log_writer: Mutex::new(None),
+        })
+    }
+
+    /// One batch on the log's own connection. After a failure other than a duplicate id
+    /// the connection is closed, and the next batch opens a fresh one.
+    fn insert_on_log_writer(
+        &self,
+        path: &Path,
+        records: &[ExecutionRecord],
+    ) -> Result<(), StoreError> {
+        // Only the log's writer task writes batches, so the lock is never contended; a
+        // panic mid-batch left at most a rolled-back transaction behind.
+        let mut slot = self
+            .log_writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let writer = match slot.as_mut() {
+            Some(writer) => writer,
+            None => slot.insert(LogWriter::open(path, BUSY_TIMEOUT)?),
+        };
+        let written = writer.insert(records);
+        if matches!(written, Err(ref e) if !matches!(e, StoreError::Conflict(_))) {
+            *slot = None;
+        }
+        written
     }
 
     /// Runs one revoking `UPDATE` (binds: time, then value); whether a key was revoked.
@@ -178,9 +213,12 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
+        if let Some(path) = &self.path {
+            return self.insert_on_log_writer(path, records);
+        }
         let mut conn = self.pool.acquire().await.map_err(StoreError::query)?;
         let mut handle = conn.lock_handle().await.map_err(StoreError::query)?;
-        super::sqlite_log::insert(handle.as_raw_handle(), records)
+        sqlite_log::insert_borrowed(handle.as_raw_handle(), records)
     }
 
     async fn prune_executions(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
