@@ -100,12 +100,18 @@ impl SqliteStore {
         path: &Path,
         records: &[ExecutionRecord],
     ) -> Result<(), StoreError> {
-        // Only the log's writer task writes batches, so the lock is never contended; a
-        // panic mid-batch left at most a rolled-back transaction behind.
-        let mut slot = self
-            .log_writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Only the log's writer task writes batches, so the lock is never contended.
+        let mut slot = match self.log_writer.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => {
+                // A panic mid-batch may have left a transaction open on the connection:
+                // closing it rolls that back, and the batch starts on a fresh one.
+                let mut slot = poisoned.into_inner();
+                *slot = None;
+                self.log_writer.clear_poison();
+                slot
+            }
+        };
         let writer = match slot.as_mut() {
             Some(writer) => writer,
             None => slot.insert(LogWriter::open(path, BUSY_TIMEOUT)?),
