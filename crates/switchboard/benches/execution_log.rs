@@ -1,13 +1,14 @@
 //! What writing execution records costs the gateway per call, on SQLite, by batch size
-//! (`execution_logging.write_batch_size`): the writer task sends each batch to the store
-//! as multi-row INSERTs of 500, 100, 10 and 1 rows, so the per-batch round trips and the
-//! per-record work separate cleanly here.
+//! (`execution_logging.write_batch_size`): batches of 10, 100, 500 and 1000 records, each
+//! written as the writer task writes one (`Store::insert_executions`: one transaction, on
+//! the log's own connection, in INSERTs of 50 rows and the rest in powers of two), so the
+//! per-batch work and the per-record work separate cleanly here.
 //!
 //! `cargo bench -p switchboard --bench execution_log [-- --records N]`
 //!
 //! CPU is every thread of the process (`/proc/self/task/*/schedstat`), so sqlx's SQLite
-//! worker threads count; building the records (two UUIDs, a few strings) is included, as
-//! the gateway does that per call too.
+//! worker threads would count if they worked; building the records (two UUIDs, a few
+//! strings) is included, as the gateway does that per call too.
 
 use std::time::Instant;
 
