@@ -479,6 +479,11 @@ async fn execution_text_round_trips_byte_for_byte_in_batches_of_any_size(b: Back
         })
         .collect();
     store.insert_executions(&batch).await.unwrap();
+    assert_eq!(oldest_first(&*store).await, batch);
+}
+
+/// Every execution record (up to 1,000), oldest first.
+async fn oldest_first(store: &dyn Store) -> Vec<ExecutionRecord> {
     let mut all = store
         .list_executions(&ExecutionFilter {
             limit: 1000,
@@ -487,7 +492,7 @@ async fn execution_text_round_trips_byte_for_byte_in_batches_of_any_size(b: Back
         .await
         .unwrap();
     all.reverse();
-    assert_eq!(all, batch);
+    all
 }
 
 /// SQLite keeps its INSERTs prepared from one batch to the next (one per row count), and
@@ -520,14 +525,7 @@ async fn batch_after_batch_of_every_size_lands_whole_around_a_failed_one(b: Back
             assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
         }
     }
-    let mut all = store
-        .list_executions(&ExecutionFilter {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    all.reverse();
+    let all = oldest_first(&*store).await;
     assert_eq!(all.len(), written.len());
     assert_eq!(all, written);
 }

@@ -224,20 +224,7 @@ mod tests {
     use crate::store::{ExecutionFilter, SqliteStore};
 
     fn record(id: &str, started_at_ms: i64) -> ExecutionRecord {
-        ExecutionRecord {
-            id: id.into(),
-            execution_id: format!("x-{id}"),
-            user_id: Some("alice".into()),
-            tool_name: "Math.Add".into(),
-            toolkit: "Math".into(),
-            tool_version: None,
-            source: "builtin".into(),
-            status: "success".into(),
-            error_kind: None,
-            duration_ms: 1.0,
-            started_at_ms,
-            finished_at_ms: started_at_ms + 1,
-        }
+        crate::store::sample_execution(id, started_at_ms)
     }
 
     async fn ids(store: &Arc<dyn Store>) -> Vec<String> {

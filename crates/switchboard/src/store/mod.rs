@@ -99,6 +99,25 @@ pub struct ExecutionRecord {
     pub finished_at_ms: i64,
 }
 
+/// An execution record of `Math.Add` by `alice`, for unit tests.
+#[cfg(test)]
+pub(crate) fn sample_execution(id: &str, started_at_ms: i64) -> ExecutionRecord {
+    ExecutionRecord {
+        id: id.into(),
+        execution_id: format!("x-{id}"),
+        user_id: Some("alice".into()),
+        tool_name: "Math.Add".into(),
+        toolkit: "Math".into(),
+        tool_version: None,
+        source: "builtin".into(),
+        status: "success".into(),
+        error_kind: None,
+        duration_ms: 1.0,
+        started_at_ms,
+        finished_at_ms: started_at_ms + 1,
+    }
+}
+
 /// Which execution records [`Store::list_executions`] returns. `None` filters match all.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {

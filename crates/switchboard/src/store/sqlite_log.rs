@@ -336,7 +336,7 @@ impl Drop for Statement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ExecutionFilter, SqliteStore, Store};
+    use crate::store::{ExecutionFilter, SqliteStore, Store, sample_execution};
 
     #[test]
     fn every_batch_size_is_cut_into_the_seven_kept_statements() {
@@ -360,20 +360,7 @@ mod tests {
     #[tokio::test]
     async fn an_in_memory_store_writes_batches_on_the_borrowed_connection() {
         let store = SqliteStore::open_in_memory().await.unwrap();
-        let record = |n: i64| ExecutionRecord {
-            id: format!("e{n:04}"),
-            execution_id: format!("x{n}"),
-            user_id: Some("u".into()),
-            tool_name: "Math.Add".into(),
-            toolkit: "Math".into(),
-            tool_version: None,
-            source: "builtin".into(),
-            status: "success".into(),
-            error_kind: None,
-            duration_ms: 0.5,
-            started_at_ms: n,
-            finished_at_ms: n,
-        };
+        let record = |n: i64| sample_execution(&format!("e{n:04}"), n);
         let first: Vec<_> = (0..123).map(record).collect();
         let second: Vec<_> = (123..130).map(record).collect();
         store.insert_executions(&first).await.unwrap();
