@@ -376,4 +376,53 @@ mod tests {
         assert_eq!(listed[0], second[6]);
         assert_eq!(listed[129], first[0]);
     }
+
+    /// Another connection holding SQLite's write lock past the wait makes a batch fail
+    /// whole; once the lock is free the same writer, with its statements kept, writes the
+    /// next batch, and nothing of the failed one ever lands.
+    #[tokio::test]
+    async fn a_batch_refused_by_a_held_lock_fails_whole_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sb.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut writer = LogWriter::open(&path, Duration::from_millis(50)).unwrap();
+        writer.insert(&[sample_execution("before", 1)]).unwrap();
+
+        let holder = LogWriter::open(&path, Duration::from_millis(50)).unwrap();
+        holder.db.exec(c"BEGIN IMMEDIATE").unwrap();
+        let refused: Vec<_> = (0..60)
+            .map(|n| sample_execution(&format!("refused{n:02}"), 10 + n))
+            .collect();
+        let err = writer.insert(&refused).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Query(m) if m.contains("locked")),
+            "{err:?}"
+        );
+        holder.db.exec(c"ROLLBACK").unwrap();
+
+        writer.insert(&[sample_execution("after", 100)]).unwrap();
+        let listed = store
+            .list_executions(&ExecutionFilter::default())
+            .await
+            .unwrap();
+        let ids: Vec<_> = listed.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["after", "before"]);
+    }
+
+    #[test]
+    fn a_missing_database_file_is_an_open_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent.db");
+        let err = LogWriter::open(&path, Duration::from_millis(50))
+            .err()
+            .expect("no file to open");
+        assert!(
+            matches!(&err, StoreError::Open(m) if m.contains("absent.db")),
+            "{err:?}"
+        );
+        assert!(
+            !path.exists(),
+            "the log's writer must not create a database"
+        );
+    }
 }
