@@ -2,13 +2,18 @@
 //! `input_required`, sealed with HMAC-SHA256 so the client can carry it but not change it.
 //! The key comes from the default root key through HKDF, so every replica can open what
 //! another sealed. Not encrypted: it holds nothing the client has not already been shown.
+//!
+//! A state is bound to the call it was minted for: the user, the gateway, the tool and a
+//! digest of the arguments. The spec has the client retry the original request, so a
+//! retry that names another tool, other arguments or another endpoint is not that call.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
 use hkdf::hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::config::RootKeyConfig;
@@ -20,14 +25,82 @@ const HKDF_SALT: &[u8] = b"switchboard/mcp-request-state/v1";
 pub struct PendingCall {
     /// User the call ran for.
     pub u: String,
+    /// Named gateway the call came through (`/mcp/{slug}`); none for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g: Option<String>,
     /// Tool, `Toolkit.Tool`.
     pub t: String,
+    /// The call's arguments: [`arguments_digest`].
+    pub a: String,
     /// Authorization flow id.
     pub f: String,
     /// The link the user was shown.
     pub url: String,
     /// Expiry, ms since the epoch.
     pub exp: i64,
+}
+
+impl PendingCall {
+    /// Whether a retry is the call this state was minted for.
+    pub fn is_for(
+        &self,
+        user: &str,
+        gateway: Option<&str>,
+        tool: &str,
+        arguments: &Map<String, Value>,
+    ) -> bool {
+        self.u == user
+            && self.g.as_deref() == gateway
+            && self.t.eq_ignore_ascii_case(tool)
+            && self.a == arguments_digest(arguments)
+    }
+}
+
+/// SHA-256 of the arguments with every object's keys in sorted order, so a client that
+/// re-serializes the same arguments in another key order still matches; base64url.
+pub fn arguments_digest(arguments: &Map<String, Value>) -> String {
+    let mut hash = Sha256::new();
+    digest_object(&mut hash, arguments);
+    URL_SAFE_NO_PAD.encode(hash.finalize())
+}
+
+fn digest_object(hash: &mut Sha256, object: &Map<String, Value>) {
+    let mut keys: Vec<&String> = object.keys().collect();
+    keys.sort_unstable();
+    hash.update(b"{");
+    for key in keys {
+        digest_str(hash, key);
+        digest_value(hash, &object[key.as_str()]);
+    }
+    hash.update(b"}");
+}
+
+/// Each value is tagged and strings are length-prefixed, so no two different values feed
+/// the hash the same bytes.
+fn digest_value(hash: &mut Sha256, value: &Value) {
+    match value {
+        Value::Null => hash.update(b"n"),
+        Value::Bool(b) => hash.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            hash.update(b"#");
+            digest_str(hash, &n.to_string());
+        }
+        Value::String(s) => {
+            hash.update(b"s");
+            digest_str(hash, s);
+        }
+        Value::Array(items) => {
+            hash.update(b"[");
+            hash.update((items.len() as u64).to_le_bytes());
+            items.iter().for_each(|item| digest_value(hash, item));
+        }
+        Value::Object(object) => digest_object(hash, object),
+    }
+}
+
+fn digest_str(hash: &mut Sha256, s: &str) {
+    hash.update((s.len() as u64).to_le_bytes());
+    hash.update(s.as_bytes());
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -111,6 +184,7 @@ impl StateSealer {
 mod tests {
     use super::*;
     use crate::config::SecretValue;
+    use serde_json::json;
 
     fn sealer(value: &str) -> StateSealer {
         StateSealer::from_root_keys(&[RootKeyConfig {
@@ -123,7 +197,9 @@ mod tests {
     fn call() -> PendingCall {
         PendingCall {
             u: "alice".into(),
+            g: None,
             t: "Acct.Me".into(),
+            a: arguments_digest(&Map::new()),
             f: "flow-1".into(),
             url: "http://x/l".into(),
             exp: 2_000,
@@ -157,5 +233,53 @@ mod tests {
         );
         assert_eq!(s.open(&sealed, 3_000), Err(StateError::Expired));
         assert_eq!(s.open(payload, 1_000), Err(StateError::Malformed));
+    }
+
+    fn args(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!("test arguments are objects"),
+        }
+    }
+
+    #[test]
+    fn the_arguments_digest_ignores_key_order_and_nothing_else() {
+        let digest = |v: Value| arguments_digest(&args(v));
+        let base = digest(json!({"a": 1, "b": {"x": [1, "2"], "y": null}}));
+        assert_eq!(
+            base,
+            digest(json!({"b": {"y": null, "x": [1, "2"]}, "a": 1}))
+        );
+        for other in [
+            json!({"a": 2, "b": {"x": [1, "2"], "y": null}}),
+            json!({"a": "1", "b": {"x": [1, "2"], "y": null}}),
+            json!({"a": 1, "b": {"x": ["2", 1], "y": null}}),
+            json!({"a": 1, "b": {"x": [1, "2"]}}),
+            json!({"a": 1, "b": {"x": [1, "2"], "y": null}, "c": false}),
+            json!({"a": 1, "b": {"x": [[1], "2"], "y": null}}),
+        ] {
+            assert_ne!(base, digest(other.clone()), "{other}");
+        }
+        // Length prefixes: moving a character between a key and its value changes it.
+        assert_ne!(digest(json!({"ab": "c"})), digest(json!({"a": "bc"})));
+    }
+
+    #[test]
+    fn a_state_is_for_its_own_user_gateway_tool_and_arguments_only() {
+        let mut pending = call();
+        pending.g = Some("support".into());
+        pending.a = arguments_digest(&args(json!({"q": "x"})));
+        let q = args(json!({"q": "x"}));
+        assert!(pending.is_for("alice", Some("support"), "acct.me", &q));
+        assert!(!pending.is_for("bob", Some("support"), "Acct.Me", &q));
+        assert!(!pending.is_for("alice", None, "Acct.Me", &q));
+        assert!(!pending.is_for("alice", Some("sales"), "Acct.Me", &q));
+        assert!(!pending.is_for("alice", Some("support"), "Acct.Other", &q));
+        assert!(!pending.is_for(
+            "alice",
+            Some("support"),
+            "Acct.Me",
+            &args(json!({"q": "y"}))
+        ));
     }
 }

@@ -18,11 +18,11 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use switchboard_wire::error_kind;
 
-use super::request_state::PendingCall;
+use super::request_state::{PendingCall, arguments_digest};
 use super::{Ctx, Mcp, now_ms, tools};
 use crate::catalog::ToolEntry;
 use crate::exec::{ExecError, Execution, ToolCall};
-use crate::oauth::{Authorization, FlowStatus};
+use crate::oauth::FlowStatus;
 
 /// Oldest first: the handshake versions, then the stateless era.
 pub(super) const SUPPORTED: &[ProtocolVersion] = &[
@@ -31,8 +31,6 @@ pub(super) const SUPPORTED: &[ProtocolVersion] = &[
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2026_07_28,
 ];
-/// How long a modern-era `requestState` stays valid.
-const REQUEST_STATE_TTL_MS: i64 = 10 * 60 * 1000;
 /// The key a modern `input_required` result uses for its one request.
 const AUTHORIZE_INPUT: &str = "authorize";
 /// How long a modern `tools/list` may be cached, and by whom (it is this user's view).
@@ -227,10 +225,12 @@ impl GatewayServer {
             Asker::Modern { by_url: true } => {
                 let pending = PendingCall {
                     u: ctx.user.clone(),
+                    g: ctx.slug().map(str::to_owned),
                     t: tool.qualified_name.clone(),
+                    a: arguments_digest(&call.input),
                     f: flow_id,
                     url,
-                    exp: now_ms() + REQUEST_STATE_TTL_MS,
+                    exp: self.request_state_expiry(),
                 };
                 Ok(self.input_required(pending, &tool, &authorization.provider_id))
             }
@@ -352,6 +352,13 @@ impl GatewayServer {
 
     // --- 2026-07-28: input_required and a sealed requestState --------------------------
 
+    /// A `requestState` lives as long as the authorization flow it waits for
+    /// (`auth.flow_ttl`): after that its link is dead and the call must start afresh.
+    fn request_state_expiry(&self) -> i64 {
+        let ttl = self.mcp.app.config.oauth.flow_ttl;
+        now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+    }
+
     fn input_required(
         &self,
         pending: PendingCall,
@@ -387,9 +394,10 @@ impl GatewayServer {
             .sealer
             .open(state, now_ms())
             .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
-        if pending.u != ctx.user || !pending.t.eq_ignore_ascii_case(&tool.qualified_name) {
+        if !pending.is_for(&ctx.user, ctx.slug(), &tool.qualified_name, &call.input) {
             return Err(ErrorData::invalid_params(
-                "requestState does not belong to this user and tool",
+                "requestState belongs to another call: retry with the same user, endpoint, \
+                 tool and arguments, or call the tool again without it",
                 None,
             ));
         }
@@ -427,29 +435,17 @@ impl GatewayServer {
         let execution = self.execute(&call).await?;
         match execution.authorization.as_deref() {
             Some(auth) => Ok(self.input_required(
-                next_pending(ctx, tool, auth, &pending),
+                PendingCall {
+                    f: auth.id.clone().unwrap_or_default(),
+                    url: auth.url.clone().unwrap_or_else(|| pending.url.clone()),
+                    exp: self.request_state_expiry(),
+                    ..pending
+                },
                 tool,
                 &auth.provider_id,
             )),
             None => finished(&execution),
         }
-    }
-}
-
-/// The call still needs an authorization after the last one completed (another
-/// provider, or new scopes): a fresh state for the new flow.
-fn next_pending(
-    ctx: &Ctx,
-    tool: &ToolEntry,
-    auth: &Authorization,
-    last: &PendingCall,
-) -> PendingCall {
-    PendingCall {
-        u: ctx.user.clone(),
-        t: tool.qualified_name.clone(),
-        f: auth.id.clone().unwrap_or_default(),
-        url: auth.url.clone().unwrap_or_else(|| last.url.clone()),
-        exp: now_ms() + REQUEST_STATE_TTL_MS,
     }
 }
 
