@@ -63,6 +63,8 @@ struct Client<'a> {
     auth: Option<String>,
     session: Option<String>,
     headers: Vec<(String, String)>,
+    /// The handshake version `initialize` asks for and a session's requests name.
+    version: &'static str,
 }
 
 impl<'a> Client<'a> {
@@ -73,7 +75,14 @@ impl<'a> Client<'a> {
             auth: Some(format!("Bearer {}", gw.key)),
             session: None,
             headers: Vec::new(),
+            version: LEGACY,
         }
+    }
+
+    /// A handshake-era client of `version` rather than 2025-11-25.
+    fn version(mut self, version: &'static str) -> Self {
+        self.version = version;
+        self
     }
 
     fn auth(mut self, auth: Option<String>) -> Self {
@@ -98,7 +107,7 @@ impl<'a> Client<'a> {
         if let Some(s) = &self.session {
             req = req
                 .header("Mcp-Session-Id", s)
-                .header("MCP-Protocol-Version", LEGACY);
+                .header("MCP-Protocol-Version", self.version);
         }
         for (k, v) in &self.headers {
             req = req.header(k, v);
@@ -138,7 +147,7 @@ impl<'a> Client<'a> {
 
     /// `initialize` + `notifications/initialized`; keeps the session id.
     async fn initialize(&mut self, capabilities: Value) -> Value {
-        let mut params = init_params(LEGACY);
+        let mut params = init_params(self.version);
         params["capabilities"] = capabilities;
         let r = self.post(rpc(0, "initialize", params)).await;
         assert_eq!(r.status, 200, "{}", r.body);
@@ -569,10 +578,19 @@ async fn bad_input_gets_the_spec_errors_and_the_gateway_keeps_serving() {
         ))
         .await;
     assert_eq!(r.status, 415);
+    // Refused before the message is read: an invalid request with no id to answer.
+    assert_eq!(r.body["jsonrpc"], "2.0", "{}", r.body);
+    assert_eq!(r.body["id"], Value::Null);
+    assert_eq!(r.body["error"]["code"], -32600, "{}", r.body);
+    assert!(r.body["error"]["message"].is_string());
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"padding": "x".repeat(5000)}});
     let r = c.post(big).await;
     assert_eq!(r.status, 413);
+    assert_eq!(r.body["jsonrpc"], "2.0", "{}", r.body);
+    assert_eq!(r.body["id"], Value::Null);
+    assert_eq!(r.body["error"]["code"], -32600, "{}", r.body);
+    assert!(r.body["error"]["message"].is_string());
     let r = c
         .post(json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}))
         .await;
@@ -620,23 +638,389 @@ async fn tools_list_pages_with_an_opaque_cursor() {
     );
 }
 
+// --- Era rules, pagination, selections and result shapes ---------------------------
+
+const OLDER: &str = "2025-06-18";
+
+/// A POST with exactly these headers (beyond `Accept` and the credential) and this body.
+fn post_with(c: &Client<'_>, headers: &[(&str, &str)], body: &Value) -> reqwest::RequestBuilder {
+    let mut req = c.request(reqwest::Method::POST);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.json(body)
+}
+
+/// SEP-2243: the headers must agree with the body; a call whose `Mcp-Name` or
+/// `MCP-Protocol-Version` says otherwise is refused with -32020 and never runs, and the
+/// stateless era has no DELETE.
+#[tokio::test]
+async fn modern_headers_that_disagree_with_the_body_are_refused_and_the_tool_never_runs() {
+    let (gw, worker) = kit_gateway(|_| {}).await;
+    let c = Client::new(&gw, "/v1/mcps/bob/mcp");
+    let echo = json!({"name": "Kit_Echo", "arguments": {"message": "hi"}});
+    let call_headers = |version: &'static str, name: &'static str| {
+        [
+            ("MCP-Protocol-Version", version),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", name),
+        ]
+    };
+
+    // `Mcp-Name` names another tool than the body.
+    let r = c
+        .send_raw(post_with(
+            &c,
+            &call_headers(MODERN, "Kit_Add"),
+            &modern(1, "tools/call", echo.clone()),
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].clone()),
+        (400, json!(-32020)),
+        "{}",
+        r.body
+    );
+
+    // The header's version is not the one in the body's `_meta`, either way round.
+    let mut older_meta = modern(2, "tools/call", echo.clone());
+    older_meta["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!(LEGACY);
+    let r = c
+        .send_raw(post_with(
+            &c,
+            &call_headers(MODERN, "Kit_Echo"),
+            &older_meta,
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].clone()),
+        (400, json!(-32020)),
+        "{}",
+        r.body
+    );
+    let r = c
+        .send_raw(post_with(
+            &c,
+            &call_headers(LEGACY, "Kit_Echo"),
+            &modern(3, "tools/call", echo.clone()),
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].clone()),
+        (400, json!(-32020)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        worker.invocations(),
+        0,
+        "no refused call reached the worker"
+    );
+
+    // Headers that agree: the same call runs.
+    let r = c.modern(4, "tools/call", echo).await;
+    assert_eq!(r.body["result"]["content"][0]["text"], "hi", "{}", r.body);
+    assert_eq!(worker.invocations(), 1);
+
+    // POST only: DELETE in the stateless era is 405, and says what is allowed.
+    let res = c
+        .request(reqwest::Method::DELETE)
+        .header("MCP-Protocol-Version", MODERN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(
+        allow.contains("POST") && !allow.contains("DELETE"),
+        "{allow}"
+    );
+}
+
+/// A session opened at 2025-06-18 works past its handshake with that version on every
+/// request. A request naming another supported version is not the session's, so it is not
+/// answered on the direct path (`direct::admit`); rmcp, which takes any version it knows,
+/// answers it. An unsupported version is refused.
+#[tokio::test]
+async fn a_2025_06_18_session_lists_and_calls_and_another_version_goes_through_rmcp() {
+    // A long keep-alive: every call of the session's own version may take the direct path.
+    let (gw, _w) = kit_gateway(|c| c.api.mcp_session_keep_alive = Duration::from_secs(600)).await;
+    let mut c = Client::new(&gw, "/v1/mcps/alice/mcp").version(OLDER);
+    let init = c.initialize(json!({})).await;
+    assert_eq!(init["protocolVersion"], OLDER);
+
+    let list = c.post(rpc(1, "tools/list", json!({}))).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let names = tool_names(&list.body["result"]);
+    assert!(names.contains(&"Kit_Echo".to_string()), "{names:?}");
+    assert!(
+        list.body["result"].get("resultType").is_none(),
+        "{}",
+        list.body
+    );
+
+    let who = c.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(who.status, 200, "{}", who.body);
+    assert_eq!(who.body["result"]["structuredContent"]["user_id"], "alice");
+    assert_eq!(who.body["result"]["isError"], false);
+    assert!(
+        who.body["result"].get("resultType").is_none(),
+        "{}",
+        who.body
+    );
+    let (status, content_type) = echo_reply_type(&c, 2).await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+
+    // The same session under 2025-11-25: answered, by rmcp.
+    let newer = c.clone().version(LEGACY);
+    let (status, content_type) = echo_reply_type(&newer, 3).await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let r = newer.call("Kit_Echo", json!({"message": "via rmcp"})).await;
+    assert_eq!(
+        r.body["result"]["content"][0]["text"], "via rmcp",
+        "{}",
+        r.body
+    );
+    let list = newer.post(rpc(4, "tools/list", json!({}))).await;
+    assert_eq!(tool_names(&list.body["result"]), names);
+
+    // A version nobody speaks: 400, and the session carries on.
+    let unknown = c.clone().version("1999-01-01");
+    let r = unknown.call("Kit_Echo", json!({"message": "x"})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = c.call("Kit_Echo", json!({"message": "still here"})).await;
+    assert_eq!(r.body["result"]["content"][0]["text"], "still here");
+}
+
+/// A toolkit `Many` of `n` tools, `Tool000`…, each returning its own number.
+fn many_toolkit(n: usize) -> Toolkit {
+    (0..n).fold(Toolkit::new("Many", "1.0.0"), |kit, i| {
+        kit.tool(Tool::new(
+            format!("Tool{i:03}"),
+            "One of many",
+            move |_ctx: ToolContext, _i: Empty| async move { Ok::<_, ToolError>(i) },
+        ))
+    })
+}
+
+/// Every page of `tools/list`, following `nextCursor` to its end (at most 20 pages): the
+/// names in the order served, and how many pages there were.
+async fn walk_tools(c: &Client<'_>, modern_era: bool) -> (Vec<String>, usize) {
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 1..=20 {
+        let params = match &cursor {
+            Some(cursor) => json!({"cursor": cursor}),
+            None => json!({}),
+        };
+        let r = if modern_era {
+            c.modern(page, "tools/list", params).await
+        } else {
+            c.post(rpc(page, "tools/list", params)).await
+        };
+        assert_eq!(r.status, 200, "{}", r.body);
+        let got = tool_names(&r.body["result"]);
+        assert!(!got.is_empty(), "page {page} is empty");
+        assert!(got.len() <= 100, "page {page} holds {} tools", got.len());
+        names.extend(got);
+        match r.body["result"].get("nextCursor").and_then(Value::as_str) {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return (names, usize::try_from(page).unwrap()),
+        }
+    }
+    panic!("nextCursor never ended");
+}
+
+#[tokio::test]
+async fn tools_list_walks_every_page_of_a_large_catalog_once_and_in_the_same_order() {
+    const TOOLS: usize = 250;
+    let worker = start_toolkit_worker(many_toolkit(TOOLS)).await;
+    let url = worker.url();
+    let gw = start_gateway(move |c| c.workers.push(worker_config("many", &url))).await;
+    let expected: Vec<String> = (0..TOOLS).map(|i| format!("Many_Tool{i:03}")).collect();
+
+    let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    c.initialize(json!({})).await;
+    let (first, pages) = walk_tools(&c, false).await;
+    assert_eq!(pages, 3, "250 tools, 100 a page");
+    let unique: std::collections::HashSet<&String> = first.iter().collect();
+    assert_eq!(unique.len(), first.len(), "no tool twice");
+    // The gateway's own builtin tools come first; then every one of ours, in order.
+    let ours: Vec<String> = first
+        .iter()
+        .filter(|n| n.starts_with("Many_"))
+        .cloned()
+        .collect();
+    assert_eq!(ours, expected, "every tool once, in the stable order");
+    let (second, _) = walk_tools(&c, false).await;
+    assert_eq!(second, first, "the same order on a second walk");
+    let stateless = Client::new(&gw, "/v1/mcps/alice/mcp");
+    let (modern_walk, pages) = walk_tools(&stateless, true).await;
+    assert_eq!(
+        (modern_walk, pages),
+        (first, 3),
+        "the stateless era pages alike"
+    );
+
+    // Not a cursor, one past the end ("999"), a negative offset ("-1"): invalid params.
+    for bad in ["not-a-cursor", "OTk5", "LTE"] {
+        let params = json!({"cursor": bad});
+        let r = c.post(rpc(7, "tools/list", params.clone())).await;
+        assert_eq!(r.body["error"]["code"], -32602, "{bad}: {}", r.body);
+        let r = stateless.modern(8, "tools/list", params).await;
+        assert_eq!(r.body["error"]["code"], -32602, "{bad}: {}", r.body);
+    }
+    // A tool of the last page is as callable as any.
+    let r = c.call("Many_Tool249", json!({})).await;
+    assert_eq!(
+        r.body["result"]["structuredContent"],
+        json!({"result": 249}),
+        "{}",
+        r.body
+    );
+}
+
+/// `gateways: [{toolkits: [...]}]`: exactly the tools of the toolkits named, in both eras;
+/// a tool of another toolkit is an unknown tool there (-32602) and never runs.
+#[tokio::test]
+async fn a_gateway_selecting_a_toolkit_serves_exactly_its_tools_and_refuses_the_rest() {
+    let kit = start_worker("Kit").await;
+    let other = start_worker("Other").await;
+    let (kit_url, other_url) = (kit.url(), other.url());
+    let gw = start_gateway(move |c| {
+        c.workers.push(worker_config("kit", &kit_url));
+        c.workers.push(worker_config("other", &other_url));
+        c.gateways.push(GatewayConfig {
+            slug: "kit".into(),
+            description: None,
+            tools: vec![],
+            toolkits: vec!["Kit".into()],
+        });
+    })
+    .await;
+    let kit_tools: Vec<String> = ["Add", "Echo", "Flaky", "NeedsSecret", "Sleep", "WhoAmI"]
+        .iter()
+        .map(|t| format!("Kit_{t}"))
+        .collect();
+
+    // Without a gateway both toolkits are served.
+    let everything = Client::new(&gw, "/mcp").header("Arcade-User-Id", "alice");
+    let all = everything.modern(1, "tools/list", json!({})).await;
+    let all = tool_names(&all.body["result"]);
+    assert!(all.contains(&"Other_Echo".to_string()), "{all:?}");
+
+    let mut session = Client::new(&gw, "/mcp/kit").header("Arcade-User-Id", "alice");
+    session.initialize(json!({})).await;
+    let list = session.post(rpc(2, "tools/list", json!({}))).await;
+    assert_eq!(tool_names(&list.body["result"]), kit_tools, "{}", list.body);
+    let stateless = Client::new(&gw, "/mcp/kit").header("Arcade-User-Id", "alice");
+    let list = stateless.modern(3, "tools/list", json!({})).await;
+    assert_eq!(tool_names(&list.body["result"]), kit_tools, "{}", list.body);
+
+    for name in ["Other_Echo", "Other.Echo"] {
+        let arguments = json!({"message": "x"});
+        let r = session.call(name, arguments.clone()).await;
+        assert_eq!(r.body["error"]["code"], -32602, "{name}: {}", r.body);
+        let r = stateless
+            .modern(
+                4,
+                "tools/call",
+                json!({"name": name, "arguments": arguments}),
+            )
+            .await;
+        assert_eq!(r.body["error"]["code"], -32602, "{name}: {}", r.body);
+    }
+    assert_eq!(other.invocations(), 0, "the other toolkit never ran");
+
+    let r = session.call("Kit_Echo", json!({"message": "x"})).await;
+    assert_eq!(r.body["result"]["content"][0]["text"], "x", "{}", r.body);
+    let r = stateless
+        .modern(
+            5,
+            "tools/call",
+            json!({"name": "Kit_Echo", "arguments": {"message": "y"}}),
+        )
+        .await;
+    assert_eq!(r.body["result"]["content"][0]["text"], "y", "{}", r.body);
+}
+
+/// A structured result's text is its JSON, the same value as `structuredContent`; a value
+/// that is not an object is its JSON text too, wrapped under `result` as structure.
+#[tokio::test]
+async fn an_object_result_is_json_text_equal_to_its_structured_content() {
+    let (gw, _w) = kit_gateway(|_| {}).await;
+    let mut session = Client::new(&gw, "/v1/mcps/alice/mcp");
+    session.initialize(json!({})).await;
+    let stateless = Client::new(&gw, "/v1/mcps/alice/mcp");
+    for (tool, arguments) in [
+        ("Kit_WhoAmI", json!({})),
+        ("Kit_Sleep", json!({"millis": 1})),
+        ("Kit_Add", json!({"a": 2, "b": 3})),
+    ] {
+        let params = json!({"name": tool, "arguments": arguments});
+        for r in [
+            session.call(tool, arguments.clone()).await,
+            stateless.modern(1, "tools/call", params).await,
+        ] {
+            let result = &r.body["result"];
+            assert_eq!(result["isError"], false, "{tool}: {}", r.body);
+            let content = result["content"].as_array().unwrap();
+            assert_eq!(content.len(), 1, "{tool}: {}", r.body);
+            assert_eq!(content[0]["type"], "text");
+            let text: Value = serde_json::from_str(content[0]["text"].as_str().unwrap())
+                .unwrap_or_else(|e| panic!("{tool}: the text is not JSON: {e}"));
+            let structured = &result["structuredContent"];
+            assert!(structured.is_object(), "{tool}: {}", r.body);
+            if tool == "Kit_Add" {
+                assert_eq!(text, json!(5.0));
+                assert_eq!(structured, &json!({"result": 5.0}));
+            } else {
+                assert!(text.is_object(), "{tool}: {text}");
+                assert_eq!(&text, structured, "{tool}");
+            }
+        }
+    }
+}
+
 // --- Authorization prompts ---------------------------------------------------------
 
 const ROOT_KEY: &str = "mcp-tests-root-key-0123456789abcdef";
 
 fn acct_toolkit() -> Toolkit {
-    Toolkit::new("Acct", "1.0.0").tool(
-        Tool::new(
-            "Me",
-            "Who I am at the provider",
-            |ctx: ToolContext, _i: Empty| {
-                let user = ctx.user_id().map(str::to_owned);
-                let has_token = ctx.token().is_some();
-                async move { Ok::<_, ToolError>(json!({"user_id": user, "has_token": has_token})) }
-            },
+    Toolkit::new("Acct", "1.0.0")
+        .tool(
+            Tool::new(
+                "Me",
+                "Who I am at the provider",
+                |ctx: ToolContext, _i: Empty| {
+                    let user = ctx.user_id().map(str::to_owned);
+                    let has_token = ctx.token().is_some();
+                    async move {
+                        Ok::<_, ToolError>(json!({"user_id": user, "has_token": has_token}))
+                    }
+                },
+            )
+            .requires_auth(Auth::oauth2("fake").scopes(["read"])),
         )
-        .requires_auth(Auth::oauth2("fake").scopes(["read"])),
-    )
+        .tool(
+            Tool::new(
+                "Post",
+                "Post a message as the user",
+                |ctx: ToolContext, i: EchoInput| {
+                    let user = ctx.user_id().map(str::to_owned);
+                    async move { Ok::<_, ToolError>(json!({"user_id": user, "posted": i.message})) }
+                },
+            )
+            .requires_auth(Auth::oauth2("fake").scopes(["read"])),
+        )
 }
 
 struct AuthEnv {
@@ -1390,4 +1774,73 @@ async fn an_event_stream_outlives_the_read_and_idle_timeouts() {
     );
     let r = c.call("Kit_Echo", json!({"message": "still here"})).await;
     assert_eq!(r.body["result"]["content"][0]["text"], "still here");
+}
+
+#[tokio::test]
+async fn a_request_state_is_refused_for_another_call_and_after_it_expires() {
+    let env = auth_env(|c| {
+        c.gateways.push(GatewayConfig {
+            slug: "acct".into(),
+            description: None,
+            tools: vec![],
+            toolkits: vec!["Acct".into()],
+        });
+    })
+    .await;
+    let alice = Client::new(&env.gw, "/v1/mcps/alice/mcp");
+    let post = |message: &str| json!({"name": "Acct_Post", "arguments": {"message": message}});
+    let first = alice.modern(1, "tools/call", post("hello")).await;
+    let result = &first.body["result"];
+    assert_eq!(result["resultType"], "input_required", "{}", first.body);
+    let link = result["inputRequests"]["authorize"]["params"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state = result["requestState"].clone();
+    let retry = |mut call: Value| {
+        call["requestState"] = state.clone();
+        call["inputResponses"] = json!({"authorize": {"action": "accept"}});
+        call
+    };
+    complete_flow(&env.fake, &link, "alice-login").await;
+
+    // The same user, with the flow complete, but not the call the state was minted for:
+    // other arguments, another tool, another endpoint.
+    let other_arguments = alice.modern(2, "tools/call", retry(post("goodbye"))).await;
+    let other_tool = alice
+        .modern(
+            3,
+            "tools/call",
+            retry(json!({"name": "Acct_Me", "arguments": {}})),
+        )
+        .await;
+    let other_endpoint = Client::new(&env.gw, "/mcp/acct")
+        .header("Arcade-User-Id", "alice")
+        .modern(4, "tools/call", retry(post("hello")))
+        .await;
+    for refused in [other_arguments, other_tool, other_endpoint] {
+        assert_eq!(refused.body["error"]["code"], -32602, "{}", refused.body);
+        let message = refused.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("another call"), "{message}");
+    }
+
+    // The call itself, retried, runs.
+    let done = alice.modern(5, "tools/call", retry(post("hello"))).await;
+    let result = &done.body["result"];
+    assert_eq!(result["resultType"], "complete", "{}", done.body);
+    assert_eq!(result["structuredContent"]["posted"], "hello");
+    assert_eq!(result["structuredContent"]["user_id"], "alice");
+
+    // A state lives as long as its flow (`auth.flow_ttl`).
+    let short = auth_env(|c| c.oauth.flow_ttl = Duration::from_secs(1)).await;
+    let alice = Client::new(&short.gw, "/v1/mcps/alice/mcp");
+    let first = alice.modern(1, "tools/call", post("hello")).await;
+    let mut late = post("hello");
+    late["requestState"] = first.body["result"]["requestState"].clone();
+    assert!(late["requestState"].is_string(), "{}", first.body);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let expired = alice.modern(2, "tools/call", late).await;
+    assert_eq!(expired.body["error"]["code"], -32602, "{}", expired.body);
+    let message = expired.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("expired"), "{message}");
 }
