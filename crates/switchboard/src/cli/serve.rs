@@ -32,6 +32,7 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
         warnings,
     } = loaded;
     telemetry::init(&config.telemetry.level, &config.telemetry.encoding);
+    let stop = shutdown_signal().context("could not listen for SIGINT and SIGTERM")?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -106,7 +107,7 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
         tracing::warn!("{banner}");
     }
     gateway
-        .serve_sharded(listener, shards, shutdown_signal())
+        .serve_sharded(listener, shards, stop)
         .await
         .context("server error")?;
     println!("Switchboard stopped");
@@ -170,27 +171,33 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Listens for SIGINT and SIGTERM from the moment it is called, and resolves on either.
+/// Called first thing in `serve`, so a signal that arrives while the gateway is still
+/// starting stops it cleanly once it serves, instead of killing the process.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+        stopping();
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+        stopping();
+    })
+}
+
+fn stopping() {
     tracing::info!("shutting down: no new requests; waiting for calls in flight");
 }
