@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -135,16 +136,34 @@ def test_execute_tells_clients_not_to_resend_it(gw: Gateway) -> None:
     assert resp.headers.get("x-should-retry") == "false"
 
 
+def table_rows(out: str) -> list[list[str]]:
+    """The cells of each row of a CLI table (UTF-8 borders), the header first."""
+    return [
+        [cell.strip() for cell in re.split("[│┆]", line.strip())[1:-1]]
+        for line in out.splitlines()
+        if line.strip().startswith("│")
+    ]
+
+
 def test_the_cli_lists_the_demo_tools(gw: Gateway) -> None:
     out = gw.cli("tools", "list", "--toolkit", "Demo")
     assert out.returncode == 0, out.stderr
-    assert "Echo" in out.stdout
+    rows = table_rows(out.stdout)
+    assert rows and rows[0] == ["Name", "Version", "Source", "Description"], out.stdout
+    names = {row[0] for row in rows[1:]}
+    assert DEMO_TOOLS <= names, out.stdout
+    # The filter holds: the built-in toolkit (always served) is not listed.
+    assert not any(name.startswith("Builtin.") for name in names), out.stdout
+    assert all(name.startswith("Demo.") for name in names), out.stdout
+    assert "Builtin." not in out.stdout, out.stdout
 
 
 def test_the_cli_lists_the_worker(gw: Gateway) -> None:
     out = gw.cli("worker", "list")
     assert out.returncode == 0, out.stderr
-    assert "demo" in out.stdout
+    rows = table_rows(out.stdout)
+    assert rows and rows[0] == ["ID", "Enabled", "Toolkits", "Status"], out.stdout
+    assert ["demo", "True", "Demo", "Running"] in rows[1:], out.stdout
 
 
 def test_the_cli_lists_recorded_calls_newest_first_for_one_user(client: Arcade, gw: Gateway) -> None:

@@ -928,3 +928,197 @@ async fn cors_grants_the_configured_origins_on_rest_and_mcp() {
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
+
+/// `http.retry`: a call whose connection to the worker fails before any request is sent
+/// is tried 1 + retry times; with `retry: 0`, exactly once. The worker's port accepts
+/// and closes each connection, reached over https so each attempt fails in the
+/// handshake (a connection failure, which is what the client retries).
+#[tokio::test]
+async fn a_call_whose_connection_fails_is_tried_once_plus_the_workers_retry_count() {
+    use switchboard::catalog::{Catalog, ToolEntry, ToolSource};
+    for retry in [0u32, 2] {
+        let port = ClosingPort::bind().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        // No health checks while the call runs: only the call reaches the port.
+        config.worker_health_interval = Duration::from_secs(3600);
+        let mut w = worker_config("kit", &port.https_url());
+        w.retry = retry;
+        config.workers.push(w);
+        let gateway = switchboard::server::Gateway::start(config).await.unwrap();
+        // The start-up health check failed, so the catalog lacks the worker's tools: put
+        // in those it listed before its connections started failing.
+        let listed = test_toolkit("Kit", Default::default()).definitions();
+        gateway.registry.catalog().replace(Catalog::new(
+            listed
+                .into_iter()
+                .map(|d| ToolEntry::new(d, ToolSource::Worker("kit".into()))),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw = serve_gateway(gateway, listener, dir).await;
+        let before = port.accepted();
+
+        let (status, body) = gw
+            .execute(json!({"tool_name": "Kit.Echo", "input": {"message": "x"}}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["output"]["error"]["kind"], "NETWORK_TRANSPORT_RUNTIME_UNREACHABLE",
+            "{body}"
+        );
+        assert_eq!(
+            port.accepted() - before,
+            1 + retry as usize,
+            "connection attempts with retry: {retry}"
+        );
+    }
+}
+
+/// A failed tool call (the tool raised an error, or its input was refused) is still a
+/// 200 that tells SDKs not to resend it: the tool may have run.
+#[tokio::test]
+async fn failed_tool_calls_say_x_should_retry_false() {
+    let worker = start_worker("Kit").await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("kit", &worker.url()))).await;
+    for (body, kind) in [
+        (
+            json!({"tool_name": "Kit.Flaky", "input": {}}),
+            "TOOL_RUNTIME_RETRY",
+        ),
+        (
+            json!({"tool_name": "Kit.Add", "input": {"a": "x", "b": 1}}),
+            "TOOL_RUNTIME_BAD_INPUT_VALUE",
+        ),
+    ] {
+        for path in ["/v1/tools/execute", "/v1/orgs/o/projects/p/tools/execute"] {
+            let res = gw
+                .http
+                .post(gw.url(path))
+                .header("Authorization", &gw.key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert_eq!(res.headers()["x-should-retry"], "false", "{path} {kind}");
+            let got: Value = res.json().await.unwrap();
+            assert_eq!(got["success"], false);
+            assert_eq!(got["output"]["error"]["kind"], kind);
+        }
+    }
+}
+
+/// The 403 of a missing grant says `x-should-retry: false` too: the client's next step
+/// is the authorization, not a resend.
+#[tokio::test]
+async fn the_missing_grant_403_says_x_should_retry_false() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use switchboard_tdk::{Auth, Tool, ToolContext, ToolError, Toolkit};
+
+    let fake = common::fake_provider::FakeProvider::start().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let toolkit = Toolkit::new("Acct", "1.0.0").tool(
+        Tool::new(
+            "Me",
+            "Needs a grant",
+            move |_ctx: ToolContext, _i: Empty| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move { Ok::<_, ToolError>(json!({})) }
+            },
+        )
+        .requires_auth(Auth::oauth2("fake").scopes(["read"])),
+    );
+    let worker = start_toolkit_worker(toolkit).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = start_gateway_on(listener, |c| {
+        c.security.root_keys = vec![switchboard::config::RootKeyConfig {
+            id: "k1".into(),
+            default: true,
+            value: SecretValue::new("api-tests-root-key-0123456789abcdef"),
+        }];
+        c.auth_providers.push(fake.provider_config("fake"));
+        c.workers.push(worker_config("acct", &worker.url()));
+        c.oauth.user_verifier = switchboard::config::UserVerifier::Disabled;
+    })
+    .await;
+    let res = gw
+        .http
+        .post(gw.url("/v1/tools/execute"))
+        .header("Authorization", &gw.key)
+        .json(&json!({"tool_name": "Acct.Me", "input": {}, "user_id": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.headers()["x-should-retry"], "false");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["name"], "authorization_required", "{body}");
+    assert!(body["output"]["authorization"]["url"].is_string(), "{body}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the tool never ran");
+}
+
+/// Dev mode: a worker configured without a secret is called with `dev`, so a worker
+/// started with that secret lists and runs its tools.
+#[tokio::test]
+async fn dev_mode_calls_a_worker_without_a_configured_secret_with_dev() {
+    let worker = start_worker_with_secret("Kit", "dev").await;
+    let gw = start_gateway(|c| {
+        c.api.development = true;
+        let mut w = worker_config("kit", &worker.url());
+        w.secret = None;
+        c.workers.push(w);
+    })
+    .await;
+    let (status, body) = gw
+        .execute(json!({"tool_name": "Kit.Echo", "input": {"message": "dev secret"}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true, "{body}");
+    assert_eq!(body["output"]["value"], "dev secret");
+    assert_eq!(worker.invocations(), 1);
+}
+
+/// A worker that stays healthy but changes its tool list: the next health check
+/// refreshes the catalog (new tool listed, removed tool gone).
+#[tokio::test]
+async fn the_catalog_follows_a_healthy_workers_changed_tool_list() {
+    let first = switchboard_tdk::Toolkit::new("Shift", "1.0.0").tool(switchboard_tdk::Tool::new(
+        "Old",
+        "Goes away",
+        |_ctx: switchboard_tdk::ToolContext, _i: Empty| async {
+            Ok::<_, switchboard_tdk::ToolError>(json!("old"))
+        },
+    ));
+    let second = switchboard_tdk::Toolkit::new("Shift", "1.0.0").tool(switchboard_tdk::Tool::new(
+        "New",
+        "Arrives later",
+        |_ctx: switchboard_tdk::ToolContext, _i: Empty| async {
+            Ok::<_, switchboard_tdk::ToolError>(json!("new"))
+        },
+    ));
+    let worker = ShiftingWorker::start(first, second).await;
+    let gw = start_gateway(|c| c.workers.push(worker_config("shift", &worker.url()))).await;
+    assert_eq!(gw.get("/v1/tools/Shift.Old").await.0, 200);
+    assert_eq!(gw.get("/v1/tools/Shift.New").await.0, 404);
+
+    worker.shift();
+    assert!(
+        eventually(|| async { gw.get("/v1/tools/Shift.New").await.0 == 200 }).await,
+        "the new tool is listed"
+    );
+    assert_eq!(
+        gw.get("/v1/tools/Shift.Old").await.0,
+        404,
+        "the old one is gone"
+    );
+    let (_, tools) = gw.get("/v1/workers/shift/tools").await;
+    assert_eq!(tools["total_count"], 1, "{tools}");
+    let (_, body) = gw
+        .execute(json!({"tool_name": "Shift.New", "input": {}}))
+        .await;
+    assert_eq!(body["output"]["value"], "new", "{body}");
+    let (_, health) = gw.get("/v1/workers/shift/health").await;
+    assert_eq!(health["healthy"], true);
+}

@@ -916,3 +916,128 @@ workers:
     .unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+#[test]
+fn unset_variables_inside_a_disabled_seed_style_worker_are_fine() {
+    let loaded = load_yaml(
+        "
+workers:
+  - id: off
+    enabled: false
+    http: {uri: '${env:NOPE_URI}', secret: '${env:NOPE_SECRET}'}
+",
+        &[],
+    )
+    .unwrap();
+    assert!(warnings(&loaded).is_empty(), "{:?}", warnings(&loaded));
+    let worker = &loaded.config.workers[0];
+    assert_eq!(worker.id, "off");
+    assert!(!worker.enabled);
+    assert!(worker.secret.is_none());
+}
+
+#[test]
+fn unset_variables_inside_a_disabled_arcade_director_worker_are_fine() {
+    let loaded = load_yaml(
+        "
+tools:
+  directors:
+    - id: default
+      workers:
+        - id: off
+          enabled: false
+          http: {uri: '${env:NOPE_URI}', secret: '${env:NOPE_SECRET}'}
+    - id: parked
+      enabled: false
+      workers:
+        - id: under-disabled-director
+          http: {uri: '${env:NOPE_URI}', secret: '${env:NOPE_SECRET}'}
+",
+        &[],
+    )
+    .unwrap();
+    assert!(warnings(&loaded).is_empty(), "{:?}", warnings(&loaded));
+    let workers = &loaded.config.workers;
+    assert_eq!(workers.len(), 2);
+    assert_eq!(workers[0].director.as_deref(), Some("default"));
+    assert!(workers.iter().all(|w| !w.enabled), "{workers:?}");
+}
+
+#[test]
+fn the_same_unset_variables_in_an_enabled_worker_name_the_variable_and_the_key() {
+    let lines = problems(load_yaml(
+        "
+workers:
+  - id: on
+    http: {uri: '${env:NOPE_URI}', secret: '${env:NOPE_SECRET}'}
+",
+        &[],
+    ));
+    assert_eq!(
+        lines,
+        [
+            "error: workers[0].http.uri: environment variable NOPE_URI is not set",
+            "error: workers[0].http.secret: environment variable NOPE_SECRET is not set",
+        ]
+    );
+
+    let lines = problems(load_yaml(
+        "
+tools:
+  directors:
+    - id: default
+      workers:
+        - id: on
+          http: {uri: 'http://localhost:8002', secret: '${env:NOPE_SECRET}'}
+",
+        &[],
+    ));
+    assert_eq!(
+        lines,
+        [
+            "error: tools.directors[0].workers[0].http.secret: environment variable NOPE_SECRET is not set"
+        ]
+    );
+}
+
+#[test]
+fn the_elicitation_timeout_defaults_to_two_minutes_and_reads_a_duration() {
+    let defaults = load_yaml("{}\n", &[]).unwrap().config.oauth;
+    assert_eq!(defaults.elicitation_timeout, Duration::from_secs(120));
+    let set = load_yaml("auth: {elicitation_timeout: 30s}\n", &[]).unwrap();
+    assert!(warnings(&set).is_empty(), "{:?}", warnings(&set));
+    assert_eq!(
+        set.config.oauth.elicitation_timeout,
+        Duration::from_secs(30)
+    );
+    let lines = problems(load_yaml("auth: {elicitation_timeout: 0}\n", &[]));
+    assert_has(
+        &lines,
+        "error: auth.elicitation_timeout: must be greater than zero",
+    );
+}
+
+#[test]
+fn mcp_allowed_hosts_and_origins_are_read_and_empty_by_default() {
+    let defaults = load_yaml("{}\n", &[]).unwrap().config.api;
+    assert!(defaults.allowed_hosts.is_empty());
+    assert!(defaults.allowed_origins.is_empty());
+    let set = load_yaml(
+        "
+api:
+  allowed_hosts: [gw.example.com, 'gw.example.com:8443']
+  allowed_origins: ['https://app.example.com']
+",
+        &[],
+    )
+    .unwrap();
+    assert!(warnings(&set).is_empty(), "{:?}", warnings(&set));
+    assert_eq!(
+        set.config.api.allowed_hosts,
+        ["gw.example.com", "gw.example.com:8443"]
+    );
+    assert_eq!(set.config.api.allowed_origins, ["https://app.example.com"]);
+    // A single string is a list of one.
+    let one = load_yaml("api: {allowed_hosts: gw.example.com}\n", &[]).unwrap();
+    assert_eq!(one.config.api.allowed_hosts, ["gw.example.com"]);
+}

@@ -114,10 +114,23 @@ pub fn test_toolkit(toolkit: &str, invocations: Arc<AtomicUsize>) -> Toolkit {
 }
 
 pub async fn start_worker_on(listener: TcpListener, toolkit_name: &str) -> TestWorker {
+    start_worker_on_with_secret(listener, toolkit_name, WORKER_SECRET)
+}
+
+/// Like [`start_worker`], but the worker accepts tokens signed with `secret`.
+pub async fn start_worker_with_secret(toolkit_name: &str, secret: &str) -> TestWorker {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    start_worker_on_with_secret(listener, toolkit_name, secret)
+}
+
+fn start_worker_on_with_secret(
+    listener: TcpListener,
+    toolkit_name: &str,
+    secret: &str,
+) -> TestWorker {
     let addr = listener.local_addr().expect("bound");
     let invocations = Arc::new(AtomicUsize::new(0));
-    let worker =
-        Worker::new(WORKER_SECRET).toolkit(test_toolkit(toolkit_name, invocations.clone()));
+    let worker = Worker::new(secret).toolkit(test_toolkit(toolkit_name, invocations.clone()));
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(async move {
         let _ = worker
@@ -388,5 +401,111 @@ pub async fn start_toolkit_worker(toolkit: Toolkit) -> TestWorker {
         invocations: Arc::new(AtomicUsize::new(0)),
         stop: Some(tx),
         handle,
+    }
+}
+
+/// A port that accepts every connection and closes it at once, counting them. Reached
+/// over `https://`, each attempt fails in the TLS handshake: a connection failure, before
+/// any request could be sent.
+pub struct ClosingPort {
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl ClosingPort {
+    pub async fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("bound");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                // Counted before the close the client sees.
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            accept,
+        }
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ClosingPort {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// One TDK worker address that serves `first`'s toolkit until [`ShiftingWorker::shift`],
+/// then `second`'s: a worker whose tool list changes while it stays up.
+pub struct ShiftingWorker {
+    pub addr: SocketAddr,
+    second: Arc<std::sync::atomic::AtomicBool>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl ShiftingWorker {
+    pub async fn start(first: Toolkit, second: Toolkit) -> Self {
+        use tower::ServiceExt as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("bound");
+        let a = Worker::new(WORKER_SECRET).toolkit(first).router();
+        let b = Worker::new(WORKER_SECRET).toolkit(second).router();
+        let second = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let which = second.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let router = if which.load(Ordering::SeqCst) {
+                b.clone()
+            } else {
+                a.clone()
+            };
+            async move { router.oneshot(req).await }
+        });
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            second,
+            stop: Some(tx),
+            handle,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// From now on the worker serves the second toolkit.
+    pub fn shift(&self) {
+        self.second.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for ShiftingWorker {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.handle.abort();
     }
 }
