@@ -667,50 +667,30 @@ async fn modern_headers_that_disagree_with_the_body_are_refused_and_the_tool_nev
         ]
     };
 
-    // `Mcp-Name` names another tool than the body.
-    let r = c
-        .send_raw(post_with(
-            &c,
-            &call_headers(MODERN, "Kit_Add"),
-            &modern(1, "tools/call", echo.clone()),
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.body["error"]["code"].clone()),
-        (400, json!(-32020)),
-        "{}",
-        r.body
-    );
-
-    // The header's version is not the one in the body's `_meta`, either way round.
+    // `Mcp-Name` names another tool than the body; the header's version is not the one in
+    // the body's `_meta`, either way round.
     let mut older_meta = modern(2, "tools/call", echo.clone());
     older_meta["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!(LEGACY);
-    let r = c
-        .send_raw(post_with(
-            &c,
-            &call_headers(MODERN, "Kit_Echo"),
-            &older_meta,
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.body["error"]["code"].clone()),
-        (400, json!(-32020)),
-        "{}",
-        r.body
-    );
-    let r = c
-        .send_raw(post_with(
-            &c,
-            &call_headers(LEGACY, "Kit_Echo"),
-            &modern(3, "tools/call", echo.clone()),
-        ))
-        .await;
-    assert_eq!(
-        (r.status, r.body["error"]["code"].clone()),
-        (400, json!(-32020)),
-        "{}",
-        r.body
-    );
+    let disagreeing = [
+        (
+            call_headers(MODERN, "Kit_Add"),
+            modern(1, "tools/call", echo.clone()),
+        ),
+        (call_headers(MODERN, "Kit_Echo"), older_meta),
+        (
+            call_headers(LEGACY, "Kit_Echo"),
+            modern(3, "tools/call", echo.clone()),
+        ),
+    ];
+    for (headers, body) in &disagreeing {
+        let r = c.send_raw(post_with(&c, headers, body)).await;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].clone()),
+            (400, json!(-32020)),
+            "{headers:?}: {}",
+            r.body
+        );
+    }
     assert_eq!(
         worker.invocations(),
         0,

@@ -84,13 +84,19 @@ fn listening_address(served: &mut Served) -> SocketAddr {
 
 /// One request on a connection of its own.
 fn health_on_new_connection(addr: SocketAddr) -> String {
+    get_on_new_connection(addr, "/v1/health", "")
+}
+
+/// `GET path` with `headers` (each line ending in CRLF) on a connection of its own; the
+/// whole answer.
+fn get_on_new_connection(addr: SocketAddr, path: &str, headers: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         stream,
-        "GET /v1/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();
@@ -369,17 +375,7 @@ fn address_in(lines: &[String]) -> SocketAddr {
 
 /// The status of `GET path` with `Authorization: key`, on a connection of its own.
 fn status_with_key(addr: SocketAddr, path: &str, key: &str) -> u16 {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {key}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = get_on_new_connection(addr, path, &format!("Authorization: {key}\r\n"));
     answer
         .split(' ')
         .nth(1)
