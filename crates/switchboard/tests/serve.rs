@@ -245,14 +245,7 @@ fn an_open_mcp_event_stream_does_not_hold_up_sigterm() {
     stream.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
 
-    let pid = served.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill_term(&served);
     // Sessions stay live 60 s: the stop must not wait for them.
     let status = wait_for_exit(&mut served, Duration::from_secs(20)).expect("serve stopped");
     assert!(status.success(), "serve exited with {status}");
