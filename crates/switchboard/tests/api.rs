@@ -594,6 +594,21 @@ async fn shutdown_lets_in_flight_calls_finish_and_flushes_records() {
         1,
         "the in-flight call's record is written before exit"
     );
+    let record = &records[0];
+    assert_eq!(
+        (record.tool_name.as_str(), record.source.as_str()),
+        ("Builtin.Sleep", "builtin")
+    );
+    assert_eq!(
+        (record.status.as_str(), record.error_kind.as_deref()),
+        ("success", None)
+    );
+    // The tool slept half a second: its record says at least that long.
+    assert!(record.duration_ms >= 500.0, "{record:?}");
+    assert!(
+        record.finished_at_ms - record.started_at_ms >= 500,
+        "{record:?}"
+    );
 }
 
 /// `POST /v1/tools/execute` is served before the router (`api::service`); the same route
