@@ -200,6 +200,16 @@ async fn kit_gateway(customise: impl FnOnce(&mut Config)) -> (TestGateway, TestW
 }
 
 /// A gateway `echo` that serves `Kit.Echo` alone.
+/// A named gateway `slug` that serves one whole toolkit.
+fn toolkit_gateway(slug: &str, toolkit: &str) -> GatewayConfig {
+    GatewayConfig {
+        slug: slug.into(),
+        description: None,
+        tools: vec![],
+        toolkits: vec![toolkit.into()],
+    }
+}
+
 fn echo_gateway() -> GatewayConfig {
     GatewayConfig {
         slug: "echo".into(),
@@ -878,12 +888,7 @@ async fn a_gateway_selecting_a_toolkit_serves_exactly_its_tools_and_refuses_the_
     let gw = start_gateway(move |c| {
         c.workers.push(worker_config("kit", &kit_url));
         c.workers.push(worker_config("other", &other_url));
-        c.gateways.push(GatewayConfig {
-            slug: "kit".into(),
-            description: None,
-            tools: vec![],
-            toolkits: vec!["Kit".into()],
-        });
+        c.gateways.push(toolkit_gateway("kit", "Kit"));
     })
     .await;
     let kit_tools: Vec<String> = ["Add", "Echo", "Flaky", "NeedsSecret", "Sleep", "WhoAmI"]
@@ -1759,12 +1764,7 @@ async fn an_event_stream_outlives_the_read_and_idle_timeouts() {
 #[tokio::test]
 async fn a_request_state_is_refused_for_another_call_and_after_it_expires() {
     let env = auth_env(|c| {
-        c.gateways.push(GatewayConfig {
-            slug: "acct".into(),
-            description: None,
-            tools: vec![],
-            toolkits: vec!["Acct".into()],
-        });
+        c.gateways.push(toolkit_gateway("acct", "Acct"));
     })
     .await;
     let alice = Client::new(&env.gw, "/v1/mcps/alice/mcp");
