@@ -12,6 +12,7 @@ pub mod exec;
 pub mod http_server;
 pub mod identity;
 pub mod mcp;
+pub mod net;
 pub mod oauth;
 pub mod sandbox;
 pub mod server;

@@ -30,6 +30,8 @@ pub struct Config {
     pub worker_health_interval: Duration,
     /// `auth.*` settings other than providers.
     pub oauth: OAuthSettings,
+    /// `network.*`: where the gateway's own outbound requests may go.
+    pub network: NetworkConfig,
     /// MCP gateways (`gateways:`): named tool selections served at `/mcp/{slug}`.
     pub gateways: Vec<GatewayConfig>,
 }
@@ -108,6 +110,30 @@ pub struct ApiConfig {
     /// without rmcp's per-request machinery (`api.mcp_direct_tool_calls`, true; see
     /// `mcp/direct.rs`). `false` sends every MCP message through rmcp.
     pub mcp_direct_tool_calls: bool,
+    /// Most connections served at once (`api.max_connections`, 4096). Also capped below
+    /// the process's descriptor limit, less a reserve for the gateway's own files and
+    /// outbound calls.
+    pub max_connections: usize,
+    /// Most handshake-era MCP sessions kept at once, live and parked, across all callers
+    /// (`api.mcp_max_sessions`, 10000).
+    pub mcp_max_sessions: usize,
+    /// Most MCP sessions one user may hold through one credential
+    /// (`api.mcp_max_sessions_per_user`, 100).
+    pub mcp_max_sessions_per_user: usize,
+    /// How long a parked MCP session is kept after its last request before it is deleted
+    /// (`api.mcp_session_lifetime`, 24h).
+    pub mcp_session_lifetime: Duration,
+}
+
+/// `network:`: the guard on every outbound URL an admin or a document can set (provider
+/// endpoints, user-info URLs, upstream servers).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkConfig {
+    /// `network.allowlist`: host names (`idp.internal`), wildcards (`*.corp.example`),
+    /// IP addresses and CIDRs (`10.1.0.0/16`) that may be reached even though they are
+    /// loopback, private, link-local or metadata addresses. Public addresses are always
+    /// allowed; dev mode adds loopback.
+    pub allowlist: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +283,10 @@ impl Default for ApiConfig {
             allowed_hosts: Vec::new(),
             mcp_session_keep_alive: Duration::from_secs(60),
             mcp_direct_tool_calls: true,
+            max_connections: 4096,
+            mcp_max_sessions: 10_000,
+            mcp_max_sessions_per_user: 100,
+            mcp_session_lifetime: Duration::from_secs(24 * 3600),
         }
     }
 }

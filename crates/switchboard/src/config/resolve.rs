@@ -46,6 +46,7 @@ pub fn defaults(data_dir: &Path) -> Config {
         worker_health_interval: DEFAULT_HEALTH_INTERVAL,
         oauth: OAuthSettings::default(),
         gateways: Vec::new(),
+        network: NetworkConfig::default(),
     }
 }
 
@@ -125,6 +126,7 @@ pub(super) fn resolve(
     );
     let secrets = secrets(&mut r, &root);
     let gateways = gateways(&mut r, &root);
+    let network = network(&mut r, &root, &empty);
     let telemetry = telemetry(&mut r, &root, &empty);
     let execution_logging = execution_logging(&mut r, &root, &empty);
     cache(&mut r, &root);
@@ -169,7 +171,21 @@ pub(super) fn resolve(
         worker_health_interval,
         oauth,
         gateways,
+        network,
     })
+}
+
+/// `network.allowlist`: each entry a host name, a `*.` wildcard, an IP address or a CIDR.
+fn network(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> NetworkConfig {
+    let network = r.section_or(root, "network", empty);
+    r.check_keys(&network, &["allowlist"], &[]);
+    let allowlist = r.strings(&network, "allowlist");
+    for (i, entry) in allowlist.iter().enumerate() {
+        if let Err(reason) = crate::net::AllowEntry::parse(entry) {
+            r.error(format!("{}[{i}]", network.child("allowlist")), reason);
+        }
+    }
+    NetworkConfig { allowlist }
 }
 
 /// serde_norway's message already ends in "at line L column C" when it knows where.
@@ -191,7 +207,8 @@ fn top_level_keys(r: &mut Reader<'_>, root: &Map<'_>) {
     for key in root.keys() {
         match key {
             "$schema" | "api" | "http" | "auth" | "security" | "storage" | "cache"
-            | "telemetry" | "tools" | "workers" | "secrets" | "execution_logging" | "gateways" => {}
+            | "telemetry" | "tools" | "workers" | "secrets" | "execution_logging" | "gateways"
+            | "network" => {}
             "llm" => r.warn(
                 key,
                 "not served by Switchboard (no LLM endpoint); section ignored",
@@ -222,6 +239,10 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
             "allowed_hosts",
             "mcp_session_keep_alive",
             "mcp_direct_tool_calls",
+            "max_connections",
+            "mcp_max_sessions",
+            "mcp_max_sessions_per_user",
+            "mcp_session_lifetime",
         ],
         &["rate_limit"],
     );
@@ -305,6 +326,20 @@ fn api(r: &mut Reader<'_>, root: &Map<'_>, empty: &Mapping) -> ApiConfig {
             &api,
             "mcp_direct_tool_calls",
             defaults.mcp_direct_tool_calls,
+        ),
+        max_connections: r.count(&api, "max_connections", 1, defaults.max_connections),
+        mcp_max_sessions: r.count(&api, "mcp_max_sessions", 1, defaults.mcp_max_sessions),
+        mcp_max_sessions_per_user: r.count(
+            &api,
+            "mcp_max_sessions_per_user",
+            1,
+            defaults.mcp_max_sessions_per_user,
+        ),
+        mcp_session_lifetime: positive(
+            r,
+            &api,
+            "mcp_session_lifetime",
+            defaults.mcp_session_lifetime,
         ),
     }
 }
