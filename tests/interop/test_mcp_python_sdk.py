@@ -17,6 +17,7 @@ would (dev mode would also let a loopback caller in without one).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -478,3 +479,45 @@ def test_a_2026_07_28_client_without_elicitation_gets_an_is_error_result_with_th
     version, done = run(call)
     assert not done.is_error, done
     assert profile(done).get("username") == "py-kim-sandbox", done
+
+
+def test_arguments_that_fail_the_schema_are_an_error_result_for_the_python_sdk(
+        mcp_gateway: Gateway) -> None:
+    """SEP-1303 (2025-11-25): the model reads the validation message and corrects its call,
+    in both eras the SDK speaks."""
+    async def scenario() -> dict[str, types.CallToolResult]:
+        results = {}
+        for mode in ("legacy", MODERN):
+            async with sdk_client(mcp_gateway, "py-alice", mode) as client:
+                results[mode] = await client.call_tool("Demo_Echo", {"message": 42})
+        return results
+
+    for mode, result in run(scenario).items():
+        assert result.is_error, (mode, result)
+        assert any("Invalid input" in text for text in texts(result)), (mode, result)
+
+
+def test_the_python_sdk_ends_its_session_without_a_termination_failure(
+        mcp_gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK sends DELETE when its client closes and logs "Session termination failed"
+    for any answer but 200 or 204."""
+    answers: list[tuple[str, int]] = []
+
+    async def record(response: Any) -> None:
+        answers.append((response.request.method, response.status_code))
+
+    async def scenario() -> None:
+        headers = {"Authorization": f"Bearer {mcp_gateway.api_key}"}
+        async with create_mcp_http_client(headers=headers) as http:
+            hooks = dict(http.event_hooks)
+            hooks["response"] = [*hooks.get("response", []), record]
+            http.event_hooks = hooks
+            transport = streamable_http_client(mcp_url(mcp_gateway, "py-alice"), http_client=http)
+            async with Client(transport, mode="legacy", cache=None) as client:
+                await client.list_tools()
+
+    with caplog.at_level(logging.DEBUG, logger="mcp.client.streamable_http"):
+        run(scenario)
+    failures = [r.getMessage() for r in caplog.records if "termination failed" in r.getMessage()]
+    assert not failures, failures
+    assert ("DELETE", 200) in answers, answers

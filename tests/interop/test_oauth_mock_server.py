@@ -81,6 +81,9 @@ def gw(gateway_factory, oauthkit_worker: Worker, oauth_mock_server: OAuthMockSer
         extra_config={
             "api": {"development": False, "public_url": base},
             "security": {"root_keys": [{"id": "k1", "default": True, "value": ROOT_KEY}]},
+            # The mock server listens on loopback, which only the allowlist opens
+            # outside dev mode.
+            "network": {"allowlist": ["127.0.0.1"]},
             "auth": {
                 # The test is the application and the user at once: nobody to verify.
                 "user_verifier": "none",

@@ -85,19 +85,24 @@ async fn serve_listener(
     tls: Option<TlsAcceptor>,
     app: api::ApiService,
     timeouts: http_server::Timeouts,
+    connections: Arc<http_server::Connections>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     match tls {
-        None => http_server::serve(without_nagle(listener), app, timeouts, stop).await,
+        None => {
+            let listener = without_nagle(listener);
+            http_server::serve(listener, app, timeouts, connections, stop).await
+        }
         Some(acceptor) => {
             let listener = TlsListener::new(listener, acceptor);
-            http_server::serve(listener, app, timeouts, stop).await
+            http_server::serve(listener, app, timeouts, connections, stop).await
         }
     }
 }
 
-/// The one pooled HTTP client for workers. rustls with the ring provider, installed once
-/// per process.
+/// A plain pooled HTTP client, rustls with the ring provider (installed once per process).
+/// Not guarded: requests to URLs an admin or a document sets go through
+/// [`crate::net::guarded_client`] ([`auth_service`] builds one for providers).
 pub fn http_client() -> Result<reqwest::Client, ServeError> {
     install_crypto_provider();
     reqwest::Client::builder()
@@ -127,7 +132,6 @@ impl Gateway {
         store: Arc<dyn Store>,
         root_keys: Vec<RootKeyConfig>,
     ) -> Result<Gateway, ServeError> {
-        let http = http_client()?;
         // Read first: a certificate that can't be used stops the start, before anything runs.
         let tls = config
             .api
@@ -141,7 +145,7 @@ impl Gateway {
                 "auth.user_verifier is none: a shared authorization link could bind someone else's account to the sender's user id"
             );
         }
-        let auth = auth_service(&config, store.clone(), &root_keys, http).await?;
+        let auth = auth_service(&config, store.clone(), &root_keys).await?;
         let builtin_tools = if config.builtin_toolkit {
             builtin::definitions()
         } else {
@@ -163,6 +167,11 @@ impl Gateway {
             config.secrets.clone(),
             recorder,
         ));
+        // The keys the gateway has, generated ones included: the MCP endpoint seals its
+        // requestState with the default one, so another process on this data opens it.
+        if config.security.root_keys.is_empty() {
+            config.security.root_keys = root_keys.clone();
+        }
         let auth = Arc::new(Authenticator::new(
             store.clone(),
             config.api.development,
@@ -224,12 +233,15 @@ impl Gateway {
             api_config.write_timeout,
             api_config.idle_timeout,
         );
+        // One cap for every listener: they share the process's descriptors.
+        let connections = http_server::Connections::new(api_config.max_connections);
         // Closed (or set) when the first listener stops: every shard stops with it.
         let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
         let mut threads = Vec::with_capacity(shards.len());
         for (n, shard) in shards.into_iter().enumerate() {
             let app = app.clone();
             let tls = self.tls.clone();
+            let connections = connections.clone();
             let mut quit = quit_rx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("switchboard-shard-{}", n + 1))
@@ -241,10 +253,11 @@ impl Gateway {
                             runtime.block_on(async move {
                                 shard.set_nonblocking(true)?;
                                 let listener = TcpListener::from_std(shard)?;
-                                serve_listener(listener, tls, app, timeouts, async move {
+                                let quit = async move {
                                     let _ = quit.wait_for(|stop| *stop).await;
-                                })
-                                .await
+                                };
+                                serve_listener(listener, tls, app, timeouts, connections, quit)
+                                    .await
                             })
                         });
                     // Said at once: the other threads keep serving until shutdown.
@@ -262,12 +275,13 @@ impl Gateway {
             }
         }
         let stopping = self.state.stopping.clone();
-        let mut result = serve_listener(listener, self.tls.clone(), app, timeouts, async move {
+        let stop = async move {
             shutdown.await;
             stopping.cancel();
             let _ = quit_tx.send(true);
-        })
-        .await;
+        };
+        let tls = self.tls.clone();
+        let mut result = serve_listener(listener, tls, app, timeouts, connections, stop).await;
         // Each shard finishes its in-flight requests before its thread ends.
         let joined = tokio::task::spawn_blocking(move || {
             threads
@@ -305,23 +319,30 @@ impl Gateway {
 }
 
 /// The OAuth service (vault, providers from config and store) for `config`; `serve` and
-/// the `auth`/`users`/`vault` commands build it the same way.
+/// the `auth`/`users`/`vault` commands build it the same way. Its HTTP client is guarded
+/// by `network.allowlist` (dev mode allows loopback, where the sandbox provider lives)
+/// and follows no redirects.
 pub async fn auth_service(
     config: &Config,
     store: Arc<dyn Store>,
     root_keys: &[RootKeyConfig],
-    http: reqwest::Client,
 ) -> Result<Arc<AuthService>, ServeError> {
     let vault = Arc::new(Vault::from_config(root_keys)?);
     let providers = ProviderRegistry::new(&config.auth_providers, &config.api.public_url)?;
-    let auth = Arc::new(AuthService::new(
-        store,
-        vault,
-        providers,
-        http,
-        &config.api.public_url,
-        config.oauth.clone(),
-    ));
+    let outbound = crate::net::OutboundPolicy::from_config(config).map_err(ServeError::Config)?;
+    let http = crate::net::guarded_client(outbound.clone())
+        .map_err(|e| ServeError::HttpClient(e.to_string()))?;
+    let auth = Arc::new(
+        AuthService::new(
+            store,
+            vault,
+            providers,
+            http,
+            &config.api.public_url,
+            config.oauth.clone(),
+        )
+        .with_outbound_policy(outbound),
+    );
     if let Err(e) = auth.reload_providers().await {
         tracing::warn!(error = %e, "could not load auth providers kept in the store");
     }

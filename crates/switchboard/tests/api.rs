@@ -860,7 +860,7 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
 
 /// `http.cors`: browser apps on an allowed origin get their preflights answered and can
 /// read the answers (REST and MCP); other origins get no grant; without `http.cors`
-/// nothing changes.
+/// no origin but the gateway's own (and loopback) is let in.
 #[tokio::test]
 async fn cors_grants_the_configured_origins_on_rest_and_mcp() {
     let gw = start_gateway(|c| {
@@ -929,7 +929,7 @@ async fn cors_grants_the_configured_origins_on_rest_and_mcp() {
         "{exposed}"
     );
 
-    // No `http.cors`: no grants.
+    // No `http.cors`: no grants, and another origin is refused (`api::guard`).
     let plain = start_gateway(|_| {}).await;
     let res = plain
         .http
@@ -940,7 +940,7 @@ async fn cors_grants_the_configured_origins_on_rest_and_mcp() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 403);
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
 

@@ -272,8 +272,9 @@ async fn legacy_session_initializes_lists_and_calls_for_the_path_user() {
 
     let unknown = alice.call("Kit_Nope", json!({})).await;
     assert_eq!(unknown.body["error"]["code"], -32602, "{}", unknown.body);
+    // Arguments that fail the schema are a tool result the model can act on (SEP-1303).
     let bad = alice.call("Kit_Add", json!({"a": "x", "b": 1})).await;
-    assert_eq!(bad.body["error"]["code"], -32602, "{}", bad.body);
+    assert_eq!(bad.body["result"]["isError"], true, "{}", bad.body);
 
     for method in ["ping", "logging/setLevel"] {
         let r = alice.post(rpc(3, method, json!({"level": "info"}))).await;
@@ -283,7 +284,10 @@ async fn legacy_session_initializes_lists_and_calls_for_the_path_user() {
     assert_eq!(nope.body["error"]["code"], -32601);
 
     let del = alice.send_raw(alice.request(reqwest::Method::DELETE)).await;
-    assert_eq!(del.status, 202);
+    assert_eq!(
+        del.status, 200,
+        "the SDKs take 202 for a failed termination"
+    );
     let gone = alice.post(rpc(5, "ping", json!({}))).await;
     assert_eq!(gone.status, 404);
 }
@@ -1027,6 +1031,8 @@ async fn auth_env(customise: impl FnOnce(&mut Config)) -> AuthEnv {
             value: SecretValue::new(ROOT_KEY),
         }];
         c.auth_providers.push(provider);
+        // Outside dev mode the fake provider's loopback address must be listed.
+        c.network.allowlist.push("127.0.0.1".into());
         c.workers.push(worker_config("acct", &url));
         c.oauth.user_verifier = UserVerifier::Disabled;
         customise(c);
@@ -1342,6 +1348,7 @@ async fn another_replica_serves_a_session_and_opens_a_request_state() {
                     value: SecretValue::new(ROOT_KEY),
                 }];
                 c.auth_providers.push(provider);
+                c.network.allowlist.push("127.0.0.1".into());
                 c.workers.push(worker_config("acct", &url));
                 c.oauth.user_verifier = UserVerifier::Disabled;
                 c.storage = StorageConfig::Sqlite { path: db };

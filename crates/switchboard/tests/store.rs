@@ -650,6 +650,7 @@ fn connection(id: &str, user: &str, provider: &str, updated_at_ms: i64) -> Conne
         created_at_ms: updated_at_ms,
         updated_at_ms,
         version: 1,
+        token_lifetime_ms: None,
     }
 }
 
@@ -671,6 +672,7 @@ fn flow(id: &str, user: &str, provider: &str, created_at_ms: i64) -> FlowRecord 
         created_at_ms,
         expires_at_ms: created_at_ms + 600_000,
         completed_at_ms: None,
+        link_sealed: None,
     }
 }
 
@@ -877,6 +879,7 @@ async fn a_token_update_with_a_stale_version_returns_false_and_changes_nothing(b
         expires_at_ms: Some(9_000),
         scopes: scopes(&["email"]),
         updated_at_ms: 120,
+        token_lifetime_ms: None,
     };
     assert!(
         !store
@@ -1016,6 +1019,7 @@ async fn every_grant_change_is_logged_for_other_replicas_but_lease_bookkeeping_i
         expires_at_ms: Some(9_000),
         scopes: scopes(&["email"]),
         updated_at_ms: 120,
+        token_lifetime_ms: None,
     };
     assert!(
         store
@@ -1873,4 +1877,316 @@ async fn user_tokens_and_mcp_sessions_survive_a_reopen(b: Backend) {
         again.get_mcp_session("s1").await.unwrap(),
         Some(session("s1", "alice", None, 5))
     );
+}
+
+// --- Flow reuse, the flow sweep and token lifetimes (issue 16) -------------------------------
+
+mod flow_reuse_and_lifetimes {
+    behaviours!(
+        only_one_flow_per_user_provider_and_scopes_holds_a_sealed_link,
+        retiring_erases_the_sealed_link_of_expiring_flows_only,
+        claiming_or_finishing_a_flow_erases_its_sealed_link,
+        the_flow_sweep_deletes_long_expired_and_long_finished_flows_in_batches,
+        a_token_lifetime_is_written_by_upsert_and_token_update,
+    );
+}
+
+fn reusable(id: &str, user: &str, created_at_ms: i64) -> FlowRecord {
+    FlowRecord {
+        link_sealed: Some(format!("sealed-link-{id}")),
+        ..flow(id, user, "google", created_at_ms)
+    }
+}
+
+async fn only_one_flow_per_user_provider_and_scopes_holds_a_sealed_link(b: Backend) {
+    let store = b.store;
+    store
+        .insert_flow(&reusable("f1", "alice", 1_000))
+        .await
+        .unwrap();
+    let err = store
+        .insert_flow(&reusable("f2", "alice", 1_001))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    // Other scopes, another user or another provider: their own slot.
+    store
+        .insert_flow(&FlowRecord {
+            scopes: scopes(&["email"]),
+            ..reusable("f3", "alice", 1_002)
+        })
+        .await
+        .unwrap();
+    store
+        .insert_flow(&reusable("f4", "bob", 1_003))
+        .await
+        .unwrap();
+    store
+        .insert_flow(&FlowRecord {
+            provider_id: "github".into(),
+            ..reusable("f5", "alice", 1_004)
+        })
+        .await
+        .unwrap();
+    // Flows without a sealed link (from before) don't take the slot.
+    store
+        .insert_flow(&flow("f6", "alice", "google", 1_005))
+        .await
+        .unwrap();
+    let found = store
+        .find_reusable_flow("alice", "google", &scopes(&["email", "profile"]), 1_500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, "f6", "newest first");
+    assert_eq!(
+        store
+            .get_flow("f1")
+            .await
+            .unwrap()
+            .unwrap()
+            .link_sealed
+            .as_deref(),
+        Some("sealed-link-f1")
+    );
+}
+
+async fn retiring_erases_the_sealed_link_of_expiring_flows_only(b: Backend) {
+    let store = b.store;
+    let wanted = scopes(&["email", "profile"]);
+    // Expires at 601_000.
+    store
+        .insert_flow(&reusable("f1", "alice", 1_000))
+        .await
+        .unwrap();
+    store
+        .insert_flow(&reusable("bob", "bob", 1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .retire_reusable_flows("alice", "google", &wanted, 600_999)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .retire_reusable_flows("alice", "google", &wanted, 601_000)
+            .await
+            .unwrap(),
+        1
+    );
+    let retired = store.get_flow("f1").await.unwrap().unwrap();
+    assert_eq!(retired.link_sealed, None);
+    assert_eq!(
+        retired.status, "pending",
+        "its link still works until it expires"
+    );
+    assert!(
+        store
+            .claim_flow_link("f1", "s1", None, 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .get_flow("bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .link_sealed
+            .is_some()
+    );
+    // The slot is free again.
+    store
+        .insert_flow(&reusable("f2", "alice", 2_000))
+        .await
+        .unwrap();
+}
+
+async fn claiming_or_finishing_a_flow_erases_its_sealed_link(b: Backend) {
+    let store = b.store;
+    store
+        .insert_flow(&reusable("f1", "alice", 1_000))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_flow_link("f1", "s1", None, 1_500)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_flow("f1").await.unwrap().unwrap().link_sealed,
+        None
+    );
+    store
+        .insert_flow(&reusable("f2", "alice", 2_000))
+        .await
+        .unwrap();
+
+    // A pending update (e.g. `next_uri`) keeps it; an ending one erases it.
+    let mut f2 = store.get_flow("f2").await.unwrap().unwrap();
+    f2.next_uri = Some("https://app.example/other".into());
+    store.update_flow(&f2).await.unwrap();
+    assert!(
+        store
+            .get_flow("f2")
+            .await
+            .unwrap()
+            .unwrap()
+            .link_sealed
+            .is_some()
+    );
+    f2.status = "failed".into();
+    f2.completed_at_ms = Some(2_100);
+    store.update_flow(&f2).await.unwrap();
+    assert_eq!(
+        store.get_flow("f2").await.unwrap().unwrap().link_sealed,
+        None
+    );
+    store
+        .insert_flow(&reusable("f3", "alice", 3_000))
+        .await
+        .unwrap();
+}
+
+async fn the_flow_sweep_deletes_long_expired_and_long_finished_flows_in_batches(b: Backend) {
+    let store = b.store;
+    // Expire at 601_000 + i; the last two finished later than they expired.
+    for i in 0..5 {
+        store
+            .insert_flow(&flow(&format!("old{i}"), "alice", "google", 1_000 + i))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_flow(&FlowRecord {
+            status: "completed".into(),
+            completed_at_ms: Some(700_000),
+            ..flow("late", "alice", "google", 1_000)
+        })
+        .await
+        .unwrap();
+    store
+        .insert_flow(&flow("young", "alice", "google", 500_000))
+        .await
+        .unwrap();
+
+    assert_eq!(store.sweep_flows(601_000, 100).await.unwrap(), 0);
+    assert_eq!(store.sweep_flows(650_000, 3).await.unwrap(), 3);
+    assert_eq!(store.sweep_flows(650_000, 3).await.unwrap(), 2);
+    assert_eq!(store.sweep_flows(650_000, 3).await.unwrap(), 0);
+    assert!(store.get_flow("late").await.unwrap().is_some());
+    assert!(store.get_flow("young").await.unwrap().is_some());
+    assert_eq!(store.sweep_flows(700_001, 100).await.unwrap(), 1);
+    assert!(store.get_flow("young").await.unwrap().is_some());
+    assert_eq!(store.sweep_flows(1_100_001, 100).await.unwrap(), 1);
+    assert_eq!(store.get_flow("young").await.unwrap(), None);
+}
+
+async fn a_token_lifetime_is_written_by_upsert_and_token_update(b: Backend) {
+    let store = b.store;
+    let original = ConnectionRecord {
+        token_lifetime_ms: Some(5_000),
+        ..connection("c1", "alice", "google", 100)
+    };
+    assert_eq!(store.upsert_connection(&original).await.unwrap(), original);
+    let update = TokenUpdate {
+        access_token_sealed: "sealed-access-2".into(),
+        refresh_token_sealed: None,
+        expires_at_ms: Some(60_200),
+        scopes: scopes(&["email", "profile"]),
+        updated_at_ms: 200,
+        token_lifetime_ms: Some(60_000),
+    };
+    assert!(
+        store
+            .update_connection_tokens("c1", 1, &update)
+            .await
+            .unwrap()
+    );
+    let got = store.get_connection_by_id("c1").await.unwrap().unwrap();
+    assert_eq!(got.token_lifetime_ms, Some(60_000));
+    let again = ConnectionRecord {
+        token_lifetime_ms: None,
+        ..original
+    };
+    let replaced = store.upsert_connection(&again).await.unwrap();
+    assert_eq!(replaced.token_lifetime_ms, None);
+}
+
+// --- MCP session limits: counted per user and credential, and in total ----------------
+
+mod mcp_session_limits {
+    behaviours!(
+        mcp_sessions_are_counted_per_user_and_credential_and_in_total_since_a_time,
+        putting_a_session_again_keeps_one_row_under_its_latest_credential,
+    );
+}
+
+async fn mcp_sessions_are_counted_per_user_and_credential_and_in_total_since_a_time(b: Backend) {
+    use switchboard::store::McpSessionCount;
+    let store = &b.store;
+    let count = |user: &'static str, credential: &'static str, since: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .count_mcp_sessions(user, credential, since)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("alice", "key:1", 0).await, McpSessionCount::default());
+    for (id, user, credential, seen) in [
+        ("s1", "alice", "key:1", 100),
+        ("s2", "alice", "key:1", 200),
+        ("s3", "alice", "key:2", 200),
+        ("s4", "bob", "key:1", 300),
+    ] {
+        store
+            .put_mcp_session_of(&session(id, user, None, seen), credential)
+            .await
+            .unwrap();
+    }
+    // A row stored without a credential (as before the column) counts in the total only.
+    store
+        .put_mcp_session(&session("s5", "alice", Some("dev"), 400))
+        .await
+        .unwrap();
+    let of = |caller, total| McpSessionCount { caller, total };
+    assert_eq!(count("alice", "key:1", 0).await, of(2, 5));
+    assert_eq!(count("alice", "key:2", 0).await, of(1, 5));
+    assert_eq!(count("bob", "key:1", 0).await, of(1, 5));
+    assert_eq!(count("carol", "key:1", 0).await, of(0, 5));
+    // Sessions last seen before `since` are expired: not counted.
+    assert_eq!(count("alice", "key:1", 200).await, of(1, 4));
+    assert_eq!(count("alice", "key:1", 401).await, of(0, 0));
+    assert!(store.delete_mcp_session("s2").await.unwrap());
+    assert_eq!(count("alice", "key:1", 0).await, of(1, 4));
+    assert_eq!(store.prune_mcp_sessions(250).await.unwrap(), 2);
+    assert_eq!(count("alice", "key:1", 0).await, of(0, 2));
+}
+
+async fn putting_a_session_again_keeps_one_row_under_its_latest_credential(b: Backend) {
+    let store = &b.store;
+    let first = session("s1", "alice", None, 10);
+    store.put_mcp_session_of(&first, "key:1").await.unwrap();
+    let again = McpSessionRecord {
+        last_seen_ms: 20,
+        created_at_ms: 15,
+        ..first.clone()
+    };
+    store.put_mcp_session_of(&again, "token:9").await.unwrap();
+    let counted = store
+        .count_mcp_sessions("alice", "token:9", 0)
+        .await
+        .unwrap();
+    assert_eq!((counted.caller, counted.total), (1, 1));
+    let counted = store.count_mcp_sessions("alice", "key:1", 0).await.unwrap();
+    assert_eq!(counted.caller, 0);
+    let stored = store.get_mcp_session("s1").await.unwrap().unwrap();
+    assert_eq!(stored.last_seen_ms, 20);
+    assert_eq!(stored.created_at_ms, 1, "its creation time is kept");
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::auth::checked_user;
 use super::error::ApiError;
 use super::extract::AppJson;
 use super::pagination::Page;
@@ -82,8 +83,12 @@ async fn list_connections(
     Query(q): Query<ConnectionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = Page::from_query(q.limit.as_deref(), q.offset.as_deref());
+    let user_id = q.user_id.or(q.plain_user_id).filter(|s| !s.is_empty());
+    if let Some(user_id) = &user_id {
+        checked_user(user_id)?;
+    }
     let filter = ConnectionFilter {
-        user_id: q.user_id.or(q.plain_user_id).filter(|s| !s.is_empty()),
+        user_id,
         provider_id: q.provider_id.filter(|s| !s.is_empty()),
         limit: page.limit as u32,
         offset: page.offset as u32,
@@ -189,7 +194,12 @@ async fn delete_user(
     State(state): State<AppState>,
     Path(p): Path<IdPath>,
 ) -> Result<StatusCode, ApiError> {
-    if state.executor.auth().delete_user(&p.id).await? {
+    if state
+        .executor
+        .auth()
+        .delete_user(checked_user(&p.id)?)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(
@@ -212,6 +222,7 @@ async fn create_user_token(
     Path(p): Path<IdPath>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user_id = checked_user(&p.id)?;
     // An empty body (curl -X POST) means the defaults.
     let body: CreateUserTokenBody = if body.iter().all(u8::is_ascii_whitespace) {
         CreateUserTokenBody::default()
@@ -227,9 +238,9 @@ async fn create_user_token(
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("ttl: {e}")))?;
     let now = chrono::Utc::now().timestamp_millis();
-    let token = match mint_user_token(&state.store, &p.id, ttl, now).await {
+    let token = match mint_user_token(&state.store, user_id, ttl, now).await {
         Ok(token) => token,
-        Err(e @ (UserTokenError::EmptyUser | UserTokenError::TtlTooLong)) => {
+        Err(e @ (UserTokenError::InvalidUser(_) | UserTokenError::TtlTooLong)) => {
             return Err(ApiError::bad_request(e.to_string()));
         }
         Err(UserTokenError::Store(e)) => return Err(ApiError::internal(e)),

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::AppJson;
+use crate::identity::user_id;
 use crate::oauth::{CallbackOutcome, CallbackParams, FlowStatus, Requirement, pages};
 
 /// Routes that need a caller.
@@ -61,12 +62,10 @@ pub struct AuthorizeBody {
     next_uri: Option<String>,
 }
 
-fn required_user(user_id: &str) -> Result<&str, ApiError> {
-    let user_id = user_id.trim();
-    if user_id.is_empty() {
-        return Err(ApiError::bad_request("user_id must not be empty"));
-    }
-    Ok(user_id)
+/// A user id as given, or a 400: never trimmed, so "alice " can't reach alice's grants
+/// (`identity::user_id`). Every REST route that takes a user id goes through here.
+pub(super) fn checked_user(user_id: &str) -> Result<&str, ApiError> {
+    user_id::check(user_id).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 fn checked_next_uri(next_uri: Option<&str>) -> Result<Option<&str>, ApiError> {
@@ -101,7 +100,7 @@ async fn authorize(
             "auth_requirement needs provider_id or id",
         ));
     }
-    let user_id = required_user(&body.user_id)?;
+    let user_id = checked_user(&body.user_id)?;
     let requirement = Requirement {
         id: req.id,
         provider_id: req.provider_id,
@@ -141,7 +140,7 @@ async fn authorize_tool(
         .catalog()
         .snapshot()
         .resolve(&body.tool_name, body.tool_version.as_deref())?;
-    let user_id = required_user(body.user_id.as_deref().unwrap_or(""))?;
+    let user_id = checked_user(body.user_id.as_deref().unwrap_or(""))?;
     let Some(wire) = &tool.definition.requirements.authorization else {
         return Ok(Json(
             json!({"status": FlowStatus::Completed.as_str(), "user_id": user_id, "scopes": []}),
@@ -202,7 +201,7 @@ async fn confirm_user(
     State(state): State<AppState>,
     AppJson(body): AppJson<ConfirmBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let user_id = required_user(&body.user_id)?;
+    let user_id = checked_user(&body.user_id)?;
     let (auth_id, next_uri) = state
         .executor
         .auth()

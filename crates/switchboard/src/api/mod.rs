@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod error;
 mod extract;
+mod guard;
 mod pagination;
 mod service;
 mod tools;

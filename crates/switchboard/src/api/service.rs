@@ -11,8 +11,11 @@
 //! `tests/mcp.rs` send the same requests to a hot path and to a path only the router
 //! serves (`/v1/orgs/{org}/projects/{project}/tools/execute`, `/v1/mcps/{user}/mcp/`) and
 //! compare. Anything else, a percent-encoded user id included, goes to the router.
+//!
+//! Before either, every request passes `Host` and `Origin` ([`super::guard`]).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -25,6 +28,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::extract::{AppJson, peer, rest_caller};
+use super::guard::Guard;
 use super::tools::{ExecuteRequest, execute_tool};
 use crate::mcp;
 
@@ -39,6 +43,9 @@ pub struct ApiService {
     mcp: mcp::Endpoint,
     /// Off when a layer must see every request (CORS).
     hot_routes: bool,
+    /// `Host` and `Origin`, checked here so that every route, hot or routed, nested or
+    /// not, passes the same check.
+    guard: Arc<Guard>,
 }
 
 impl ApiService {
@@ -48,11 +55,13 @@ impl ApiService {
         mcp: mcp::Endpoint,
         hot_routes: bool,
     ) -> Self {
+        let guard = Arc::new(Guard::new(&state.config.api));
         Self {
             router,
             state,
             mcp,
             hot_routes,
+            guard,
         }
     }
 
@@ -77,6 +86,9 @@ impl tower::Service<Request> for ApiService {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        if let Some(refused) = self.guard.refusal(&req) {
+            return Either::Right(Box::pin(async move { Ok(refused) }));
+        }
         if !self.hot_routes || req.method() != Method::POST {
             return Either::Left(self.router.call(req));
         }

@@ -94,6 +94,14 @@ pub(super) fn options_for(
     }
 }
 
+/// An optional `user_id=` filter: absent or empty means none; anything else must be a valid
+/// id, as everywhere else.
+fn query_user(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    raw.filter(|u| !u.is_empty())
+        .map(super::auth::checked_user)
+        .transpose()
+}
+
 fn filtered(state: &AppState, toolkit: Option<&str>) -> Vec<Arc<ToolEntry>> {
     let catalog = state.executor.workers().catalog().snapshot();
     catalog
@@ -111,7 +119,7 @@ async fn list_tools(
     let options = options_for(
         &state,
         parse_formats(q.include_format.as_deref())?,
-        q.user_id.as_deref(),
+        query_user(q.user_id.as_deref())?,
     );
     let items: Vec<Value> = filtered(&state, q.toolkit.as_deref())
         .iter()
@@ -136,7 +144,7 @@ async fn get_tool(
     let options = options_for(
         &state,
         parse_formats(q.include_format.as_deref())?,
-        q.user_id.as_deref(),
+        query_user(q.user_id.as_deref())?,
     );
     Ok(Json(engine_tool_definition(&tool, &options)))
 }
@@ -210,7 +218,14 @@ pub(super) async fn execute_tool(
         tool_name: req.tool_name,
         tool_version: req.tool_version,
         input: req.input.unwrap_or_default(),
-        user_id: req.user_id.filter(|u| !u.is_empty()),
+        // Absent: the call acts for no user (a tool that needs one says so). Given: exactly
+        // that id, or a 400; an empty one is refused, not taken as absent.
+        user_id: req
+            .user_id
+            .as_deref()
+            .map(super::auth::checked_user)
+            .transpose()?
+            .map(str::to_owned),
     };
     tracing::Span::current().record("tool", tracing::field::display(&call.tool_name));
     let execution = state.executor.execute(&call).await?;

@@ -10,7 +10,7 @@ use comfy_table::Table;
 use super::LoadedConfig;
 use super::keys::format_ms;
 use crate::oauth::{AuthService, Revocation};
-use crate::server::{auth_service, http_client, load_root_keys};
+use crate::server::{auth_service, load_root_keys};
 use crate::store::{self, ConnectionFilter};
 
 #[derive(Debug, Subcommand)]
@@ -20,7 +20,7 @@ pub enum AuthCommand {
     /// Users' connections (never their tokens).
     Connections {
         /// Only this user's connections.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::identity::user_id::parse)]
         user: Option<String>,
     },
     /// Revoke a connection (at the provider where it offers revocation) and delete it.
@@ -30,7 +30,10 @@ pub enum AuthCommand {
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Delete a user's data key, connections, flows, user tokens and MCP sessions.
-    Delete { id: String },
+    Delete {
+        #[arg(value_parser = crate::identity::user_id::parse)]
+        id: String,
+    },
     /// User tokens: bearer tokens that act for one user, for MCP clients.
     #[command(subcommand)]
     Token(super::users_tokens::TokenCommand),
@@ -67,7 +70,7 @@ async fn service(loaded: &LoadedConfig) -> anyhow::Result<Arc<AuthService>> {
     }
     let store = store::open(&config.storage).await?;
     let root_keys = load_root_keys(&config)?;
-    Ok(auth_service(&config, store, &root_keys, http_client()?).await?)
+    Ok(auth_service(&config, store, &root_keys).await?)
 }
 
 fn table(header: &[&str]) -> Table {

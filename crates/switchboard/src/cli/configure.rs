@@ -31,7 +31,7 @@ pub struct ConfigureArgs {
     /// The MCP client to set up.
     pub client: Client,
     /// The user the client acts for; a fresh token bound to this user goes in the file.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::identity::user_id::parse)]
     pub user: String,
     /// Serve only this gateway's tools (`/mcp/{slug}`, from `gateways:` in the config).
     #[arg(long, value_name = "SLUG")]
@@ -193,10 +193,8 @@ pub async fn run(loaded: LoadedConfig, args: ConfigureArgs) -> anyhow::Result<Ex
     if let Some(slug) = gateway {
         check_gateway(config, slug)?;
     }
-    let user = args.user.trim();
-    if user.is_empty() {
-        bail!("--user must not be empty");
-    }
+    // Checked by clap already; exactly as given, never trimmed.
+    let user = args.user.as_str();
     let base = args.url.as_deref().unwrap_or(&config.api.public_url);
     let url = endpoint_url(base, user, gateway)?;
     let name = server_name(gateway);

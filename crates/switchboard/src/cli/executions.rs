@@ -14,7 +14,7 @@ pub enum ExecutionsCommand {
     /// Recorded tool calls, newest first (one row per call; no inputs or outputs).
     List {
         /// Only this user's calls.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::identity::user_id::parse)]
         user: Option<String>,
         /// Only this tool, as recorded: `Toolkit.Tool` (e.g. `Github.CreateIssue`).
         #[arg(long)]

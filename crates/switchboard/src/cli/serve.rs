@@ -36,6 +36,8 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    // Before anything opens a file: the connection cap is worked out from this limit.
+    raise_descriptor_limit();
     if let Some(host) = args.host {
         config.api.host = host;
     }
@@ -169,6 +171,19 @@ fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: the default soft limit (often 1024)
+/// is far below what a gateway serving many clients needs, and the hard limit is what the
+/// operator allows.
+fn raise_descriptor_limit() {
+    match crate::http_server::raise_descriptor_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(before, after, "raised the open-file limit (RLIMIT_NOFILE)");
+        }
+        Ok((_, limit)) => tracing::debug!(limit, "open-file limit (RLIMIT_NOFILE)"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
 }
 
 /// Listens for SIGINT and SIGTERM from the moment it is called, and resolves on either.

@@ -17,6 +17,7 @@ use crate::store;
 pub enum TokenCommand {
     /// Create a token that acts for USER only; it is printed once, alone on the last line.
     Create {
+        #[arg(value_parser = crate::identity::user_id::parse)]
         user: String,
         /// Lifetime, e.g. `30d`, `12h`; without it the token lives until revoked.
         #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
@@ -25,7 +26,7 @@ pub enum TokenCommand {
     /// List user tokens (never their secrets), newest first.
     List {
         /// Only this user's tokens.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::identity::user_id::parse)]
         user: Option<String>,
     },
     /// Revoke a user token by id.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::model::RootKeyConfig;
+use super::model::{AuthProviderConfig, NetworkConfig, RootKeyConfig};
 use super::reader::Reader;
 
 /// Reports every id seen before, at the later item's `.id`, naming the first one.
@@ -48,5 +48,27 @@ pub(super) fn one_default_root_key(r: &mut Reader<'_>, keys: &mut [(RootKeyConfi
             "security.root_keys",
             format!("no root key is marked default; using the first, {id}"),
         );
+    }
+}
+
+/// A provider endpoint whose host is an address literal (or a `localhost` name) outside
+/// `network.allowlist` is a warning at its key: every request to it would be refused.
+/// Names are checked when resolved, at request time.
+pub(super) fn provider_endpoints(
+    r: &mut Reader<'_>,
+    providers: &[(AuthProviderConfig, String)],
+    network: &NetworkConfig,
+    development: bool,
+) {
+    // A bad entry is already an error at its key.
+    let Ok(policy) = crate::net::OutboundPolicy::new(&network.allowlist, development) else {
+        return;
+    };
+    for (provider, path) in providers.iter().filter(|(p, _)| p.enabled) {
+        for (key, url) in crate::net::provider_endpoint_urls(path, &provider.extra) {
+            if let Err(refused) = policy.check_url(&url) {
+                r.warn(key, format!("{refused}; requests to it will fail"));
+            }
+        }
     }
 }

@@ -153,6 +153,7 @@ pub(super) fn resolve(
             .map(|(k, path)| (k.id.as_str(), path.as_str())),
     );
     check::one_default_root_key(&mut r, &mut root_keys);
+    check::provider_endpoints(&mut r, &providers, &network, api.development);
 
     problems.append(&mut r.problems);
     Some(Config {

@@ -3,6 +3,7 @@
 //! Must not: decide what a caller may do with a tool; it only says who they are.
 
 mod keys;
+pub mod user_id;
 mod user_tokens;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use keys::{GeneratedKey, KEY_PREFIX, generate_key, hash_key, key_digest};
+pub use user_id::InvalidUserId;
 pub use user_tokens::{
     GeneratedUserToken, USER_TOKEN_PREFIX, UserTokenError, generate_user_token, is_user_token,
     mint_user_token,

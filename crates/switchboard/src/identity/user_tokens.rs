@@ -27,8 +27,8 @@ impl std::fmt::Debug for GeneratedUserToken {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserTokenError {
-    #[error("a user id must not be empty")]
-    EmptyUser,
+    #[error(transparent)]
+    InvalidUser(#[from] super::user_id::InvalidUserId),
     #[error("the token lifetime is too long")]
     TtlTooLong,
     #[error(transparent)]
@@ -42,10 +42,8 @@ pub fn generate_user_token(
     now_ms: i64,
 ) -> Result<GeneratedUserToken, UserTokenError> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let user_id = user_id.trim();
-    if user_id.is_empty() {
-        return Err(UserTokenError::EmptyUser);
-    }
+    // Exactly the id given: a token for "alice " must not act for "alice".
+    let user_id = super::user_id::check(user_id)?;
     let expires_at_ms = match ttl {
         None => None,
         Some(ttl) => Some(
@@ -110,13 +108,15 @@ mod tests {
     }
 
     #[test]
-    fn a_ttl_sets_the_expiry_and_an_empty_user_is_refused() {
+    fn a_ttl_sets_the_expiry_and_an_invalid_user_is_refused() {
         let t = generate_user_token("bob", Some(Duration::from_secs(60)), 1_000).unwrap();
         assert_eq!(t.record.expires_at_ms, Some(61_000));
-        assert!(matches!(
-            generate_user_token("  ", None, 0),
-            Err(UserTokenError::EmptyUser)
-        ));
+        for user in ["", "  ", "bob ", "b\nob"] {
+            assert!(matches!(
+                generate_user_token(user, None, 0),
+                Err(UserTokenError::InvalidUser(_))
+            ));
+        }
         assert!(matches!(
             generate_user_token("bob", Some(Duration::MAX), 0),
             Err(UserTokenError::TtlTooLong)

@@ -4,7 +4,8 @@
 //! handshake-era session (2025-03-26 to 2025-11-25); a request carrying
 //! `MCP-Protocol-Version: 2026-07-28` is served statelessly.
 //!
-//! This module is the door: `Host` and `Origin`, the caller's credential, the user it may
+//! This module is the door (after `Host` and `Origin`, checked for every route in
+//! `api::guard`): the caller's credential, the user it may
 //! act for, and the session's binding to that user, all before rmcp sees the request.
 //! rmcp then speaks the protocol and calls `server::GatewayServer`, except for a
 //! `tools/call` that `direct` answers with the same handler.
@@ -25,15 +26,16 @@
 mod direct;
 mod live;
 mod memory;
+mod protocol;
 mod request_state;
 mod server;
 mod sessions;
+mod subscriptions;
 mod tools;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -48,11 +50,12 @@ use serde_json::json;
 
 use crate::api::AppState;
 use crate::config::{Config, GatewayConfig};
-use crate::identity::{Caller, IdentityError};
+use crate::identity::{Caller, IdentityError, user_id};
 use live::LiveSessions;
 use request_state::StateSealer;
 use server::GatewayServer;
-use sessions::{Bindings, Refused, SERVING, StoredSessions};
+pub use sessions::sweep_expired as sweep_sessions;
+use sessions::{Admissions, Bindings, Refused, SERVING, StoredSessions};
 
 // Header names made once: looking one up by `&str` parses the name on every request.
 const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -66,7 +69,8 @@ pub struct McpHub {
     sealer: StateSealer,
     /// Handshake-era calls answered by `direct` and still running.
     direct_calls: direct::InFlight,
-    last_prune_ms: AtomicI64,
+    /// `initialize`s let through whose session may not be stored yet (`sessions::admit`).
+    admissions: Admissions,
     live: Arc<LiveSessions>,
     bindings: Arc<Bindings>,
 }
@@ -77,7 +81,7 @@ impl McpHub {
         Self {
             sealer: StateSealer::from_root_keys(&config.security.root_keys),
             direct_calls: direct::InFlight::default(),
-            last_prune_ms: AtomicI64::new(0),
+            admissions: Admissions::default(),
             live: Arc::new(LiveSessions::new(bindings.clone())),
             bindings,
         }
@@ -106,9 +110,15 @@ pub struct Endpoint {
 pub fn endpoint(app: AppState) -> Endpoint {
     let hub = Arc::new(McpHub::new(&app.config));
     let mcp = Mcp { app, hub };
+    // Expired sessions go whether or not requests come.
+    sessions::spawn_sweeper(
+        mcp.app.store.clone(),
+        mcp.app.config.api.mcp_session_lifetime,
+        mcp.app.stopping.child_token(),
+    );
     let server = GatewayServer { mcp: mcp.clone() };
     let mut config = StreamableHttpServerConfig::default()
-        // Host and Origin are checked here first, against the gateway's own settings.
+        // Host and Origin are checked first, for every route, by `api::guard`.
         .disable_allowed_hosts()
         .disable_allowed_origins()
         // A stateless answer with nothing to stream is plain JSON.
@@ -192,6 +202,9 @@ async fn gateway_endpoint(
 struct Ctx {
     user: String,
     gateway: Option<Arc<GatewayConfig>>,
+    /// Set on an `initialize` only: the credential its session is counted under
+    /// (`sessions::credential_of`).
+    credential: Option<String>,
 }
 
 impl Ctx {
@@ -204,23 +217,6 @@ impl Ctx {
 pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Response {
     let mcp = &endpoint.mcp;
     let config = &mcp.app.config;
-    let headers = req.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    if let Some(host) = host
-        && !host_allowed(config, host)
-    {
-        tracing::warn!(host, "MCP request refused: Host not allowed");
-        return http_error(StatusCode::FORBIDDEN, "Host header not allowed");
-    }
-    if let Some(origin) = header_str(headers, &header::ORIGIN)
-        && !origin_allowed(config, origin)
-    {
-        tracing::warn!(origin, "MCP request refused: Origin not allowed");
-        return http_error(StatusCode::FORBIDDEN, "Origin not allowed");
-    }
     let gateway = match &target.gateway {
         None => None,
         Some(slug) => match config.gateways.iter().find(|g| g.slug == *slug) {
@@ -232,11 +228,15 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let user = match authenticate(mcp, req.headers(), peer, target.path_user).await {
-        Ok(user) => user,
+    let (user, caller) = match authenticate(mcp, req.headers(), peer, target.path_user).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let ctx = Ctx { user, gateway };
+    let mut ctx = Ctx {
+        user,
+        gateway,
+        credential: None,
+    };
     let session_id = header_str(req.headers(), &SESSION_HEADER).map(str::to_string);
     let session = match &session_id {
         Some(session_id) => match sessions::check_binding(mcp, &ctx, session_id).await {
@@ -246,18 +246,15 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
                 return http_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
             }
         },
-        None => {
-            if req.method() == Method::POST {
-                sessions::prune_now_and_then(mcp);
-            }
-            None
-        }
+        None => None,
     };
     let mut method_name = None;
+    // Held until rmcp has stored the session an `initialize` starts.
+    let mut _admission = None;
     if req.method() == Method::POST {
         let (parts, body) = req.into_parts();
         let limit = config.api.max_request_body_size;
-        let bytes = match check_message(&parts.headers, body, limit).await {
+        let mut bytes = match check_message(&parts.headers, body, limit).await {
             Ok((bytes, method)) => {
                 method_name = method;
                 bytes
@@ -293,12 +290,23 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
         {
             direct::note_cancellation(&mcp.hub.direct_calls, session_id, &bytes);
         }
+        if session_id.is_none() && method_name.as_deref() == Some("initialize") {
+            // Capped, and cut down to what a session keeps, before rmcp sees it.
+            match sessions::start(mcp, &mut ctx, &caller, &bytes).await {
+                Ok((admission, shrunk)) => {
+                    _admission = Some(admission);
+                    bytes = shrunk;
+                }
+                Err(refusal) => return refusal,
+            }
+        }
         req = Request::from_parts(parts, Body::from(bytes));
     }
     if let Some(session_id) = &session_id {
         mcp.hub.bindings.saw_rmcp(session_id, now_ms());
     }
     req.extensions_mut().insert(ctx.clone());
+    let deleting = req.method() == Method::DELETE;
     // Boxed for the same reason as the direct call above.
     let response = Box::pin(SERVING.scope(ctx, endpoint.service.handle(req))).await;
     if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
@@ -311,7 +319,11 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
             &format!("invalid params for {method}: they do not match its schema"),
         );
     }
-    response.map(Body::new)
+    let mut response = response.map(Body::new);
+    if deleting {
+        protocol::session_ended(&mut response);
+    }
+    response
 }
 
 /// The body of a POST, if it is one JSON-RPC message: the errors the spec names for
@@ -382,6 +394,9 @@ async fn check_message(
     if method.as_deref() == Some("initialize")
         && let Err(e) = serde_json::from_slice::<Handshake>(&bytes)
     {
+        if let Some(removed) = protocol::removed_initialize(headers, &bytes) {
+            return Err(removed);
+        }
         // rmcp would take a handshake it can't read for some other request.
         return Err(rpc_error(
             StatusCode::BAD_REQUEST,
@@ -417,7 +432,7 @@ async fn authenticate(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     path_user: Option<String>,
-) -> Result<String, Response> {
+) -> Result<(String, Caller), Response> {
     let authorization = header_str(headers, &header::AUTHORIZATION);
     let caller = match mcp.app.auth.authenticate(authorization, peer).await {
         Ok(caller) => caller,
@@ -430,13 +445,29 @@ async fn authenticate(
         }
         Err(e) => return Err(unauthorized(&e.to_string())),
     };
-    let named = path_user.or_else(|| {
-        header_str(headers, &USER_HEADER)
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(str::to_string)
-    });
-    user_for(&caller, named)
+    // The path (already percent-decoded) wins over the header. Either is taken exactly as
+    // given: "alice%20" or "alice " must not reach alice (`identity::user_id`).
+    let named = match path_user {
+        Some(user) => Some(user),
+        None => match headers.get(&USER_HEADER) {
+            None => None,
+            Some(value) => match std::str::from_utf8(value.as_bytes()) {
+                Ok(user) => Some(user.to_string()),
+                Err(_) => {
+                    return Err(http_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid user_id: the Arcade-User-Id header is not UTF-8",
+                    ));
+                }
+            },
+        },
+    };
+    if let Some(user) = &named
+        && let Err(e) = user_id::check(user)
+    {
+        return Err(http_error(StatusCode::BAD_REQUEST, &e.to_string()));
+    }
+    user_for(&caller, named).map(|user| (user, caller))
 }
 
 /// The user a caller acts for: an API key (or dev-mode loopback) for anyone named, a user
@@ -464,77 +495,6 @@ fn unauthorized(message: &str) -> Response {
         HeaderValue::from_static("Bearer realm=\"switchboard\""),
     );
     response
-}
-
-/// `Host` against DNS rebinding: `api.allowed_hosts`, else loopback names, the bind host
-/// and `public_url`'s host (any port).
-fn host_allowed(config: &Config, host: &str) -> bool {
-    let name = host_name(host);
-    if !config.api.allowed_hosts.is_empty() {
-        return config.api.allowed_hosts.iter().any(|allowed| {
-            let allowed = allowed.trim();
-            allowed == "*"
-                || allowed.eq_ignore_ascii_case(host)
-                || host_name(allowed).eq_ignore_ascii_case(name) && !allowed.contains(':')
-                || allowed.starts_with('[') && host_name(allowed).eq_ignore_ascii_case(name)
-        });
-    }
-    if ["localhost", "127.0.0.1", "::1"]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
-    {
-        return true;
-    }
-    let bind = config.api.host.trim();
-    if !bind.is_empty()
-        && !["0.0.0.0", "::", "[::]"].contains(&bind)
-        && host_name(bind).eq_ignore_ascii_case(name)
-    {
-        return true;
-    }
-    url::Url::parse(&config.api.public_url)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
-        .is_some_and(|h| h.eq_ignore_ascii_case(name))
-}
-
-/// `example.com:80` → `example.com`; `[::1]:80` → `::1`.
-fn host_name(host: &str) -> &str {
-    let host = host.trim();
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    }
-}
-
-/// `Origin`: `api.allowed_origins`, else loopback origins and `public_url`'s origin.
-fn origin_allowed(config: &Config, origin: &str) -> bool {
-    let origin = origin.trim().trim_end_matches('/');
-    if !config.api.allowed_origins.is_empty() {
-        return config.api.allowed_origins.iter().any(|allowed| {
-            let allowed = allowed.trim().trim_end_matches('/');
-            allowed == "*" || allowed.eq_ignore_ascii_case(origin)
-        });
-    }
-    let Ok(url) = url::Url::parse(origin) else {
-        return false;
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        return false;
-    }
-    let loopback = url
-        .host_str()
-        .map(|h| h.trim_matches(['[', ']']))
-        .is_some_and(|h| ["localhost", "127.0.0.1", "::1"].contains(&h));
-    loopback
-        || url::Url::parse(&config.api.public_url).is_ok_and(|p| {
-            p.origin()
-                .ascii_serialization()
-                .eq_ignore_ascii_case(origin)
-        })
 }
 
 // --- Responses ----------------------------------------------------------------------
@@ -568,44 +528,4 @@ fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
 
 fn session_not_found() -> Response {
     http_error(StatusCode::NOT_FOUND, "session not found: initialize again")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> Config {
-        let mut c = crate::config::defaults(std::path::Path::new("/tmp"));
-        c.api.public_url = "https://gw.example.com".into();
-        c
-    }
-
-    #[test]
-    fn loopback_and_public_hosts_pass_and_others_are_refused() {
-        let c = config();
-        for ok in ["localhost:9099", "127.0.0.1", "[::1]:80", "gw.example.com"] {
-            assert!(host_allowed(&c, ok), "{ok}");
-        }
-        for bad in ["evil.example.com", "evil.example.com:9099", "10.0.0.1"] {
-            assert!(!host_allowed(&c, bad), "{bad}");
-        }
-        let mut c = config();
-        c.api.allowed_hosts = vec!["mcp.internal".into()];
-        assert!(host_allowed(&c, "mcp.internal:443"));
-        assert!(!host_allowed(&c, "localhost"));
-    }
-
-    #[test]
-    fn origins_default_to_loopback_and_follow_the_allow_list_when_set() {
-        let c = config();
-        assert!(origin_allowed(&c, "http://localhost:6274"));
-        assert!(origin_allowed(&c, "http://127.0.0.1:3000"));
-        assert!(origin_allowed(&c, "https://gw.example.com"));
-        assert!(!origin_allowed(&c, "https://evil.example.com"));
-        assert!(!origin_allowed(&c, "null"));
-        let mut c = config();
-        c.api.allowed_origins = vec!["https://app.example.com".into()];
-        assert!(origin_allowed(&c, "https://app.example.com"));
-        assert!(!origin_allowed(&c, "http://localhost:6274"));
-    }
 }

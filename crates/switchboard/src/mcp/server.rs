@@ -8,18 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientCapabilities, CustomNotification, ElicitRequest,
-    ElicitRequestParams, ElicitationAction, Extensions, Implementation, InitializeRequestParams,
-    InitializeResult, InputRequest, InputRequests, InputRequiredResult, ListToolsResult,
+    CacheScope, CallToolRequestParams, CallToolResponse, ClientCapabilities, CustomNotification,
+    ElicitRequest, ElicitRequestParams, ElicitationAction, Extensions, Implementation,
+    InitializeRequestParams, InitializeResult, InputRequest, InputRequests, InputRequiredResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, ServerNotification,
+    SubscriptionFilter,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
-use switchboard_wire::error_kind;
 
 use super::request_state::{PendingCall, arguments_digest};
-use super::{Ctx, Mcp, now_ms, tools};
+use super::{Ctx, Mcp, now_ms, subscriptions, tools};
 use crate::catalog::ToolEntry;
 use crate::exec::{ExecError, Execution, ToolCall};
 use crate::oauth::FlowStatus;
@@ -62,10 +63,16 @@ fn is_modern(context: &RequestContext<RoleServer>) -> bool {
 impl ServerHandler for GatewayServer {
     fn get_info(&self) -> ServerConfig {
         InitializeResult::new(
+            // No prompts or resources of its own: both lists are empty, with the caching
+            // hints the stateless era wants. Completions: nothing to complete, so an
+            // empty answer (rmcp's default handler) rather than an unknown method.
             ServerCapabilities::builder()
+                .enable_logging()
+                .enable_completions()
+                .enable_prompts()
+                .enable_resources()
                 .enable_tools()
                 .enable_tool_list_changed()
-                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -130,9 +137,70 @@ impl ServerHandler for GatewayServer {
         if is_modern(&context) {
             page = page
                 .with_ttl_ms(LIST_TTL_MS)
-                .with_cache_scope(rmcp::model::CacheScope::Private);
+                .with_cache_scope(CacheScope::Private);
         }
         Ok(page)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let mut page = ListPromptsResult::with_all_items(Vec::new());
+        if is_modern(&context) {
+            page = page
+                .with_ttl_ms(LIST_TTL_MS)
+                .with_cache_scope(CacheScope::Public);
+        }
+        Ok(page)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let mut page = ListResourcesResult::with_all_items(Vec::new());
+        if is_modern(&context) {
+            page = page
+                .with_ttl_ms(LIST_TTL_MS)
+                .with_cache_scope(CacheScope::Public);
+        }
+        Ok(page)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let mut page = ListResourceTemplatesResult::with_all_items(Vec::new());
+        if is_modern(&context) {
+            page = page
+                .with_ttl_ms(LIST_TTL_MS)
+                .with_cache_scope(CacheScope::Public);
+        }
+        Ok(page)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(subscriptions::accepted(requested))
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        let ctx = ctx_of(&subscription.request_context().extensions)?;
+        subscriptions::listen(
+            subscription,
+            self.mcp.app.executor.workers().clone(),
+            ctx.gateway,
+            self.mcp.app.stopping.clone(),
+        )
+        .await;
+        Ok(())
     }
 
     async fn call_tool(
@@ -475,18 +543,10 @@ fn call_error(e: ExecError) -> ErrorData {
     }
 }
 
-/// An execution that needs no prompt: a result, or -32602 for arguments that failed
-/// validation.
+/// An execution that needs no prompt, as its result. Arguments that failed the tool's
+/// schema are a result with `isError` too (SEP-1303, 2025-11-25): the model reads the
+/// message and corrects its call, where a JSON-RPC error would reach no one.
 fn finished(execution: &Execution) -> Result<CallToolResponse, ErrorData> {
-    if execution.error_kind() == Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE) {
-        let message = execution
-            .output
-            .error
-            .as_ref()
-            .map(|e| e.message.clone())
-            .unwrap_or_default();
-        return Err(ErrorData::invalid_params(message, None));
-    }
     Ok(tools::call_result(execution).into())
 }
 

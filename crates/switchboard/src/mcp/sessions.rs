@@ -2,25 +2,48 @@
 //! row binds its id to the user and gateway it was started for, and holds the client's
 //! `initialize` so any replica (or this one, after the in-memory session idled out) can
 //! restore it without the client noticing.
+//!
+//! Sessions are bounded three ways (an attacker's 300 `initialize`s of 1 MB each once took
+//! 400 MB of memory and 300 MB of disk): a session keeps only a bounded digest of its
+//! client's `initialize` (`bounded_initialize`); new sessions are refused past
+//! `api.mcp_max_sessions_per_user` (per user and credential) and `api.mcp_max_sessions`
+//! (`admit`); and sessions idle past `api.mcp_session_lifetime` are deleted by a
+//! periodic sweep (`spawn_sweeper`), with or without traffic.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::Response;
 use rmcp::model::InitializeRequestParams;
 use rmcp::transport::streamable_http_server::session::store::{
     SessionState, SessionStore, SessionStoreError,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, Mcp, now_ms};
-use crate::store::{McpSessionRecord, Store};
+use super::{Ctx, Mcp, http_error, now_ms};
+use crate::identity::Caller;
+use crate::store::{McpSessionRecord, Store, StoreError};
 
-/// Sessions unused this long are pruned from the store.
-const SESSION_IDLE_MS: i64 = 24 * 3600 * 1000;
 /// `last_seen` is written at most this often per session.
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
-const PRUNE_EVERY_MS: i64 = 10 * 60 * 1000;
+/// The sweep of expired sessions runs every quarter of their lifetime, within these.
+const SWEEP_EVERY_MIN: Duration = Duration::from_millis(250);
+const SWEEP_EVERY_MAX: Duration = Duration::from_secs(10 * 60);
+/// Largest `initialize` request taken. Real ones are a few hundred bytes; anything
+/// larger is refused before it is parsed again or reaches rmcp.
+pub(super) const INITIALIZE_MAX_BYTES: usize = 64 * 1024;
+/// Longest client name, title or version a session keeps, in bytes.
+pub(super) const CLIENT_TEXT_MAX: usize = 256;
+/// Longest protocol version kept (real ones are 10 bytes); a longer one is no version
+/// rmcp knows either way.
+const VERSION_MAX: usize = 32;
+/// Most `capabilities.extensions` a session keeps, by name only, and their longest name.
+const EXTENSIONS_MAX: usize = 16;
+const EXTENSION_NAME_MAX: usize = 128;
 /// How long a binding read from the store is trusted. A session's user and gateway never
 /// change; a deleted session stops working on every replica within this time, as a revoked
 /// key does (`identity::DEFAULT_KEY_CACHE_TTL`).
@@ -191,8 +214,10 @@ impl SessionStore for StoredSessions {
         let Some(record) = self.store.get_mcp_session(session_id).await? else {
             return Ok(None);
         };
-        let mut initialize: Value =
+        let stored: Value =
             serde_json::from_str(&record.client_json).map_err(SessionError::Unreadable)?;
+        // Rows written before sessions were bounded may hold a client's whole `initialize`.
+        let mut initialize = bounded_initialize(&stored);
         // Rows written before sessions moved to rmcp hold capabilities and client info
         // without the version, which has its own column.
         if let Value::Object(fields) = &mut initialize {
@@ -210,16 +235,20 @@ impl SessionStore for StoredSessions {
             .try_with(Ctx::clone)
             .map_err(|_| SessionError::Unbound)?;
         let now = now_ms();
+        // `handle` already cut the `initialize` down; this keeps the row bounded whoever
+        // calls.
+        let client = bounded_initialize(&serde_json::to_value(&state.initialize_params)?);
         let record = McpSessionRecord {
             id: session_id.to_string(),
             user_id: ctx.user.clone(),
             gateway: ctx.slug().map(str::to_string),
             protocol_version: state.initialize_params.protocol_version.to_string(),
-            client_json: serde_json::to_string(&state.initialize_params)?,
+            client_json: serde_json::to_string(&client)?,
             created_at_ms: now,
             last_seen_ms: now,
         };
-        self.store.put_mcp_session(&record).await?;
+        let credential = ctx.credential.as_deref().unwrap_or_default();
+        self.store.put_mcp_session_of(&record, credential).await?;
         self.bindings.remember(
             session_id,
             &record.user_id,
@@ -280,6 +309,10 @@ pub(super) async fn check_binding(
         return Err(Refused::NotFound);
     }
     let now = now_ms();
+    if session.last_seen_ms < now - lifetime_ms(mcp.app.config.api.mcp_session_lifetime) {
+        // Past its lifetime and not swept yet: over, as it will be once swept.
+        return Err(Refused::NotFound);
+    }
     let facts = SessionFacts::of_record(&session);
     bindings.remember(
         &session.id,
@@ -300,27 +333,345 @@ pub(super) async fn check_binding(
     })
 }
 
-/// Drops sessions idle for a day, at most every ten minutes, off the request's path.
-pub(super) fn prune_now_and_then(mcp: &Mcp) {
-    let now = now_ms();
-    let last = mcp.hub.last_prune_ms.load(Ordering::Relaxed);
-    if now - last < PRUNE_EVERY_MS
-        || mcp
-            .hub
-            .last_prune_ms
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        return;
-    }
-    let store = mcp.app.store.clone();
+fn lifetime_ms(lifetime: Duration) -> i64 {
+    i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Deletes the sessions not seen within `lifetime` before `now_ms`, live or parked;
+/// returns how many. A live one's client starts over with its next request.
+pub async fn sweep_expired(
+    store: &dyn Store,
+    lifetime: Duration,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    store
+        .prune_mcp_sessions(now_ms.saturating_sub(lifetime_ms(lifetime)))
+        .await
+}
+
+/// How often the sweep runs: a quarter of the lifetime, so an expired row lingers at
+/// most that long (it is refused at once anyway, and no longer counted).
+fn sweep_every(lifetime: Duration) -> Duration {
+    (lifetime / 4).clamp(SWEEP_EVERY_MIN, SWEEP_EVERY_MAX)
+}
+
+/// Sweeps expired sessions every [`sweep_every`] until `stopping`, traffic or not. Every
+/// replica sweeps; the deletes are idempotent.
+pub(super) fn spawn_sweeper(
+    store: Arc<dyn Store>,
+    lifetime: Duration,
+    stopping: CancellationToken,
+) {
+    let every = sweep_every(lifetime);
     tokio::spawn(async move {
-        match store.prune_mcp_sessions(now - SESSION_IDLE_MS).await {
-            Ok(n) if n > 0 => tracing::info!(sessions = n, "idle MCP sessions pruned"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not prune MCP sessions"),
+        loop {
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            match sweep_expired(store.as_ref(), lifetime, now_ms()).await {
+                Ok(n) if n > 0 => tracing::info!(sessions = n, "expired MCP sessions deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not delete expired MCP sessions"),
+            }
         }
     });
+}
+
+// --- What a session keeps -----------------------------------------------------------
+
+/// What a session keeps of its client's `initialize` params: the protocol version, the
+/// capabilities the gateway acts on (elicitation and its modes, roots, sampling, the names
+/// of extensions) and the client's name, version and title cut to `CLIENT_TEXT_MAX`
+/// bytes. Experimental capabilities, extension settings, `_meta`, icons and descriptions
+/// are dropped: a client could make them any size, and rmcp would hold them in memory
+/// for the session's life and the store on disk until it ends.
+pub(super) fn bounded_initialize(params: &Value) -> Value {
+    let text = |v: Option<&Value>, max: usize| {
+        v.and_then(Value::as_str)
+            .map(|s| Value::String(truncated(s, max).to_string()))
+    };
+    let mut kept = Map::new();
+    if let Some(version) = text(params.get("protocolVersion"), VERSION_MAX) {
+        kept.insert("protocolVersion".into(), version);
+    }
+    let mut client = Map::new();
+    for field in ["name", "version", "title"] {
+        if let Some(value) = text(
+            params.pointer(&format!("/clientInfo/{field}")),
+            CLIENT_TEXT_MAX,
+        ) {
+            client.insert(field.into(), value);
+        }
+    }
+    kept.insert(
+        "capabilities".into(),
+        Value::Object(bounded_capabilities(params.get("capabilities"))),
+    );
+    kept.insert("clientInfo".into(), Value::Object(client));
+    Value::Object(kept)
+}
+
+fn bounded_capabilities(capabilities: Option<&Value>) -> Map<String, Value> {
+    fn object(v: Option<&Value>) -> Option<&Map<String, Value>> {
+        v.and_then(Value::as_object)
+    }
+    let flag = |v: &Map<String, Value>, name: &str| v.get(name).and_then(Value::as_bool);
+    let mut kept = Map::new();
+    let Some(capabilities) = object(capabilities) else {
+        return kept;
+    };
+    if let Some(elicitation) = object(capabilities.get("elicitation")) {
+        // `{}` (2025-06-18) means form elicitation; kept as it came.
+        let mut modes = Map::new();
+        if let Some(form) = object(elicitation.get("form")) {
+            let mut f = Map::new();
+            if let Some(v) = flag(form, "schemaValidation") {
+                f.insert("schemaValidation".into(), v.into());
+            }
+            modes.insert("form".into(), Value::Object(f));
+        }
+        if object(elicitation.get("url")).is_some() {
+            modes.insert("url".into(), Value::Object(Map::new()));
+        }
+        kept.insert("elicitation".into(), Value::Object(modes));
+    }
+    if let Some(roots) = object(capabilities.get("roots")) {
+        let mut r = Map::new();
+        if let Some(v) = flag(roots, "listChanged") {
+            r.insert("listChanged".into(), v.into());
+        }
+        kept.insert("roots".into(), Value::Object(r));
+    }
+    if let Some(sampling) = object(capabilities.get("sampling")) {
+        let mut s = Map::new();
+        for field in ["tools", "context"] {
+            if object(sampling.get(field)).is_some() {
+                s.insert(field.into(), Value::Object(Map::new()));
+            }
+        }
+        kept.insert("sampling".into(), Value::Object(s));
+    }
+    if let Some(extensions) = object(capabilities.get("extensions")) {
+        let names: Map<String, Value> = extensions
+            .keys()
+            .filter(|name| name.len() <= EXTENSION_NAME_MAX)
+            .take(EXTENSIONS_MAX)
+            .map(|name| (name.clone(), Value::Object(Map::new())))
+            .collect();
+        kept.insert("extensions".into(), Value::Object(names));
+    }
+    kept
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncated(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The `initialize` message rmcp gets in place of the client's: the same id, its params
+/// cut down by [`bounded_initialize`], nothing else. rmcp keeps the params it is given
+/// for the session's life (the peer's info) and hands them to the store.
+pub(super) fn shrink_initialize(body: &[u8]) -> Result<Bytes, serde_json::Error> {
+    let message: Value = serde_json::from_slice(body)?;
+    let mut shrunk = Map::new();
+    shrunk.insert("jsonrpc".into(), "2.0".into());
+    if let Some(id) = message.get("id") {
+        shrunk.insert("id".into(), id.clone());
+    }
+    shrunk.insert("method".into(), "initialize".into());
+    let params = message.get("params").unwrap_or(&Value::Null);
+    shrunk.insert("params".into(), bounded_initialize(params));
+    serde_json::to_vec(&shrunk).map(Bytes::from)
+}
+
+/// Readies an `initialize` that starts a session, before rmcp sees it: refused past
+/// `INITIALIZE_MAX_BYTES` or a cap (nothing is created); else counted in flight until the
+/// returned admission drops, and cut down to what a session keeps. `ctx` gets the
+/// caller's credential, which `StoredSessions::store` writes beside the session.
+pub(super) async fn start<'a>(
+    mcp: &'a Mcp,
+    ctx: &mut Ctx,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<(Admission<'a>, Bytes), Response> {
+    if body.len() > INITIALIZE_MAX_BYTES {
+        return Err(http_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("initialize request larger than {INITIALIZE_MAX_BYTES} bytes"),
+        ));
+    }
+    let credential = credential_of(caller);
+    let admission = match admit(mcp, &ctx.user, &credential).await {
+        Ok(admission) => admission,
+        Err(Full::Caller(max)) => {
+            return Err(http_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "too many MCP sessions for this user through this credential \
+                     (api.mcp_max_sessions_per_user = {max}): end the sessions no longer \
+                     in use with DELETE, or raise the limit"
+                ),
+            ));
+        }
+        Err(Full::Total(max)) => {
+            return Err(http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "the gateway holds its most MCP sessions (api.mcp_max_sessions = \
+                     {max}): end the sessions no longer in use with DELETE, or raise the \
+                     limit"
+                ),
+            ));
+        }
+        Err(Full::Unavailable) => {
+            return Err(http_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ));
+        }
+    };
+    // `check_message` has read it as an `initialize`; this cannot fail but is not assumed.
+    let shrunk = shrink_initialize(body)
+        .map_err(|e| http_error(StatusCode::BAD_REQUEST, &format!("invalid initialize: {e}")))?;
+    ctx.credential = Some(credential);
+    Ok((admission, shrunk))
+}
+
+// --- How many sessions ----------------------------------------------------------------
+
+/// The credential a session is counted under: which API key or user token started it, or
+/// the dev-mode loopback caller. Ids, never secrets.
+pub(super) fn credential_of(caller: &Caller) -> String {
+    match caller {
+        Caller::ApiKey { key_id, .. } => format!("key:{key_id}"),
+        Caller::UserToken { token_id, .. } => format!("token:{token_id}"),
+        Caller::DevLoopback => "loopback".into(),
+    }
+}
+
+/// The `initialize` requests this process let through whose session may not be in the
+/// store yet. Added to the store's counts, they keep a burst on one replica from passing
+/// a cap; replicas see each other's sessions only once stored, so across replicas a burst
+/// may pass it by as many `initialize`s as the others have in flight at that moment.
+#[derive(Default)]
+pub(super) struct Admissions {
+    /// A std `Mutex`: held for a map update, never across an await.
+    state: Mutex<InFlight>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    /// By (user, credential).
+    by_caller: HashMap<(String, String), u64>,
+    total: u64,
+}
+
+/// One `initialize` in flight, counted until dropped (when rmcp has stored its session,
+/// or failed to).
+pub(super) struct Admission<'a> {
+    admissions: &'a Admissions,
+    key: (String, String),
+}
+
+impl Admissions {
+    fn state(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one more `initialize` of `user` through `credential`; returns it and the
+    /// counts in flight (this one included) as they were when it entered. Whoever enters
+    /// later counts this one, whoever entered earlier is counted here.
+    fn enter(&self, user: &str, credential: &str) -> (Admission<'_>, u64, u64) {
+        let key = (user.to_string(), credential.to_string());
+        let mut state = self.state();
+        state.total += 1;
+        let total = state.total;
+        let by_caller = state.by_caller.entry(key.clone()).or_default();
+        *by_caller += 1;
+        let caller = *by_caller;
+        drop(state);
+        let admission = Admission {
+            admissions: self,
+            key,
+        };
+        (admission, caller, total)
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        let mut state = self.admissions.state();
+        state.total = state.total.saturating_sub(1);
+        if let Some(n) = state.by_caller.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                state.by_caller.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Why a new session is refused.
+pub(super) enum Full {
+    /// `api.mcp_max_sessions_per_user`, reached by this user through this credential.
+    Caller(usize),
+    /// `api.mcp_max_sessions`, reached by all callers together.
+    Total(usize),
+    /// The store could not count.
+    Unavailable,
+}
+
+/// Lets a new session start if neither cap is reached, counting the store's sessions
+/// (every replica's, live and parked, not expired) and this process's `initialize`s in
+/// flight. Only an `initialize` pays this: one indexed count query.
+pub(super) async fn admit<'a>(
+    mcp: &'a Mcp,
+    user: &str,
+    credential: &str,
+) -> Result<Admission<'a>, Full> {
+    let api = &mcp.app.config.api;
+    let (admission, caller_in_flight, total_in_flight) = mcp.hub.admissions.enter(user, credential);
+    let since = now_ms() - lifetime_ms(api.mcp_session_lifetime);
+    let stored = match mcp
+        .app
+        .store
+        .count_mcp_sessions(user, credential, since)
+        .await
+    {
+        Ok(count) => count,
+        Err(e) => {
+            tracing::error!(error = %e, "MCP session count failed");
+            return Err(Full::Unavailable);
+        }
+    };
+    let over = |stored: u64, in_flight: u64, max: usize| {
+        stored.saturating_add(in_flight) > u64::try_from(max).unwrap_or(u64::MAX)
+    };
+    if over(
+        stored.caller,
+        caller_in_flight,
+        api.mcp_max_sessions_per_user,
+    ) {
+        tracing::warn!(user_id = %user, limit = api.mcp_max_sessions_per_user,
+            "MCP session refused: per-user limit reached");
+        return Err(Full::Caller(api.mcp_max_sessions_per_user));
+    }
+    if over(stored.total, total_in_flight, api.mcp_max_sessions) {
+        tracing::warn!(
+            limit = api.mcp_max_sessions,
+            "MCP session refused: limit reached"
+        );
+        return Err(Full::Total(api.mcp_max_sessions));
+    }
+    Ok(admission)
 }
 
 #[cfg(test)]
@@ -357,6 +708,7 @@ mod tests {
         let ctx = Ctx {
             user: "alice".into(),
             gateway: None,
+            credential: Some("key:k1".into()),
         };
         SERVING
             .scope(ctx, sessions.store("s1", &handshake()))
@@ -364,6 +716,12 @@ mod tests {
             .unwrap();
         let record = sessions.store.get_mcp_session("s1").await.unwrap().unwrap();
         assert_eq!(record.user_id, "alice");
+        let counted = sessions.store.count_mcp_sessions("alice", "key:k1", 0);
+        assert_eq!(
+            counted.await.unwrap().caller,
+            1,
+            "counted under its credential"
+        );
         assert_eq!(record.protocol_version, "2025-11-25");
         let restored = sessions.load("s1").await.unwrap().unwrap();
         assert!(
@@ -386,6 +744,7 @@ mod tests {
         Ctx {
             user: user.into(),
             gateway: None,
+            credential: None,
         }
     }
 
@@ -496,5 +855,139 @@ mod tests {
             restored.initialize_params.protocol_version.to_string(),
             "2025-06-18"
         );
+    }
+
+    #[test]
+    fn a_session_keeps_its_version_the_capabilities_that_matter_and_a_bounded_client_info() {
+        let blob = "x".repeat(1 << 20);
+        let long = format!("{}é", "n".repeat(CLIENT_TEXT_MAX - 1));
+        let params = serde_json::json!({
+            "_meta": {"junk": blob},
+            "protocolVersion": "2025-11-25",
+            "capabilities": {
+                "experimental": {"blob": {"x": blob}},
+                "elicitation": {"form": {"schemaValidation": true, "x": blob}, "url": {}},
+                "roots": {"listChanged": true, "x": blob},
+                "sampling": {"tools": {"x": blob}},
+                "extensions": {"io.modelcontextprotocol/tasks": {"x": blob}},
+            },
+            "clientInfo": {
+                "name": long, "version": blob, "title": "t",
+                "description": blob, "icons": [{"src": blob}],
+            },
+        });
+        let kept = bounded_initialize(&params);
+        assert_eq!(
+            kept["capabilities"],
+            serde_json::json!({
+                "elicitation": {"form": {"schemaValidation": true}, "url": {}},
+                "roots": {"listChanged": true},
+                "sampling": {"tools": {}},
+                "extensions": {"io.modelcontextprotocol/tasks": {}},
+            })
+        );
+        assert_eq!(kept["protocolVersion"], "2025-11-25");
+        // Cut on a character boundary: the two-byte `é` does not fit.
+        assert_eq!(kept["clientInfo"]["name"], "n".repeat(CLIENT_TEXT_MAX - 1));
+        assert_eq!(kept["clientInfo"]["version"], "x".repeat(CLIENT_TEXT_MAX));
+        assert_eq!(kept["clientInfo"]["title"], "t");
+        assert!(kept.get("_meta").is_none());
+        let text = serde_json::to_string(&kept).unwrap();
+        assert!(text.len() < 1024, "{} bytes", text.len());
+        // rmcp still reads it as an `initialize`, with URL elicitation.
+        let typed: InitializeRequestParams = serde_json::from_value(kept).unwrap();
+        assert!(SessionFacts::of(&typed).asks_by_url);
+        assert!(typed.capabilities.supports_tasks());
+    }
+
+    #[test]
+    fn the_initialize_rmcp_gets_keeps_its_id_and_the_bounded_params_only() {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": "a-1", "method": "initialize", "extra": "x".repeat(5000),
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
+                       "clientInfo": {"name": "c", "version": "1"}},
+        });
+        let shrunk = shrink_initialize(&serde_json::to_vec(&body).unwrap()).unwrap();
+        let shrunk: Value = serde_json::from_slice(&shrunk).unwrap();
+        assert_eq!(
+            shrunk,
+            serde_json::json!({
+                "jsonrpc": "2.0", "id": "a-1", "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18",
+                           "capabilities": {"elicitation": {}},
+                           "clientInfo": {"name": "c", "version": "1"}},
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_row_holding_a_whole_initialize_restores_bounded() {
+        let (_dir, sessions) = sessions().await;
+        let old = McpSessionRecord {
+            id: "big".into(),
+            user_id: "bob".into(),
+            gateway: None,
+            protocol_version: "2025-11-25".into(),
+            client_json: serde_json::json!({
+                "capabilities": {"experimental": {"x": {"y": "z".repeat(100_000)}}},
+                "clientInfo": {"name": "c", "version": "0"},
+            })
+            .to_string(),
+            created_at_ms: 1,
+            last_seen_ms: 1,
+        };
+        sessions.store.put_mcp_session(&old).await.unwrap();
+        let restored = sessions.load("big").await.unwrap().unwrap();
+        assert!(
+            restored
+                .initialize_params
+                .capabilities
+                .experimental
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_sweep_runs_every_quarter_lifetime_within_bounds() {
+        assert_eq!(sweep_every(Duration::from_secs(24 * 3600)), SWEEP_EVERY_MAX);
+        assert_eq!(
+            sweep_every(Duration::from_secs(60)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(sweep_every(Duration::from_millis(10)), SWEEP_EVERY_MIN);
+    }
+
+    #[test]
+    fn initializes_in_flight_are_counted_until_dropped() {
+        let admissions = Admissions::default();
+        let (a, caller, total) = admissions.enter("alice", "key:1");
+        assert_eq!((caller, total), (1, 1));
+        let (b, caller, total) = admissions.enter("alice", "key:2");
+        assert_eq!(
+            (caller, total),
+            (1, 2),
+            "another credential is another bucket"
+        );
+        let (c, caller, total) = admissions.enter("alice", "key:1");
+        assert_eq!((caller, total), (2, 3));
+        drop((a, b, c));
+        let state = admissions.state();
+        assert_eq!(state.total, 0);
+        assert!(state.by_caller.is_empty());
+    }
+
+    #[test]
+    fn each_kind_of_caller_is_its_own_credential() {
+        let key = Caller::ApiKey {
+            key_id: "k1".into(),
+            name: "n".into(),
+        };
+        let token = Caller::UserToken {
+            token_id: "k1".into(),
+            user_id: "alice".into(),
+        };
+        assert_eq!(credential_of(&key), "key:k1");
+        assert_eq!(credential_of(&token), "token:k1");
+        assert_eq!(credential_of(&Caller::DevLoopback), "loopback");
     }
 }

@@ -17,7 +17,9 @@ impl AllowEntry {
     pub fn parse(entry: &str) -> Result<AllowEntry, String> {
         let entry = entry.trim();
         if entry.is_empty() {
-            return Err("an empty entry; give a host name, *.domain, an IP address or a CIDR".into());
+            return Err(
+                "an empty entry; give a host name, *.domain, an IP address or a CIDR".into(),
+            );
         }
         if let Some((addr, prefix)) = entry.split_once('/') {
             let network: IpAddr = addr
@@ -46,7 +48,9 @@ impl AllowEntry {
         let valid_label = |label: &str| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
         if name.len() > 253 || !name.split('.').all(valid_label) {
             return Err(format!(
@@ -59,6 +63,37 @@ impl AllowEntry {
         } else {
             AllowEntry::Host(name)
         })
+    }
+
+    /// Whether this entry names `host` (a host name, not an address literal), compared
+    /// without case and without a trailing dot.
+    pub fn matches_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        match self {
+            AllowEntry::Host(name) => host == *name,
+            AllowEntry::Suffix(domain) => host
+                .strip_suffix(domain.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            AllowEntry::Cidr { .. } => false,
+        }
+    }
+
+    /// Whether this entry's range holds `ip`; IPv4-mapped IPv6 addresses compare as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let AllowEntry::Cidr { network, prefix } = self else {
+            return false;
+        };
+        match (network.to_canonical(), ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*prefix)).unwrap_or(0);
+                u32::from(ip) & mask == u32::from(net) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*prefix)).unwrap_or(0);
+                u128::from(ip) & mask == u128::from(net) & mask
+            }
+            _ => false,
+        }
     }
 }
 
@@ -87,5 +122,53 @@ mod tests {
         for bad in ["", "10.0.0.0/33", "not a host", "http://x", "*.", "a..b"] {
             assert!(AllowEntry::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    fn entry(s: &str) -> AllowEntry {
+        AllowEntry::parse(s).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn host_entries_match_the_name_without_case_or_trailing_dot() {
+        let e = entry("idp.internal");
+        assert!(e.matches_host("idp.internal"));
+        assert!(e.matches_host("IDP.Internal."));
+        assert!(!e.matches_host("x.idp.internal"));
+        assert!(!e.matches_host("idp.internal.evil.example"));
+        assert!(!e.contains(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn wildcards_match_names_below_the_domain_only() {
+        let e = entry("*.corp.example");
+        assert!(e.matches_host("a.corp.example"));
+        assert!(e.matches_host("b.a.CORP.example"));
+        assert!(!e.matches_host("corp.example"));
+        assert!(!e.matches_host("evilcorp.example"));
+        assert!(!e.matches_host("a.corp.example.evil"));
+        assert!(!e.matches_host(".corp.example"));
+    }
+
+    #[test]
+    fn ranges_hold_their_addresses_and_mapped_forms_of_them() {
+        let e = entry("10.1.0.0/16");
+        assert!(e.contains(ip("10.1.0.1")));
+        assert!(e.contains(ip("10.1.255.255")));
+        assert!(e.contains(ip("::ffff:10.1.2.3")));
+        assert!(!e.contains(ip("10.2.0.1")));
+        assert!(!e.matches_host("10.1.0.1"));
+        let one = entry("127.0.0.1");
+        assert!(one.contains(ip("127.0.0.1")));
+        assert!(!one.contains(ip("127.0.0.2")));
+        let v6 = entry("fd00::/8");
+        assert!(v6.contains(ip("fd12::1")));
+        assert!(!v6.contains(ip("fc00::1")));
+        assert!(!v6.contains(ip("10.0.0.1")));
+        assert!(entry("[::1]").contains(ip("::1")));
+        assert!(entry("0.0.0.0/0").contains(ip("169.254.169.254")));
     }
 }

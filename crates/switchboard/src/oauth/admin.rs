@@ -4,7 +4,10 @@
 use serde_json::{Value, json};
 
 use super::provider::{Provider, ProviderSource, resolve_provider};
-use super::registry::{SYSTEM_USER, config_from_json};
+use super::registry::{
+    SYSTEM_USER, config_from_json, open_secrets_in_place, seal_client_secret,
+    seal_secrets_in_place, take_client_secret,
+};
 use super::{AuthError, AuthService};
 use crate::config::SecretValue;
 use crate::store::{ConnectionFilter, ConnectionRecord, StoredProviderRecord};
@@ -86,11 +89,12 @@ impl AuthService {
     /// listed as shadowed.
     pub async fn provider_views(&self) -> Result<Vec<Value>, AuthError> {
         self.reload_providers().await?;
+        let redirect_uri = self.redirect_uri();
         let mut out: Vec<Value> = self
             .providers
             .config_providers()
             .iter()
-            .map(|p| provider_view(p, None))
+            .map(|p| provider_view(p, None, &redirect_uri))
             .collect();
         for record in self.store.list_stored_providers().await? {
             let shadowed = self.providers.is_config_id(&record.id);
@@ -99,7 +103,7 @@ impl AuthService {
                 .by_id(&record.id)
                 .filter(|p| p.source == ProviderSource::Store)
             {
-                Some(p) => out.push(provider_view(&p, None)),
+                Some(p) => out.push(provider_view(&p, None, &redirect_uri)),
                 None => {
                     let json: Value =
                         serde_json::from_str(&record.config_json).unwrap_or(Value::Null);
@@ -151,29 +155,36 @@ impl AuthService {
             ));
         };
         map.insert("id".into(), json!(id));
-        let secret = match map.remove("client_secret") {
-            Some(Value::String(s)) if !s.is_empty() => Some(s),
-            Some(Value::Null) | None => None,
-            Some(_) => {
-                return Err(AuthError::BadRequest(
-                    "client_secret must be a string".into(),
-                ));
-            }
-        };
+        // The client secret leaves the mapping wherever it was sent (top level, or
+        // Arcade's `oauth2.client_secret`) and is sealed into its own column; any other
+        // secret is sealed in place. Nothing secret is stored as sent.
+        let secret = take_client_secret(&mut body).map_err(AuthError::BadRequest)?;
+        let key = self.keys.get_or_create(SYSTEM_USER).await?;
+        // A PATCH body is merged over the stored mapping, whose secrets are sealed: open
+        // them to check the whole, seal again to store.
+        open_secrets_in_place(id, &mut body, &key).map_err(|_| {
+            AuthError::BadRequest("a sealed value does not belong to this provider".into())
+        })?;
         let existing = self.store.get_stored_provider(id).await?;
         let config = config_from_json(id, &body, secret.clone().map(SecretValue::new));
         resolve_provider(&config, &self.public_url)
             .map_err(|e| AuthError::BadRequest(format!("provider '{id}': {e}")))?;
-        let key = self.keys.get_or_create(SYSTEM_USER).await?;
-        let sealed_secret = match secret {
-            Some(s) => {
-                Some(key.seal_str(&SealContext::new(SYSTEM_USER, id, field::CLIENT_SECRET), &s))
+        // Early and clear; the guarded client refuses these at request time anyway.
+        for (path, url) in crate::net::provider_endpoint_urls("", &body) {
+            if let Err(refused) = self.outbound.check_url(&url) {
+                return Err(AuthError::BadRequest(format!(
+                    "provider '{id}': {path}: {refused}"
+                )));
             }
+        }
+        let sealed_secret = match secret {
+            Some(s) => Some(seal_client_secret(&key, id, &s)),
             // PATCH without a secret keeps the stored one.
             None => existing
                 .as_ref()
                 .and_then(|e| e.client_secret_sealed.clone()),
         };
+        seal_secrets_in_place(id, &mut body, &key);
         let now = Self::now_ms();
         let record = StoredProviderRecord {
             id: id.to_string(),
@@ -202,7 +213,12 @@ impl AuthService {
 }
 
 /// A provider as admins see it: never its client secret.
-pub fn provider_view(p: &Provider, status: Option<&str>) -> Value {
+pub fn provider_view(p: &Provider, status: Option<&str>, redirect_uri: &str) -> Value {
+    let client_secret = json!({
+        "binding": "static",
+        "editable": p.source == ProviderSource::Store,
+        "exists": p.client_secret.is_some(),
+    });
     json!({
         "id": p.id,
         "description": p.description,
@@ -210,12 +226,16 @@ pub fn provider_view(p: &Provider, status: Option<&str>) -> Value {
         "type": "oauth2",
         "provider_id": p.provider_id,
         "client_id": p.client_id,
-        "client_secret": {"exists": p.client_secret.is_some(), "editable": p.source == ProviderSource::Store},
+        "client_secret": client_secret,
         "source": match p.source { ProviderSource::Config => "config", ProviderSource::Store => "store" },
+        // Arcade's shape (AuthProviderResponse.oauth2): the secret only as set or not.
         "oauth2": {
+            "client_id": p.client_id,
+            "client_secret": client_secret,
+            "redirect_uri": redirect_uri,
             "authorize_url": p.endpoints.authorize,
             "token_url": p.endpoints.token,
-            "pkce": p.pkce,
+            "pkce": {"enabled": p.pkce, "code_challenge_method": "S256"},
             "scope_delimiter": p.scope_delimiter,
         },
         "status": status.unwrap_or("active"),

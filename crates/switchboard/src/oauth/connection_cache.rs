@@ -243,6 +243,7 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
             version: 1,
+            token_lifetime_ms: None,
         })
     }
 

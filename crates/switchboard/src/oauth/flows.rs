@@ -9,15 +9,29 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::grants::lifetime_ms;
 use super::provider::Provider;
 use super::{
     AuthError, AuthService, Authorization, FlowStatus, MAX_STATUS_WAIT, Requirement,
     normalise_scopes,
 };
-use crate::store::{ConnectionRecord, FlowRecord};
+use crate::store::{ConnectionRecord, FlowRecord, StoreError};
 use crate::vault::{SealContext, field};
 
 const PENDING_GRANT_FIELD: &str = "pending_grant";
+/// The seal field of a pending flow's link token, kept so a repeated call hands out the
+/// same link.
+const FLOW_LINK_FIELD: &str = "flow_link";
+/// A flow is kept this long after it expired (or finished, if later), so clients polling
+/// its status see how it ended; then the sweep deletes it.
+pub const FLOW_RETENTION: Duration = Duration::from_secs(3600);
+/// How often each gateway sweeps old flows.
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
+/// Flows deleted per statement: a large backlog goes in short transactions.
+const SWEEP_BATCH: u32 = 1000;
+/// Inserting a flow loses to a concurrent caller's at most this many times in a row
+/// before giving up (each loss means a reusable flow now exists).
+const START_ATTEMPTS: usize = 3;
 
 /// Query of `GET /v1/oauth/callback`.
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +59,9 @@ struct PendingGrant {
     access_token: String,
     refresh_token: Option<String>,
     expires_at_ms: Option<i64>,
+    /// `expires_in` in milliseconds; absent in grants sealed before it was kept.
+    #[serde(default)]
+    lifetime_ms: Option<i64>,
     scopes: Vec<String>,
     user_info: Option<String>,
     provider_user_id: Option<String>,
@@ -109,7 +126,11 @@ impl AuthService {
         }
     }
 
-    /// A pending flow for `scopes` (reusing an unclicked one), as an `Authorization`.
+    /// A pending flow for `scopes`, as an `Authorization`. Repeated calls for the same
+    /// user, provider and scope set get the same flow (id and link) while its link is
+    /// unclicked and it has at least half its TTL left; a unique index makes concurrent
+    /// callers, on any replica, meet on one flow. An older flow past that point is no
+    /// longer handed out, but its link keeps working until it expires.
     pub(super) async fn start_flow(
         &self,
         user_id: &str,
@@ -118,41 +139,116 @@ impl AuthService {
         next_uri: Option<&str>,
     ) -> Result<Authorization, AuthError> {
         let scopes = normalise_scopes(scopes);
-        let now = Self::now_ms();
-        // The link token is shown once; only its hash is stored. A new flow per request:
-        // re-arming an unclicked one would race with its click.
-        let link = random_token();
-        let flow = FlowRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            user_id: user_id.to_string(),
-            provider_id: provider.id.clone(),
-            scopes: scopes.clone(),
-            status: "pending".into(),
-            link_hash: sha256_hex(&link),
-            link_used: false,
-            state_hash: None,
-            state_used: false,
-            pkce_verifier_sealed: None,
-            next_uri: next_uri.map(str::to_string),
-            failure_reason: None,
-            pending_grant_sealed: None,
-            created_at_ms: now,
-            expires_at_ms: now + self.settings.flow_ttl.as_millis() as i64,
-            completed_at_ms: None,
-        };
-        self.store.insert_flow(&flow).await?;
-        tracing::info!(flow = %flow.id, user_id, provider = %provider.id, "authorization flow started");
-        Ok(Authorization {
+        let ttl = self.settings.flow_ttl.as_millis() as i64;
+        let key = self.keys.get_or_create(user_id).await?;
+        let ctx = SealContext::new(user_id, &provider.id, FLOW_LINK_FIELD);
+        for _ in 0..START_ATTEMPTS {
+            let now = self.now();
+            let fresh_until = now + ttl / 2;
+            // Flows expiring by then stop being handed out; all of them if one's link
+            // can't be opened (it would hold the slot).
+            let mut retire_by = fresh_until;
+            if let Some(flow) = self
+                .store
+                .find_reusable_flow(user_id, &provider.id, &scopes, fresh_until)
+                .await?
+                && let Some(sealed) = &flow.link_sealed
+            {
+                match key.open_string(&ctx, sealed) {
+                    Ok(link) => return Ok(self.pending_authorization(flow, link.expose())),
+                    Err(e) => {
+                        tracing::warn!(flow = %flow.id, error = %e, "a pending flow's link cannot be opened; starting another");
+                        retire_by = i64::MAX;
+                    }
+                }
+            }
+            self.store
+                .retire_reusable_flows(user_id, &provider.id, &scopes, retire_by)
+                .await?;
+            // The link token is a bearer secret: the row keeps its hash for lookups and a
+            // sealed copy for handing it out again.
+            let link = random_token();
+            let flow = FlowRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                user_id: user_id.to_string(),
+                provider_id: provider.id.clone(),
+                scopes: scopes.clone(),
+                status: "pending".into(),
+                link_hash: sha256_hex(&link),
+                link_used: false,
+                state_hash: None,
+                state_used: false,
+                pkce_verifier_sealed: None,
+                next_uri: next_uri.map(str::to_string),
+                failure_reason: None,
+                pending_grant_sealed: None,
+                created_at_ms: now,
+                expires_at_ms: now + ttl,
+                completed_at_ms: None,
+                link_sealed: Some(key.seal_str(&ctx, &link)),
+            };
+            match self.store.insert_flow(&flow).await {
+                Ok(()) => {
+                    tracing::info!(flow = %flow.id, user_id, provider = %provider.id, "authorization flow started");
+                    return Ok(self.pending_authorization(flow, &link));
+                }
+                // A concurrent caller's flow took the slot: the next round reuses it.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthError::ProviderUnavailable(
+            "could not start an authorization flow: too many at once; try again".into(),
+        ))
+    }
+
+    fn pending_authorization(&self, flow: FlowRecord, link: &str) -> Authorization {
+        Authorization {
             id: Some(flow.id),
             status: FlowStatus::Pending,
             url: Some(format!("{}/v1/oauth/link/{link}", self.public_url)),
-            scopes,
-            provider_id: provider.id.clone(),
-            user_id: user_id.to_string(),
+            scopes: flow.scopes,
+            provider_id: flow.provider_id,
+            user_id: flow.user_id,
             token: None,
             user_info: None,
             failure_reason: None,
-        })
+        }
+    }
+
+    /// Deletes flows that expired (or finished, if later) more than [`FLOW_RETENTION`]
+    /// before `now_ms`; returns how many.
+    pub async fn sweep_flows(&self, now_ms: i64) -> Result<u64, AuthError> {
+        let before = now_ms - FLOW_RETENTION.as_millis() as i64;
+        let mut total = 0;
+        loop {
+            let n = self.store.sweep_flows(before, SWEEP_BATCH).await?;
+            total += n;
+            if n < u64::from(SWEEP_BATCH) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// [`AuthService::sweep_flows`] every few minutes, off the request path, until
+    /// `shutdown` changes.
+    pub(super) async fn sweep_flows_periodically(
+        &self,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut ticker = tokio::time::interval(SWEEP_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            match self.sweep_flows(self.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(flows = n, "swept old authorization flows"),
+                Err(e) => tracing::warn!(error = %e, "could not sweep old authorization flows"),
+            }
+        }
     }
 
     /// `GET /v1/oauth/link/{token}`: works once, before the flow expires. Mints the
@@ -202,7 +298,7 @@ impl AuthService {
                 &flow.id,
                 &sha256_hex(&state),
                 sealed_verifier.as_deref(),
-                Self::now_ms(),
+                self.now(),
             )
             .await
             .map_err(internal_page)?;
@@ -259,7 +355,7 @@ impl AuthService {
         if flow.status != "pending" {
             return Err(invalid());
         }
-        let now = Self::now_ms();
+        let now = self.now();
         if flow.expires_at_ms <= now {
             self.fail_flow(&mut flow, "the authorization flow expired")
                 .await;
@@ -282,6 +378,8 @@ impl AuthService {
                         .unwrap_or_default()
                 ),
             };
+            // Provider text reaches the page, the flow and the log: never unfiltered.
+            let reason = self.scrub_provider_text(&flow.provider_id, &reason);
             self.fail_flow(&mut flow, &reason).await;
             return Err(page(
                 400,
@@ -349,7 +447,8 @@ impl AuthService {
             }
         };
         let grant = PendingGrant {
-            expires_at_ms: tokens.expires_in.map(|s| now + (s as i64) * 1000),
+            expires_at_ms: lifetime_ms(tokens.expires_in).map(|l| now.saturating_add(l)),
+            lifetime_ms: lifetime_ms(tokens.expires_in),
             scopes: normalise_scopes(
                 flow.scopes
                     .iter()
@@ -411,7 +510,7 @@ impl AuthService {
     ) -> Result<ConnectionRecord, AuthError> {
         let key = self.keys.get_or_create(&flow.user_id).await?;
         let ctx = |f: &'static str| SealContext::new(&flow.user_id, &flow.provider_id, f);
-        let now = Self::now_ms();
+        let now = self.now();
         let record = ConnectionRecord {
             id: uuid::Uuid::now_v7().to_string(),
             user_id: flow.user_id.clone(),
@@ -430,6 +529,7 @@ impl AuthService {
             created_at_ms: now,
             updated_at_ms: now,
             version: 0,
+            token_lifetime_ms: grant.lifetime_ms,
         };
         let stored = self.store.upsert_connection(&record).await?;
         self.connections
@@ -441,7 +541,7 @@ impl AuthService {
 
     async fn complete_flow(&self, flow: &mut FlowRecord) -> Result<(), AuthError> {
         flow.status = "completed".into();
-        flow.completed_at_ms = Some(Self::now_ms());
+        flow.completed_at_ms = Some(self.now());
         flow.pending_grant_sealed = None;
         flow.pkce_verifier_sealed = None;
         self.store.update_flow(flow).await?;
@@ -449,12 +549,24 @@ impl AuthService {
         Ok(())
     }
 
+    /// Text that may hold what a provider said, fit to store, show and log: the
+    /// provider's client secret (every encoding) replaced and the length capped.
+    fn scrub_provider_text(&self, provider_id: &str, text: &str) -> String {
+        match self.providers.by_id(provider_id) {
+            Some(provider) => provider.scrub(text),
+            None => sanitize(text),
+        }
+    }
+
     async fn fail_flow(&self, flow: &mut FlowRecord, reason: &str) {
+        // Every failure reason is stored, returned by /v1/auth/status and logged.
+        let reason = self.scrub_provider_text(&flow.provider_id, reason);
+        let reason = reason.as_str();
         flow.status = "failed".into();
         flow.failure_reason = Some(reason.to_string());
         flow.pending_grant_sealed = None;
         flow.pkce_verifier_sealed = None;
-        flow.completed_at_ms = Some(Self::now_ms());
+        flow.completed_at_ms = Some(self.now());
         if let Err(e) = self.store.update_flow(flow).await {
             tracing::error!(flow = %flow.id, error = %e, "could not mark flow failed");
         }
@@ -525,9 +637,7 @@ impl AuthService {
                 .ok_or_else(|| AuthError::UnknownFlow(flow_id.to_string()))?;
             let mut status = FlowStatus::from_stored(&flow.status);
             let mut reason = flow.failure_reason.clone();
-            if status == FlowStatus::Pending
-                && flow.expires_at_ms <= Self::now_ms()
-                && !flow.state_used
+            if status == FlowStatus::Pending && flow.expires_at_ms <= self.now() && !flow.state_used
             {
                 status = FlowStatus::Failed;
                 reason = Some("the authorization flow expired".into());

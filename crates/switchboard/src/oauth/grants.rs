@@ -1,7 +1,7 @@
-//! Grants for calls, and refresh: ahead of expiry (skew, jittered) or when a worker says
-//! the token was refused. One refresh at a time per connection: a tokio mutex within the
-//! process, and a lease in the store across replicas; whoever waits re-reads the row and
-//! reuses a refresh someone else just did.
+//! Grants for calls, and refresh: ahead of expiry (skew, scaled to the token's lifetime
+//! and jittered) or when a worker says the token was refused. One refresh at a time per
+//! connection: a tokio mutex within the process, and a lease in the store across replicas;
+//! whoever waits re-reads the row and reuses a refresh someone else just did.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,6 +70,28 @@ impl RefreshCoordinator {
     }
 }
 
+/// How long before its expiry a token is refreshed: the configured skew, but at most half
+/// the token's lifetime, less up to a quarter at random (so many connections issued
+/// together don't all refresh in the same second). Without the cap a token that lives less
+/// than the skew (Keycloak's 5 minutes under the default 5-minute skew) would need a
+/// refresh from the moment it is issued, and every call would refresh it again. The jitter
+/// only ever shortens the window, so a token just refreshed is never due.
+fn refresh_window_ms(skew_ms: i64, lifetime_ms: Option<i64>, rng: &mut impl Rng) -> i64 {
+    let window = match lifetime_ms {
+        Some(lifetime) => skew_ms.min(lifetime.max(0) / 2),
+        None => skew_ms,
+    };
+    if window <= 0 {
+        return 0;
+    }
+    window - rng.random_range(0..=window / 4)
+}
+
+/// A token answer's `expires_in` (seconds) in milliseconds.
+pub(super) fn lifetime_ms(expires_in: Option<u64>) -> Option<i64> {
+    expires_in.map(|s| i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
+}
+
 fn covers(granted: &[String], wanted: &[String]) -> bool {
     wanted.iter().all(|w| granted.iter().any(|g| g == w))
 }
@@ -79,15 +101,13 @@ impl AuthService {
         let Some(expires) = c.expires_at_ms else {
             return false;
         };
+        // Rows from before lifetimes were stored: the time since the last token change
+        // is a lower bound of the lifetime.
+        let lifetime = c
+            .token_lifetime_ms
+            .or_else(|| Some(expires - c.updated_at_ms).filter(|l| *l > 0));
         let skew = self.settings.refresh_skew.as_millis() as i64;
-        // Up to a quarter of the skew earlier, at random, so many connections issued
-        // together don't all refresh in the same second.
-        let jitter = if skew > 0 {
-            rand::rng().random_range(0..=skew / 4)
-        } else {
-            0
-        };
-        expires - now_ms <= skew + jitter
+        expires - now_ms <= refresh_window_ms(skew, lifetime, &mut rand::rng())
     }
 
     fn open_grant(
@@ -147,7 +167,7 @@ impl AuthService {
             let union = normalise_scopes(conn.scopes.iter().chain(wanted.iter()).cloned());
             return Err(self.needs_authorization(user_id, &provider, union).await);
         }
-        let now = Self::now_ms();
+        let now = self.now();
         let conn = if self.needs_refresh(&conn, now) {
             match self
                 .refresh_connection(user_id, &provider, conn.version, &conn.id, false)
@@ -242,8 +262,7 @@ impl AuthService {
                 .ok_or_else(|| AuthError::BadRequest("the connection was removed".into()))
         };
         let current = reread(id.to_string()).await?;
-        if current.version != seen_version
-            || (!force && !self.needs_refresh(&current, Self::now_ms()))
+        if current.version != seen_version || (!force && !self.needs_refresh(&current, self.now()))
         {
             return Ok(current);
         }
@@ -251,6 +270,7 @@ impl AuthService {
         // Across replicas: take the store lease, or wait for whoever holds it.
         let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER_REFRESH;
         loop {
+            // The lease is between replicas: real time, not this service's clock.
             let now = Self::now_ms();
             if self
                 .store
@@ -296,9 +316,9 @@ impl AuthService {
         let ctx = |f: &'static str| SealContext::new(&current.user_id, &current.provider_id, f);
         let Some(sealed_rt) = &current.refresh_token_sealed else {
             // Nothing to refresh with: only a new authorization helps once it expires.
-            if current.expires_at_ms.is_some_and(|t| t <= Self::now_ms()) {
+            if current.expires_at_ms.is_some_and(|t| t <= self.now()) {
                 self.store
-                    .set_connection_status(id, "needs_reauth", Self::now_ms())
+                    .set_connection_status(id, "needs_reauth", self.now())
                     .await?;
                 return Err(self
                     .needs_authorization(&user_id, provider, current.scopes.clone())
@@ -310,7 +330,7 @@ impl AuthService {
         tracing::info!(connection = %id, provider = %provider.id, "refreshing token");
         match provider.refresh(&self.http, refresh_token.expose()).await {
             Ok(tokens) => {
-                let now = Self::now_ms();
+                let now = self.now();
                 let update = TokenUpdate {
                     access_token_sealed: key
                         .seal_str(&ctx(field::ACCESS_TOKEN), &tokens.access_token),
@@ -319,7 +339,8 @@ impl AuthService {
                         Some(rt) => Some(key.seal_str(&ctx(field::REFRESH_TOKEN), rt)),
                         None => current.refresh_token_sealed.clone(),
                     },
-                    expires_at_ms: tokens.expires_in.map(|s| now + (s as i64) * 1000),
+                    expires_at_ms: lifetime_ms(tokens.expires_in).map(|l| now.saturating_add(l)),
+                    token_lifetime_ms: lifetime_ms(tokens.expires_in),
                     scopes: match &tokens.scopes {
                         Some(granted) if !granted.is_empty() => normalise_scopes(
                             granted
@@ -346,7 +367,7 @@ impl AuthService {
             Err(OAuthError::InvalidGrant(reason)) => {
                 tracing::warn!(connection = %id, provider = %provider.id, reason = %reason, "refresh token refused; the user must re-authorize");
                 self.store
-                    .set_connection_status(id, "needs_reauth", Self::now_ms())
+                    .set_connection_status(id, "needs_reauth", self.now())
                     .await?;
                 Err(self
                     .needs_authorization(&user_id, provider, current.scopes.clone())
@@ -362,7 +383,36 @@ impl AuthService {
 
 #[cfg(test)]
 mod tests {
-    use super::covers;
+    use super::{covers, refresh_window_ms};
+
+    /// The window over many jitter draws: (shortest, longest).
+    fn window_range(skew_ms: i64, lifetime_ms: Option<i64>) -> (i64, i64) {
+        let mut rng = rand::rng();
+        (0..2_000)
+            .map(|_| refresh_window_ms(skew_ms, lifetime_ms, &mut rng))
+            .fold((i64::MAX, i64::MIN), |(lo, hi), w| (lo.min(w), hi.max(w)))
+    }
+
+    #[test]
+    fn the_refresh_skew_is_at_most_half_the_token_lifetime_and_jitter_only_shortens_it() {
+        let five_minutes = 300_000;
+        // A 5-second token under the default 5-minute skew: due in its last 2.5 s at most.
+        let (lo, hi) = window_range(five_minutes, Some(5_000));
+        assert!(hi <= 2_500 && lo >= 1_875, "{lo}..{hi}");
+        // Keycloak's 5-minute token: due in its last 2.5 minutes at most, not from the start.
+        let (lo, hi) = window_range(five_minutes, Some(five_minutes));
+        assert!(hi <= 150_000 && lo >= 112_500, "{lo}..{hi}");
+        // A long-lived token keeps the configured skew.
+        let (lo, hi) = window_range(five_minutes, Some(3_600_000));
+        assert!(hi <= five_minutes && lo >= 225_000, "{lo}..{hi}");
+        // Unknown lifetime: the configured skew.
+        let (lo, hi) = window_range(five_minutes, None);
+        assert!(hi <= five_minutes && lo >= 225_000, "{lo}..{hi}");
+        // No skew, or a lifetime too short to halve: due only once expired.
+        assert_eq!(window_range(0, Some(5_000)), (0, 0));
+        assert_eq!(window_range(five_minutes, Some(1)), (0, 0));
+        assert_eq!(window_range(five_minutes, Some(-5)), (0, 0));
+    }
 
     #[test]
     fn scopes_cover_only_when_every_wanted_scope_is_held() {

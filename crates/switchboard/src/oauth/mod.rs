@@ -16,13 +16,14 @@ mod registry;
 mod user_keys;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 pub use admin::{Revocation, provider_view};
 pub use connection_cache::TTL as CONNECTION_CACHE_TTL;
-pub use flows::{CallbackOutcome, CallbackParams};
+pub use flows::{CallbackOutcome, CallbackParams, FLOW_RETENTION};
 pub use grants::Grant;
 pub use registry::{ProviderRegistry, SYSTEM_USER, config_from_json, stored_to_config};
 pub use user_keys::UserKeys;
@@ -173,6 +174,9 @@ pub struct AuthService {
     keys: UserKeys,
     providers: ProviderRegistry,
     http: reqwest::Client,
+    /// The policy `http` enforces (`net::guarded_client`); provider URLs are checked
+    /// against it when an admin sets them, for an early, clear error.
+    outbound: crate::net::OutboundPolicy,
     public_url: String,
     settings: OAuthSettings,
     /// Wakes long-polls in this process when a flow changes; other replicas' changes are
@@ -180,6 +184,9 @@ pub struct AuthService {
     flow_changed: tokio::sync::Notify,
     refresh: grants::RefreshCoordinator,
     connections: connection_cache::ConnectionCache,
+    /// Added to the wall clock for flow and token expiry; tests move it forward instead
+    /// of sleeping. Zero in service.
+    clock_offset_ms: AtomicI64,
 }
 
 impl AuthService {
@@ -196,18 +203,47 @@ impl AuthService {
             store,
             providers,
             http,
+            outbound: crate::net::OutboundPolicy::default(),
             public_url: public_url.trim_end_matches('/').to_string(),
             settings,
             flow_changed: tokio::sync::Notify::new(),
             refresh: grants::RefreshCoordinator::new(),
             connections: connection_cache::ConnectionCache::default(),
+            clock_offset_ms: AtomicI64::new(0),
         }
     }
 
-    /// Drops cached connection rows that other replicas or processes change, until
-    /// `shutdown` changes (see `connection_cache`). Run it beside the server.
+    /// Background upkeep until `shutdown` changes: drops cached connection rows that other
+    /// replicas or processes change (see `connection_cache`), and sweeps old flows every
+    /// few minutes (see `flows`). Run it beside the server.
     pub async fn watch_connection_changes(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
-        connection_cache::watch(self.store.clone(), &self.connections, shutdown).await;
+        tokio::join!(
+            connection_cache::watch(self.store.clone(), &self.connections, shutdown.clone()),
+            self.sweep_flows_periodically(shutdown),
+        );
+    }
+
+    /// Moves this service's clock (flow and token expiry) forward by `by`. For tests, which
+    /// would otherwise sleep until a flow or a token expires.
+    #[doc(hidden)]
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock_offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+
+    /// Now, by this service's clock (see [`AuthService::advance_clock`]).
+    pub fn now(&self) -> i64 {
+        Self::now_ms() + self.clock_offset_ms.load(Ordering::SeqCst)
+    }
+
+    /// Sets the policy the `http` client given to [`AuthService::new`] enforces.
+    pub fn with_outbound_policy(mut self, policy: crate::net::OutboundPolicy) -> Self {
+        self.outbound = policy;
+        self
+    }
+
+    pub fn outbound_policy(&self) -> &crate::net::OutboundPolicy {
+        &self.outbound
     }
 
     pub fn providers(&self) -> &ProviderRegistry {

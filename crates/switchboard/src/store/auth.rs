@@ -33,6 +33,9 @@ pub struct ConnectionRecord {
     pub updated_at_ms: i64,
     /// Bumped on every token change, so a refresher can tell someone else refreshed.
     pub version: i64,
+    /// The access token's whole lifetime when it was issued (`expires_in`), so refresh
+    /// ahead of expiry can be scaled to it; `None` when unknown.
+    pub token_lifetime_ms: Option<i64>,
 }
 
 /// An authorization flow (Arcade's "authorization", its id is the `id` clients poll).
@@ -59,6 +62,9 @@ pub struct FlowRecord {
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
     pub completed_at_ms: Option<i64>,
+    /// The link token itself, sealed, while the flow may be handed out again (pending,
+    /// link unused); the store erases it when the link is claimed or the flow ends.
+    pub link_sealed: Option<String>,
 }
 
 /// A provider added over `/v1/admin/auth_providers`. `config_json` is the provider's
@@ -106,6 +112,8 @@ pub struct TokenUpdate {
     pub expires_at_ms: Option<i64>,
     pub scopes: Vec<String>,
     pub updated_at_ms: i64,
+    /// The new token's whole lifetime (`expires_in`); written as given.
+    pub token_lifetime_ms: Option<i64>,
 }
 
 /// Scopes as stored: joined by single spaces, in the order given (callers sort them, so equal
@@ -124,7 +132,7 @@ macro_rules! connection_columns {
     () => {
         "id, user_id, provider_id, provider_service, status, scopes, access_token_sealed, \
          refresh_token_sealed, expires_at_ms, user_info, provider_user_id, created_at_ms, \
-         updated_at_ms, version"
+         updated_at_ms, version, token_lifetime_ms"
     };
 }
 pub(super) use connection_columns;
@@ -134,7 +142,7 @@ macro_rules! flow_columns {
     () => {
         "id, user_id, provider_id, scopes, status, link_hash, link_used, state_hash, \
          state_used, pkce_verifier_sealed, next_uri, failure_reason, pending_grant_sealed, \
-         created_at_ms, expires_at_ms, completed_at_ms"
+         created_at_ms, expires_at_ms, completed_at_ms, link_sealed"
     };
 }
 pub(super) use flow_columns;
@@ -156,6 +164,7 @@ pub(super) struct ConnectionRow {
     created_at_ms: i64,
     updated_at_ms: i64,
     version: i64,
+    token_lifetime_ms: Option<i64>,
 }
 
 impl From<ConnectionRow> for ConnectionRecord {
@@ -175,6 +184,7 @@ impl From<ConnectionRow> for ConnectionRecord {
             created_at_ms: row.created_at_ms,
             updated_at_ms: row.updated_at_ms,
             version: row.version,
+            token_lifetime_ms: row.token_lifetime_ms,
         }
     }
 }
@@ -198,6 +208,7 @@ pub(super) struct FlowRow {
     created_at_ms: i64,
     expires_at_ms: i64,
     completed_at_ms: Option<i64>,
+    link_sealed: Option<String>,
 }
 
 impl From<FlowRow> for FlowRecord {
@@ -219,6 +230,7 @@ impl From<FlowRow> for FlowRecord {
             created_at_ms: row.created_at_ms,
             expires_at_ms: row.expires_at_ms,
             completed_at_ms: row.completed_at_ms,
+            link_sealed: row.link_sealed,
         }
     }
 }

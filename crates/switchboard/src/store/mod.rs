@@ -254,8 +254,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError>;
     async fn find_flow_by_link(&self, link_hash: &str) -> Result<Option<FlowRecord>, StoreError>;
     async fn find_flow_by_state(&self, state_hash: &str) -> Result<Option<FlowRecord>, StoreError>;
-    /// Marks the link used and records the state and PKCE verifier, only if the link is
-    /// unused and the flow is pending and unexpired at `now_ms`. `false` otherwise.
+    /// Marks the link used, erases its sealed copy and records the state and PKCE verifier,
+    /// only if the link is unused and the flow is pending and unexpired at `now_ms`.
+    /// `false` otherwise.
     async fn claim_flow_link(
         &self,
         id: &str,
@@ -268,7 +269,8 @@ pub trait Store: Send + Sync + 'static {
     /// Writes status, failure reason, pending grant, completion time, link hash, next URI,
     /// expiry and PKCE verifier of the flow with `flow.id` (so a reused flow can be re-armed
     /// and a finished one can drop its verifier). The claim fields (`link_used`,
-    /// `state_hash`, `state_used`) and the rest are left as stored.
+    /// `state_hash`, `state_used`) and the rest are left as stored; the sealed link is kept
+    /// only while the status stays `pending`.
     async fn update_flow(&self, flow: &FlowRecord) -> Result<(), StoreError>;
     /// A pending flow of this user and provider with these scopes (sorted, joined) whose
     /// link is unused and not expired at `now_ms`, newest first.
@@ -279,6 +281,26 @@ pub trait Store: Send + Sync + 'static {
         scopes: &[String],
         now_ms: i64,
     ) -> Result<Option<FlowRecord>, StoreError>;
+
+    // --- Flow reuse and sweep ----------------------------------------------------------
+    // At most one flow per user, provider and scopes holds a sealed link (a unique partial
+    // index): `insert_flow` of a second one is a `Conflict("flow")`, and the caller reuses
+    // the one that won.
+
+    /// Erases the sealed link of this user's, provider's and scopes' flows that expire at
+    /// or before `expires_by_ms`, so they are no longer handed out and a fresh flow can be
+    /// inserted; their links keep working until they expire. Returns how many.
+    async fn retire_reusable_flows(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+        scopes: &[String],
+        expires_by_ms: i64,
+    ) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` flows that expired before `before_ms` and did not finish
+    /// after it (`completed_at_ms` unset or before it), oldest expiry first; returns how
+    /// many.
+    async fn sweep_flows(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError>;
 
     // --- Providers kept in the store ---------------------------------------------------
 
@@ -296,6 +318,17 @@ pub trait Store: Send + Sync + 'static {
         create: bool,
     ) -> Result<(), StoreError>;
     async fn delete_stored_provider(&self, id: &str) -> Result<bool, StoreError>;
+
+    // --- Providers kept in the store: sealing rows written in plaintext (issue 16) ------
+
+    /// Replaces `config_json`, `client_secret_sealed` and `updated_at_ms` of the stored
+    /// provider `provider.id` only while its `config_json` is still `expected_config_json`
+    /// (compare-and-swap, so a concurrent admin edit is not undone); `false` otherwise.
+    async fn replace_stored_provider_if_unchanged(
+        &self,
+        provider: &StoredProviderRecord,
+        expected_config_json: &str,
+    ) -> Result<bool, StoreError>;
 
     // --- User tokens (MCP clients acting for one user) ---------------------------------
 
@@ -326,6 +359,34 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes sessions not seen since `before_ms` (`last_seen_ms < before_ms`); returns
     /// how many.
     async fn prune_mcp_sessions(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    // --- MCP session limits ------------------------------------------------------------
+
+    /// Stores a session as [`Store::put_mcp_session`] does, with the credential that
+    /// started it (an API key's or user token's id, or `loopback`): sessions are capped
+    /// per user and credential.
+    async fn put_mcp_session_of(
+        &self,
+        session: &McpSessionRecord,
+        credential: &str,
+    ) -> Result<(), StoreError>;
+    /// Sessions seen at or after `since_ms`: this user's through this credential, and
+    /// everyone's. Rows stored without a credential count toward the total only.
+    async fn count_mcp_sessions(
+        &self,
+        user_id: &str,
+        credential: &str,
+        since_ms: i64,
+    ) -> Result<McpSessionCount, StoreError>;
+}
+
+/// What [`Store::count_mcp_sessions`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct McpSessionCount {
+    /// The user's sessions started through the credential.
+    pub caller: u64,
+    /// Every session.
+    pub total: u64,
 }
 
 /// Opens the configured backend and applies its migrations. SQLite creates the file and

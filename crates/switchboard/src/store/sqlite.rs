@@ -385,8 +385,8 @@ impl Store for SqliteStore {
         let row: ConnectionRow = sqlx::query_as(concat!(
             "INSERT INTO connections (id, user_id, provider_id, provider_service, status, \
              scopes, access_token_sealed, refresh_token_sealed, expires_at_ms, user_info, \
-             provider_user_id, created_at_ms, updated_at_ms, version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             provider_user_id, created_at_ms, updated_at_ms, version, token_lifetime_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
              ON CONFLICT (user_id, provider_id) DO UPDATE SET \
              provider_service = excluded.provider_service, status = excluded.status, \
              scopes = excluded.scopes, access_token_sealed = excluded.access_token_sealed, \
@@ -394,7 +394,7 @@ impl Store for SqliteStore {
              expires_at_ms = excluded.expires_at_ms, user_info = excluded.user_info, \
              provider_user_id = excluded.provider_user_id, \
              updated_at_ms = excluded.updated_at_ms, version = connections.version + 1, \
-             refresh_lock_owner = NULL, refresh_lock_until_ms = NULL \
+             token_lifetime_ms = excluded.token_lifetime_ms, refresh_lock_owner = NULL, refresh_lock_until_ms = NULL \
              RETURNING ",
             connection_columns!()
         ))
@@ -412,6 +412,7 @@ impl Store for SqliteStore {
         .bind(c.created_at_ms)
         .bind(c.updated_at_ms)
         .bind(c.version)
+        .bind(c.token_lifetime_ms)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| StoreError::conflict_or_query(e, "connection id"))?;
@@ -427,8 +428,8 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE connections SET access_token_sealed = ?1, \
              refresh_token_sealed = COALESCE(?2, refresh_token_sealed), expires_at_ms = ?3, \
-             scopes = ?4, updated_at_ms = ?5, version = version + 1, status = 'active' \
-             WHERE id = ?6 AND version = ?7",
+             scopes = ?4, updated_at_ms = ?5, version = version + 1, status = 'active', \
+             token_lifetime_ms = ?8 WHERE id = ?6 AND version = ?7",
         )
         .bind(&update.access_token_sealed)
         .bind(&update.refresh_token_sealed)
@@ -437,6 +438,7 @@ impl Store for SqliteStore {
         .bind(update.updated_at_ms)
         .bind(id)
         .bind(expected_version)
+        .bind(update.token_lifetime_ms)
         .execute(&self.pool)
         .await
         .map_err(StoreError::query)?;
@@ -582,7 +584,7 @@ impl Store for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO flows (",
             flow_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ))
         .bind(&f.id)
         .bind(&f.user_id)
@@ -600,6 +602,7 @@ impl Store for SqliteStore {
         .bind(f.created_at_ms)
         .bind(f.expires_at_ms)
         .bind(f.completed_at_ms)
+        .bind(&f.link_sealed)
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::conflict_or_query(e, "flow"))?;
@@ -653,7 +656,8 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE flows SET link_used = 1, state_hash = ?1, pkce_verifier_sealed = ?2 \
+            "UPDATE flows SET link_used = 1, state_hash = ?1, pkce_verifier_sealed = ?2, \
+             link_sealed = NULL \
              WHERE id = ?3 AND link_used = 0 AND status = 'pending' AND expires_at_ms > ?4",
         )
         .bind(state_hash)
@@ -679,7 +683,9 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE flows SET status = ?1, failure_reason = ?2, pending_grant_sealed = ?3, \
              completed_at_ms = ?4, link_hash = ?6, next_uri = ?7, expires_at_ms = ?8, \
-             pkce_verifier_sealed = ?9 WHERE id = ?5",
+             pkce_verifier_sealed = ?9, \
+             link_sealed = CASE WHEN ?1 = 'pending' THEN link_sealed ELSE NULL END \
+             WHERE id = ?5",
         )
         .bind(&f.status)
         .bind(&f.failure_reason)
@@ -718,6 +724,43 @@ impl Store for SqliteStore {
         .await
         .map_err(StoreError::query)?;
         Ok(row.map(Into::into))
+    }
+
+    // --- Flow reuse and sweep ----------------------------------------------------------
+
+    async fn retire_reusable_flows(
+        &self,
+        user_id: &str,
+        provider_id: &str,
+        scopes: &[String],
+        expires_by_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE flows SET link_sealed = NULL WHERE user_id = ?1 AND provider_id = ?2 \
+             AND scopes = ?3 AND link_sealed IS NOT NULL AND expires_at_ms <= ?4",
+        )
+        .bind(user_id)
+        .bind(provider_id)
+        .bind(join_scopes(scopes))
+        .bind(expires_by_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn sweep_flows(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM flows WHERE id IN (SELECT id FROM flows WHERE expires_at_ms < ?1 \
+             AND (completed_at_ms IS NULL OR completed_at_ms < ?1) \
+             ORDER BY expires_at_ms LIMIT ?2)",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(done.rows_affected())
     }
 
     async fn list_stored_providers(&self) -> Result<Vec<StoredProviderRecord>, StoreError> {
@@ -777,6 +820,28 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(StoreError::query)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // --- Providers kept in the store: sealing rows written in plaintext (issue 16) ------
+
+    async fn replace_stored_provider_if_unchanged(
+        &self,
+        p: &StoredProviderRecord,
+        expected_config_json: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE stored_providers SET config_json = ?1, client_secret_sealed = ?2, \
+             updated_at_ms = ?3 WHERE id = ?4 AND config_json = ?5",
+        )
+        .bind(&p.config_json)
+        .bind(&p.client_secret_sealed)
+        .bind(p.updated_at_ms)
+        .bind(&p.id)
+        .bind(expected_config_json)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -898,5 +963,59 @@ impl Store for SqliteStore {
             .await
             .map_err(StoreError::query)?;
         Ok(done.rows_affected())
+    }
+
+    // --- MCP session limits ------------------------------------------------------------
+
+    async fn put_mcp_session_of(
+        &self,
+        s: &McpSessionRecord,
+        credential: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mcp_sessions (id, user_id, gateway, protocol_version, client_json, \
+             created_at_ms, last_seen_ms, credential) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, \
+             gateway = excluded.gateway, protocol_version = excluded.protocol_version, \
+             client_json = excluded.client_json, last_seen_ms = excluded.last_seen_ms, \
+             credential = excluded.credential",
+        )
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(&s.gateway)
+        .bind(&s.protocol_version)
+        .bind(&s.client_json)
+        .bind(s.created_at_ms)
+        .bind(s.last_seen_ms)
+        .bind(credential)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(())
+    }
+
+    async fn count_mcp_sessions(
+        &self,
+        user_id: &str,
+        credential: &str,
+        since_ms: i64,
+    ) -> Result<McpSessionCount, StoreError> {
+        // Both counts read an index (`mcp_sessions_caller`, `mcp_sessions_last_seen`).
+        let (caller, total): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM mcp_sessions WHERE user_id = ?1 \
+             AND credential = ?2 AND last_seen_ms >= ?3), \
+             (SELECT COUNT(*) FROM mcp_sessions WHERE last_seen_ms >= ?3)",
+        )
+        .bind(user_id)
+        .bind(credential)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(McpSessionCount {
+            caller: u64::try_from(caller).unwrap_or(0),
+            total: u64::try_from(total).unwrap_or(0),
+        })
     }
 }

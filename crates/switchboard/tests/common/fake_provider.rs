@@ -81,6 +81,8 @@ struct Tokens {
     /// Subject → newest access / refresh token issued.
     latest_access: HashMap<String, String>,
     latest_refresh: HashMap<String, String>,
+    /// Subject → refreshes answered with new tokens.
+    refreshed: HashMap<String, usize>,
 }
 
 struct Inner {
@@ -181,6 +183,18 @@ impl FakeProvider {
     /// Refresh requests that reached the token endpoint, whatever the answer.
     pub fn refreshes(&self) -> usize {
         self.inner.refreshes.load(Ordering::SeqCst)
+    }
+
+    /// Refreshes answered with new tokens for `subject` (refused ones are not counted).
+    pub fn refreshes_of(&self, subject: &str) -> usize {
+        self.inner
+            .tokens
+            .lock()
+            .unwrap()
+            .refreshed
+            .get(subject)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn code_exchanges(&self) -> usize {
@@ -423,6 +437,14 @@ async fn refresh(fake: &FakeProvider, p: &HashMap<String, String>) -> Response {
     let Some(subject) = subject else {
         return fake.invalid_grant();
     };
+    *fake
+        .inner
+        .tokens
+        .lock()
+        .unwrap()
+        .refreshed
+        .entry(subject.clone())
+        .or_default() += 1;
     let issue = match mode {
         RefreshMode::Rotate => RefreshIssue::New,
         RefreshMode::OmitRefreshToken => RefreshIssue::Omit,

@@ -1,8 +1,10 @@
 //! Built-in provider templates: real endpoints and the quirks each service needs.
 //!
 //! Facts come from `shared/reference/oauth-providers.md`; where that file marks a fact
-//! unconfirmed, the template takes the conservative choice (PKCE off, no revocation) and
-//! says so. Every endpoint can be overridden in config (see `config.rs`).
+//! unconfirmed, the template takes the conservative choice and says so: no revocation,
+//! and PKCE on (an authorization server must ignore parameters it does not know, RFC 6749
+//! §3.1 and §3.2, while a missing PKCE lets a stolen code be injected into another
+//! user's flow). PKCE is off only where the provider is known not to take it. Every endpoint can be overridden in config (see `config.rs`).
 //!
 //! URL placeholders filled in at resolve time: `{public_url}` (the gateway's own URL, for
 //! the sandbox), `{tenant}` (Microsoft, `oauth2.tenant`, default `common`), `{client_id}`
@@ -37,10 +39,10 @@ pub struct Template {
 /// PKCE as the catalog knows the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PkceSupport {
-    /// Not supported, unconfirmed, or harmful to send (Slack: enabling it is an
+    /// Known not to be taken for web apps, or harmful to send (Slack: enabling it is an
     /// irreversible per-app switch). Off unless config turns it on.
     Off,
-    /// Supported (S256): on unless config turns it off.
+    /// Supported (S256), or unconfirmed: on unless config turns it off.
     On,
     /// The provider refuses authorization without it (X): cannot be turned off.
     Required,
@@ -164,7 +166,7 @@ const BASE: Template = Template {
     revoke: None,
     user_info: None,
     scope_delimiter: " ",
-    pkce: PkceSupport::Off,
+    pkce: PkceSupport::On,
     client_auth: ClientAuth::Post,
     body_format: BodyFormat::Form,
     authorize_params: &[],
@@ -296,6 +298,8 @@ static TEMPLATES: &[Template] = &[
         // canonical). Override with `oauth2.scope_delimiter`.
         scope_delimiter: ",",
         client_auth: ClientAuth::Basic,
+        // Nango's catalog disables PKCE for Figma.
+        pkce: PkceSupport::Off,
         // Figma refresh answers carry only a new access token.
         quirks: Quirks {
             user_id_in_token: Some("user_id"),
@@ -384,6 +388,8 @@ static TEMPLATES: &[Template] = &[
         // Linear: scopes are comma-separated.
         scope_delimiter: ",",
         authorize_params: &[("prompt", "consent")],
+        // Nango's catalog disables PKCE for Linear.
+        pkce: PkceSupport::Off,
         // Linear: refresh tokens rotate (apps migrated 2026-04-01).
         quirks: ROTATES,
         ..BASE
@@ -394,6 +400,8 @@ static TEMPLATES: &[Template] = &[
         authorize_url: "https://www.linkedin.com/oauth/v2/authorization",
         token_url: "https://www.linkedin.com/oauth/v2/accessToken",
         user_info: get("https://api.linkedin.com/v2/userinfo", "sub"),
+        // LinkedIn: PKCE is for native apps only, not web apps.
+        pkce: PkceSupport::Off,
         // LinkedIn: refresh tokens only for approved partners; refresh returns the same
         // refresh token on the original clock.
         quirks: KEEPS_OLD_REFRESH,
@@ -461,6 +469,8 @@ static TEMPLATES: &[Template] = &[
         // token is issued.
         client_auth: ClientAuth::Basic,
         authorize_params: &[("duration", "permanent")],
+        // Reddit: PKCE is not supported (unconfirmed either way; secondary sources agree).
+        pkce: PkceSupport::Off,
         ..BASE
     },
     Template {
@@ -666,5 +676,15 @@ mod tests {
             .map(|t| t.provider_id)
             .collect();
         assert_eq!(required, ["x"]);
+    }
+
+    #[test]
+    fn pkce_is_off_only_where_the_provider_is_known_not_to_take_it() {
+        let off: Vec<_> = TEMPLATES
+            .iter()
+            .filter(|t| t.pkce == PkceSupport::Off)
+            .map(|t| t.provider_id)
+            .collect();
+        assert_eq!(off, ["figma", "linear", "linkedin", "reddit", "slack"]);
     }
 }

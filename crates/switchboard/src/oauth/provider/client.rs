@@ -110,10 +110,9 @@ impl Provider {
             ..Vars::default()
         };
         vars.merge(&mut params, &self.token_params);
-        let mut redactor = Redactor::new();
+        let mut redactor = self.redactor();
         redactor.add(code);
         redactor.add_opt(pkce_verifier);
-        redactor.add_opt(secret);
         self.token_call(
             http,
             &self.endpoints.token,
@@ -146,9 +145,8 @@ impl Provider {
             ..Vars::default()
         };
         vars.merge(&mut params, &self.refresh_params);
-        let mut redactor = Redactor::new();
+        let mut redactor = self.redactor();
         redactor.add(refresh_token);
-        redactor.add_opt(secret);
         self.token_call(
             http,
             &self.endpoints.refresh,
@@ -183,7 +181,7 @@ impl Provider {
             req = req.header(name.as_str(), value.as_str());
         }
         req = self.common(req).bearer_auth(access_token);
-        let mut redactor = Redactor::new();
+        let mut redactor = self.redactor();
         redactor.add(access_token);
         let answer = self.send(req, what).await?;
         answer.retryable(what)?;
@@ -239,9 +237,8 @@ impl Provider {
                 .basic_auth(&self.client_id, secret)
                 .json(&serde_json::json!({ "access_token": token })),
         };
-        let mut redactor = Redactor::new();
+        let mut redactor = self.redactor();
         redactor.add(token);
-        redactor.add_opt(secret);
         let answer = self.send(self.common(req), what).await?;
         answer.retryable(what)?;
         if let Some(map) = parse_body(answer.content_type.as_deref(), &answer.body)
@@ -277,6 +274,24 @@ impl Provider {
             _ => access_token,
         };
         self.revoke(http, token).await
+    }
+
+    /// The one scrubber for anything this provider says: its client secret and Basic
+    /// credential in every encoding, whatever the request was (a provider that has seen
+    /// the secret once can echo it anywhere). Callers add the request's own tokens.
+    fn redactor(&self) -> Redactor {
+        let mut redactor = Redactor::new();
+        if let Some(secret) = &self.client_secret {
+            redactor.add_client(&self.client_id, secret.expose());
+        }
+        redactor
+    }
+
+    /// Provider text (an authorization error's `error_description`, a failure reason)
+    /// fit to show a user or log: the client secret in every encoding replaced, control
+    /// characters dropped, length capped.
+    pub fn scrub(&self, text: &str) -> String {
+        self.redactor().clean(text)
     }
 
     /// Client credentials in the body: always for `client_secret_post`, and the client id
@@ -328,7 +343,7 @@ impl Provider {
         params: Vec<(String, String)>,
         grant: Grant,
         map: &ResponseMap,
-        redactor: &Redactor<'_>,
+        redactor: &Redactor,
     ) -> Result<TokenSet, OAuthError> {
         let what = "token endpoint";
         let req = self.body(self.client_auth(self.common(http.post(url))), &params);
@@ -376,7 +391,10 @@ impl Provider {
     }
 
     fn transport(&self, e: reqwest::Error, what: &str) -> OAuthError {
-        let message = if e.is_timeout() {
+        // `network.allowlist` refused the address: say which host and why.
+        let message = if let Some(refused) = crate::net::refusal(&e) {
+            format!("the {what} of {} is not reachable: {refused}", self.id)
+        } else if e.is_timeout() {
             format!(
                 "the {what} of {} did not answer within {:?}",
                 self.id, self.timeout
@@ -418,9 +436,19 @@ impl Answer {
         if self.status.is_success() {
             return Ok(());
         }
+        // The client follows no redirect: the request (a client secret, a token) must not
+        // be sent on to wherever a provider points.
+        let redirect = if self.status.is_redirection() {
+            ", a redirect, which is not followed"
+        } else {
+            ""
+        };
         Err(OAuthError::Rejected {
             error: format!("http_{}", self.status.as_u16()),
-            description: Some(format!("the {what} answered HTTP {}", self.status.as_u16())),
+            description: Some(format!(
+                "the {what} answered HTTP {}{redirect}",
+                self.status.as_u16()
+            )),
         })
     }
 }

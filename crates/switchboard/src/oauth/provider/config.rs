@@ -10,6 +10,10 @@
 //! - Our additions: `revoke{url}` (or `oauth2.revoke_request.endpoint`), `user_info{url,
 //!   id_path}`, `oauth2.tenant` (Microsoft), `token_lifetime` (sandbox only).
 //!
+//! PKCE (S256) is on for every provider, custom ones included, unless the entry says
+//! `oauth2.pkce.enabled: false` (in either form) or the catalog knows the service cannot
+//! take it (Slack, LinkedIn...; config can turn it on there).
+//!
 //! Placeholders, by request: authorize `{{client_id}} {{redirect_uri}} {{scopes}}
 //! {{state}} {{code_challenge}} {{code_challenge_method}} {{existing_scopes}}`; token
 //! `{{client_id}} {{client_secret}} {{redirect_uri}} {{code}} {{code_verifier}}`; refresh
@@ -398,7 +402,10 @@ fn resolve_pkce(
     oauth2: &Option<Obj<'_>>,
     template: Option<&'static Template>,
 ) -> Result<bool, ProviderConfigError> {
-    let support = template.map_or(PkceSupport::Off, |t| t.pkce);
+    // A custom provider gets S256 unless its config opts out: without PKCE a stolen code
+    // can be injected into another user's flow, and a server that does not know the
+    // parameters must ignore them (RFC 6749 §3.1, §3.2).
+    let support = template.map_or(PkceSupport::On, |t| t.pkce);
     let Some(pkce) = oauth2
         .as_ref()
         .map(|o| o.obj("pkce"))
@@ -924,7 +931,10 @@ mod tests {
         );
         assert_eq!(p.client_auth, ClientAuth::Post);
         assert_eq!(p.default_scopes, ["read", "write"]);
-        assert!(!p.pkce);
+        assert!(
+            p.pkce,
+            "a custom provider uses PKCE unless its config opts out"
+        );
         assert_eq!(p.endpoints.revoke.unwrap().style, RevokeStyle::Rfc7009);
         assert_eq!(
             p.endpoints.user_info.unwrap().id_path.as_deref(),
@@ -1099,6 +1109,30 @@ mod tests {
                 json!({"oauth2": {"pkce": {"enabled": true, "code_challenge_method": "plain"}}})
             ))
             .starts_with("oauth2.pkce.code_challenge_method:")
+        );
+    }
+
+    #[test]
+    fn a_custom_provider_uses_pkce_by_default_and_can_opt_out() {
+        let endpoints = json!({"authorization": {"url": "https://h.example/a"},
+                               "token": {"url": "https://h.example/t"}});
+        let custom = |extra: Value| resolve_provider(&entry(None, extra), PUBLIC).unwrap().pkce;
+        assert!(custom(endpoints.clone()));
+        let mut off = endpoints.clone();
+        off["oauth2"] = json!({"pkce": {"enabled": false}});
+        assert!(!custom(off));
+        let long = json!({"oauth2": {
+            "authorize_request": {"endpoint": "https://h.example/a"},
+            "token_request": {"endpoint": "https://h.example/t"}}});
+        assert!(custom(long.clone()));
+        let mut off = long;
+        off["oauth2"]["pkce"] = json!({"enabled": "false"});
+        assert!(!custom(off));
+        // An unknown service with its own endpoints is custom too.
+        assert!(
+            resolve_provider(&entry(Some("hooli"), endpoints), PUBLIC)
+                .unwrap()
+                .pkce
         );
     }
 

@@ -47,46 +47,156 @@ impl fmt::Debug for TokenSet {
 }
 
 /// Longest piece of provider text kept in an error.
-const MAX_TEXT: usize = 200;
+const MAX_TEXT: usize = 300;
+/// Shorter secrets are not searched for: replacing them would mangle ordinary words.
+const MIN_SECRET: usize = 4;
+/// Shortest base64 run searched for inside longer base64 text (a secret encoded at an
+/// unknown offset); shorter runs match too much.
+const MIN_B64_RUN: usize = 8;
 
-/// The secrets of one request, to scrub from whatever the provider says back.
+/// The secrets of one request, to scrub from whatever the provider says back: a provider
+/// may echo the request (its `Authorization: Basic` header, the form body) into its
+/// `error_description`, and that text reaches the user's callback page, the flow's
+/// failure reason and the log. Each secret is searched for in every encoding a provider
+/// could plausibly echo it in.
 #[derive(Default)]
-pub(crate) struct Redactor<'a> {
-    secrets: Vec<&'a str>,
+pub(crate) struct Redactor {
+    /// Longest first, so that a longer encoding is replaced before a piece of it.
+    needles: Vec<String>,
 }
 
-impl<'a> Redactor<'a> {
+impl Redactor {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn add(&mut self, secret: &'a str) {
-        // Too short to be a secret, and replacing it would mangle the text.
-        if secret.len() >= 4 {
-            self.secrets.push(secret);
+    /// The provider's client credentials: the secret alone (every encoding) and the HTTP
+    /// Basic credential `client_id:client_secret`, raw and form-encoded (RFC 6749 §2.3.1)
+    /// before base64.
+    pub fn add_client(&mut self, client_id: &str, client_secret: &str) {
+        if client_secret.len() < MIN_SECRET {
+            return;
         }
+        self.add(client_secret);
+        let form = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        for pair in [
+            format!("{client_id}:{client_secret}"),
+            format!("{}:{}", form(client_id), form(client_secret)),
+        ] {
+            self.push_base64(pair.as_bytes());
+            self.push(pair);
+        }
+        self.sort();
     }
 
-    pub fn add_opt(&mut self, secret: Option<&'a str>) {
+    /// One secret (a token, a code, a verifier, the client secret): raw, percent-encoded
+    /// (form and RFC 3986 style, either hex case) and base64 (standard and URL-safe, with
+    /// and without padding, and at any offset inside longer base64 text).
+    pub fn add(&mut self, secret: &str) {
+        if secret.len() < MIN_SECRET {
+            return;
+        }
+        self.push(secret.to_owned());
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let rfc3986 = percent_encode_all(secret);
+        for encoded in [form.clone(), form.replace('+', "%20"), rfc3986] {
+            self.push(lower_hex(&encoded));
+            self.push(encoded);
+        }
+        self.push_base64(secret.as_bytes());
+        // A whole echoed form body in base64 holds the secret form-encoded.
+        if form != secret {
+            self.push_base64(form.as_bytes());
+        }
+        self.sort();
+    }
+
+    pub fn add_opt(&mut self, secret: Option<&str>) {
         if let Some(s) = secret {
             self.add(s);
         }
     }
 
-    /// Provider text fit for an error: secrets (raw or percent-encoded) replaced, control
-    /// characters dropped, length capped.
+    /// Provider text fit for an error: control characters dropped, every secret in every
+    /// encoding replaced, length capped.
     pub fn clean(&self, text: &str) -> String {
         let mut out: String = text.chars().filter(|c| !c.is_control()).collect();
-        for secret in &self.secrets {
-            out = out.replace(secret, "***");
-            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-            out = out.replace(&encoded, "***");
+        for needle in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = out.replace(needle.as_str(), "***");
+            }
         }
         if out.chars().count() > MAX_TEXT {
             out = out.chars().take(MAX_TEXT).collect::<String>() + "...";
         }
         out
     }
+
+    fn push(&mut self, needle: String) {
+        if needle.len() >= MIN_SECRET && !self.needles.contains(&needle) {
+            self.needles.push(needle);
+        }
+    }
+
+    fn push_base64(&mut self, bytes: &[u8]) {
+        use base64::Engine;
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        for engine in [STANDARD, URL_SAFE] {
+            self.push(engine.encode(bytes));
+        }
+        for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+            // The bytes may sit at any offset of a longer encoded text (a whole echoed
+            // body): keep the characters that depend on these bytes alone, for each of
+            // the three alignments.
+            for offset in 0..3usize {
+                let mut shifted = vec![0u8; offset];
+                shifted.extend_from_slice(bytes);
+                let encoded = engine.encode(&shifted);
+                let first = (8 * offset).div_ceil(6);
+                let last = (8 * (offset + bytes.len())) / 6;
+                if let Some(run) = encoded.get(first..last)
+                    && run.len() >= MIN_B64_RUN
+                {
+                    self.push(run.to_owned());
+                }
+            }
+            self.push(engine.encode(bytes));
+        }
+    }
+
+    fn sort(&mut self) {
+        self.needles
+            .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    }
+}
+
+/// Percent-encoding of every byte outside RFC 3986's unreserved set.
+fn percent_encode_all(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `%2F` as `%2f`: some encoders write lowercase hex.
+fn lower_hex(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let escape = rest.get(i..i + 3).unwrap_or(&rest[i..]);
+        out.push_str(&escape.to_ascii_lowercase());
+        rest = &rest[i + escape.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A response body as a JSON object: by Content-Type, else JSON then form-encoded. A form
@@ -139,7 +249,7 @@ const DEAD_GRANT: &[&str] = &[
 pub(crate) fn oauth_error(
     body: &Map<String, Value>,
     grant: Grant,
-    redactor: &Redactor<'_>,
+    redactor: &Redactor,
 ) -> Option<OAuthError> {
     let text = |key: &str| {
         body.get(key)
@@ -479,6 +589,52 @@ mod tests {
         r.add("rt/secret+1");
         let text = "bad token rt/secret+1 or rt%2Fsecret%2B1\n";
         assert_eq!(r.clean(text), "bad token *** or ***");
+    }
+
+    #[test]
+    fn the_redactor_scrubs_the_client_secret_and_basic_credential_in_every_encoding() {
+        use base64::Engine;
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        let (id, secret) = ("my client", "s3cr/t+?~ value");
+        let mut r = Redactor::new();
+        r.add_client(id, secret);
+        let pair = format!("{id}:{secret}");
+        let form = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let form_pair = format!("{}:{}", form(id), form(secret));
+        let mut echoes = vec![
+            secret.to_owned(),
+            pair.clone(),
+            form(secret),
+            form(secret).replace('+', "%20"),
+            percent_encode_all(secret),
+            percent_encode_all(secret).to_ascii_lowercase(),
+        ];
+        for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+            echoes.push(format!("Basic {}", engine.encode(&pair)));
+            echoes.push(engine.encode(&form_pair));
+            echoes.push(engine.encode(secret));
+            // Inside a longer encoded text, at each alignment.
+            for prefix in ["", "a", "ab", "client_secret="] {
+                echoes.push(engine.encode(format!("{prefix}{secret}&grant_type=x")));
+            }
+        }
+        for echo in echoes {
+            let cleaned = r.clean(&format!("you sent [{echo}]"));
+            assert!(!cleaned.contains(secret), "{echo} -> {cleaned}");
+            for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+                let b64 = engine.encode(secret);
+                assert!(
+                    !cleaned.contains(&b64[..b64.len() - 1]),
+                    "{echo} -> {cleaned}"
+                );
+            }
+            assert!(!cleaned.contains("s3cr%2"), "{echo} -> {cleaned}");
+            assert!(cleaned.contains("***"), "{echo} -> {cleaned}");
+        }
+        let long = "x".repeat(1000);
+        assert_eq!(r.clean(&long).chars().count(), MAX_TEXT + 3);
     }
 
     #[test]

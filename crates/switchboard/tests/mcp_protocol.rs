@@ -1,0 +1,393 @@
+//! MCP protocol details the SDKs and the conformance suite hold the gateway to: tool input
+//! errors as tool results (SEP-1303) in every era and on both paths, a DELETE that answers
+//! 200, a requestState that another process on the same data opens, and the 2026-07-28
+//! methods (`subscriptions/listen`, removed `initialize`, prompt/resource lists with caching
+//! hints, `completion/complete`). Raw JSON-RPC over HTTP against a real gateway.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use common::fake_provider::FakeProvider;
+use common::*;
+use serde_json::{Value, json};
+use switchboard::config::{StorageConfig, UserVerifier};
+use switchboard_tdk::{Auth, Tool, ToolContext, ToolError, Toolkit};
+use tokio::net::TcpListener;
+
+const MODERN: &str = "2026-07-28";
+const ACCEPT: &str = "application/json, text/event-stream";
+
+fn rpc(id: i64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// A 2026-07-28 request's params: `_meta` with the version and no client capabilities.
+fn modern_params(mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    params
+}
+
+/// One endpoint, reached with the gateway's API key.
+struct Client<'a> {
+    gw: &'a TestGateway,
+    path: String,
+    session: Option<(String, String)>,
+}
+
+impl<'a> Client<'a> {
+    fn new(gw: &'a TestGateway, path: &str) -> Self {
+        Self {
+            gw,
+            path: path.into(),
+            session: None,
+        }
+    }
+
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut req = self
+            .gw
+            .http
+            .request(method, self.gw.url(&self.path))
+            .header("Authorization", format!("Bearer {}", self.gw.key))
+            .header("Accept", ACCEPT);
+        if let Some((id, version)) = &self.session {
+            req = req
+                .header("Mcp-Session-Id", id)
+                .header("MCP-Protocol-Version", version);
+        }
+        req
+    }
+
+    async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let sse = res
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t.to_str().unwrap().starts_with("text/event-stream"));
+        let text = res.text().await.unwrap();
+        let body = if sse {
+            text.split("\n\n")
+                .filter_map(sse_message)
+                .last()
+                .unwrap_or(Value::Null)
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
+        (status, body)
+    }
+
+    async fn post(&self, body: Value) -> (u16, Value) {
+        Self::send(self.request(reqwest::Method::POST).json(&body)).await
+    }
+
+    /// Starts a handshake-era session of `version`.
+    async fn initialize(&mut self, version: &str) {
+        let params = json!({
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        });
+        let res = self
+            .request(reqwest::Method::POST)
+            .json(&rpc(0, "initialize", params))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let id = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        self.session = Some((id, version.to_owned()));
+        let (status, _) = self
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        assert_eq!(status, 202);
+    }
+
+    /// A 2026-07-28 request with the headers that era wants.
+    fn modern_request(&self, method: &str, body: &Value) -> reqwest::RequestBuilder {
+        let mut req = self
+            .request(reqwest::Method::POST)
+            .header("MCP-Protocol-Version", MODERN)
+            .header("Mcp-Method", method);
+        if let Some(name) = body.pointer("/params/name").and_then(Value::as_str) {
+            req = req.header("Mcp-Name", name);
+        }
+        req.json(body)
+    }
+
+    async fn modern(&self, id: i64, method: &str, params: Value) -> (u16, Value) {
+        let body = rpc(id, method, modern_params(params));
+        Self::send(self.modern_request(method, &body)).await
+    }
+}
+
+fn sse_message(event: &str) -> Option<Value> {
+    let data: Vec<&str> = event
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
+    let data = data.join("\n");
+    (!data.trim().is_empty()).then(|| serde_json::from_str(&data).unwrap())
+}
+
+/// Reads an SSE response one JSON-RPC message at a time.
+struct Sse {
+    res: reqwest::Response,
+    buf: String,
+}
+
+impl Sse {
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(at) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..at + 2).collect();
+                if let Some(message) = sse_message(&frame) {
+                    return message;
+                }
+                continue;
+            }
+            let chunk = self.res.chunk().await.unwrap().expect("stream ended early");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+async fn kit_gateway(direct: bool) -> (TestGateway, TestWorker) {
+    let worker = start_worker("Kit").await;
+    let url = worker.url();
+    let gw = start_gateway(move |c| {
+        c.workers.push(worker_config("kit", &url));
+        c.api.mcp_direct_tool_calls = direct;
+    })
+    .await;
+    (gw, worker)
+}
+
+// --- SEP-1303: tool input errors are tool results -------------------------------------
+
+/// Arguments that fail the tool's schema come back as a result with `isError` and the
+/// validation message, whichever era and whichever path (direct or rmcp) answers; an
+/// unknown tool stays a JSON-RPC -32602.
+#[tokio::test]
+async fn arguments_that_fail_the_schema_are_an_error_result_in_every_era_and_on_both_paths() {
+    for direct in [true, false] {
+        let (gw, worker) = kit_gateway(direct).await;
+        let bad = json!({"name": "Kit_Add", "arguments": {"a": "x", "b": 1}});
+        let unknown = json!({"name": "Kit_Nope", "arguments": {}});
+        let mut answers = Vec::new();
+        for version in ["2025-06-18", "2025-11-25"] {
+            let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
+            c.initialize(version).await;
+            answers.push((
+                version,
+                c.post(rpc(1, "tools/call", bad.clone())).await,
+                c.post(rpc(2, "tools/call", unknown.clone())).await,
+            ));
+        }
+        let c = Client::new(&gw, "/v1/mcps/alice/mcp");
+        answers.push((
+            MODERN,
+            c.modern(1, "tools/call", bad.clone()).await,
+            c.modern(2, "tools/call", unknown.clone()).await,
+        ));
+        for (era, (status, body), (_, unknown)) in answers {
+            let at = format!("{era}, direct {direct}: {body}");
+            assert_eq!(status, 200, "{at}");
+            assert!(body.get("error").is_none(), "{at}");
+            assert_eq!(body["result"]["isError"], true, "{at}");
+            let text = body["result"]["content"][0]["text"].as_str().unwrap();
+            assert!(text.contains("Invalid input for tool 'Kit.Add'"), "{at}");
+            assert_eq!(unknown["error"]["code"], -32602, "{era}: {unknown}");
+        }
+        assert_eq!(worker.invocations(), 0, "a tool never runs with bad input");
+    }
+}
+
+// --- DELETE ---------------------------------------------------------------------------
+
+/// The MCP SDKs take anything but 200/204 as a failed termination (the Python SDK logs
+/// "Session termination failed: 202").
+#[tokio::test]
+async fn deleting_a_session_answers_200_and_ends_it() {
+    let (gw, _w) = kit_gateway(true).await;
+    let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    c.initialize("2025-11-25").await;
+    let res = c.request(reqwest::Method::DELETE).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let (status, _) = c.post(rpc(1, "tools/list", json!({}))).await;
+    assert_eq!(status, 404, "the session is gone");
+}
+
+// --- requestState across processes ----------------------------------------------------
+
+fn acct_toolkit() -> Toolkit {
+    Toolkit::new("Acct", "1.0.0").tool(
+        Tool::new("Me", "Who I am", |ctx: ToolContext, _i: Empty| {
+            let user = ctx.user_id().map(str::to_owned);
+            async move { Ok::<_, ToolError>(json!({"user_id": user})) }
+        })
+        .requires_auth(Auth::oauth2("fake").scopes(["read"])),
+    )
+}
+
+/// With no root key configured, the gateway generates one beside its SQLite database; a
+/// second process on the same data has the same key, so it opens a requestState the
+/// first sealed (before, each process sealed with a key of its own).
+#[tokio::test]
+async fn a_request_state_sealed_by_one_process_opens_in_another_on_the_same_data() {
+    let fake = FakeProvider::start().await;
+    let worker = start_toolkit_worker(acct_toolkit()).await;
+    let shared = tempfile::tempdir().unwrap();
+    let db = shared.path().join("sb.db");
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (url, provider, db) = (worker.url(), fake.provider_config("fake"), db.clone());
+        gateways.push(
+            start_gateway_on(listener, move |c| {
+                c.security.root_keys.clear();
+                c.auth_providers.push(provider);
+                c.workers.push(worker_config("acct", &url));
+                c.oauth.user_verifier = UserVerifier::Disabled;
+                c.storage = StorageConfig::Sqlite { path: db };
+            })
+            .await,
+        );
+    }
+    let call = json!({"name": "Acct_Me", "arguments": {}});
+    let mut ask = rpc(1, "tools/call", modern_params(call.clone()));
+    ask["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+        json!({"elicitation": {"url": {}}});
+    let first = Client::new(&gateways[0], "/v1/mcps/alice/mcp");
+    let (_, asked) = Client::send(first.modern_request("tools/call", &ask)).await;
+    let state = asked["result"]["requestState"].clone();
+    assert!(state.is_string(), "{asked}");
+
+    let mut retry = ask;
+    retry["id"] = json!(2);
+    retry["params"]["requestState"] = state;
+    let second = Client::new(&gateways[1], "/v1/mcps/alice/mcp");
+    let (status, again) = Client::send(second.modern_request("tools/call", &retry)).await;
+    assert_eq!(status, 200, "{again}");
+    // Still waiting for the user: asked again, not refused as tampered.
+    assert_eq!(again["result"]["resultType"], "input_required", "{again}");
+}
+
+// --- 2026-07-28 methods ---------------------------------------------------------------
+
+#[tokio::test]
+async fn initialize_in_the_stateless_era_is_a_removed_method_with_its_request_id() {
+    let (gw, _w) = kit_gateway(true).await;
+    let c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    let (status, body) = c.modern(41, "initialize", json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], -32601, "{body}");
+    assert_eq!(body["id"], 41, "{body}");
+}
+
+#[tokio::test]
+async fn prompt_and_resource_lists_are_empty_with_caching_hints_and_completion_answers_empty() {
+    let (gw, _w) = kit_gateway(true).await;
+    let c = Client::new(&gw, "/v1/mcps/alice/mcp");
+    let (_, discover) = c.modern(1, "server/discover", json!({})).await;
+    let capabilities = &discover["result"]["capabilities"];
+    for capability in ["prompts", "resources", "completions", "tools"] {
+        assert!(capabilities[capability].is_object(), "{discover}");
+    }
+    for (method, items) in [
+        ("prompts/list", "prompts"),
+        ("resources/list", "resources"),
+        ("resources/templates/list", "resourceTemplates"),
+    ] {
+        let (status, body) = c.modern(2, method, json!({})).await;
+        assert_eq!(status, 200, "{method}: {body}");
+        let result = &body["result"];
+        assert_eq!(result[items], json!([]), "{method}: {body}");
+        assert!(result["ttlMs"].as_u64().is_some(), "{method}: {body}");
+        assert!(
+            ["public", "private"].contains(&result["cacheScope"].as_str().unwrap_or("")),
+            "{method}: {body}"
+        );
+    }
+    let complete = json!({
+        "ref": {"type": "ref/prompt", "name": "nothing"},
+        "argument": {"name": "arg", "value": "x"},
+    });
+    let (_, body) = c.modern(3, "completion/complete", complete.clone()).await;
+    assert_eq!(body["result"]["completion"]["values"], json!([]), "{body}");
+    let mut session = Client::new(&gw, "/v1/mcps/alice/mcp");
+    session.initialize("2025-11-25").await;
+    let (_, body) = session.post(rpc(4, "completion/complete", complete)).await;
+    assert_eq!(body["result"]["completion"]["values"], json!([]), "{body}");
+}
+
+async fn listen(c: &Client<'_>, id: i64, filter: Value) -> Sse {
+    let body = rpc(
+        id,
+        "subscriptions/listen",
+        modern_params(json!({"notifications": filter})),
+    );
+    let res = c
+        .modern_request("subscriptions/listen", &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    Sse {
+        res,
+        buf: String::new(),
+    }
+}
+
+/// `subscriptions/listen`: the acknowledgement first, with the filter the gateway accepted
+/// (tool list changes only), every message tagged with the subscription id, and
+/// `notifications/tools/list_changed` when the endpoint's tools change.
+#[tokio::test]
+async fn a_listener_is_acknowledged_and_hears_tool_list_changes_tagged_with_its_id() {
+    let invocations = Arc::new(AtomicUsize::new(0));
+    let shifting = ShiftingWorker::start(
+        test_toolkit("Kit", invocations.clone()),
+        test_toolkit("Kat", invocations),
+    )
+    .await;
+    let url = shifting.url();
+    let gw = start_gateway(move |c| c.workers.push(worker_config("shifting", &url))).await;
+    let c = Client::new(&gw, "/v1/mcps/alice/mcp");
+
+    let mut prompts_only = listen(&c, 7, json!({"promptsListChanged": true})).await;
+    let ack = prompts_only.next().await;
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(ack["params"]["notifications"], json!({}), "{ack}");
+
+    let mut tools = listen(&c, 8, json!({"toolsListChanged": true})).await;
+    let ack = tools.next().await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true})
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        8
+    );
+
+    shifting.shift();
+    let note = tokio::time::timeout(Duration::from_secs(30), tools.next())
+        .await
+        .expect("a notification within 30 s");
+    assert_eq!(note["method"], "notifications/tools/list_changed", "{note}");
+    assert_eq!(
+        note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 8,
+        "{note}"
+    );
+}
