@@ -192,6 +192,12 @@ def test_the_provider_is_listed_without_its_secret(gw: Gateway,
     assert oauth_mock_server.client_secret not in resp.text
 
 
+def let_the_token_expire() -> None:
+    """Waits out a 1 s access token, so the next call must refresh it (no clock to
+    advance in a real binary)."""
+    time.sleep(1.2)
+
+
 def test_a_call_before_connecting_answers_403_with_an_authorization_url(
         client: Arcade, gw: Gateway) -> None:
     with pytest.raises(arcadepy.PermissionDeniedError) as raised:
@@ -241,14 +247,16 @@ def test_authorization_code_with_pkce_s256_and_client_secret_basic(
 def test_an_expiring_token_is_refreshed_once_and_the_call_succeeds(
         client: Arcade, gw: Gateway, oauth_mock_server: OAuthMockServer) -> None:
     mock = oauth_mock_server
-    # The code exchange's token expires in 1 s: well within the gateway's refresh skew
-    # (default 5 minutes), so the first call refreshes it first, whatever the clock says.
+    # The code exchange's token expires in 1 s. The gateway refreshes ahead of expiry only
+    # in the last half of a token's lifetime, so once it has expired the first call
+    # refreshes it and the second uses the refreshed one (its lifetime is an hour).
     mock.configure(code_expires_in=1, refresh_expires_in=3600)
     before = len(mock.events())
     authorize_and_connect(client, gw, mock, "erin")
     exchange = grants(token_events(mock, before), "authorization_code")
     assert len(exchange) == 1 and exchange[0]["status"] == 200, exchange
     assert grants(token_events(mock, before), "refresh_token") == []
+    let_the_token_expire()
 
     first = fingerprint(client, "erin")
     second = fingerprint(client, "erin")
@@ -275,13 +283,15 @@ def test_an_expiring_token_is_refreshed_once_and_the_call_succeeds(
 def test_a_rotated_refresh_token_is_the_one_presented_next(
         client: Arcade, gw: Gateway, oauth_mock_server: OAuthMockServer) -> None:
     mock = oauth_mock_server
-    # Every token expires in 1 s: each call refreshes, with the refresh token the previous
-    # refresh returned (the server refuses a used one).
+    # Every token expires in 1 s: a call after each expiry refreshes, with the refresh token
+    # the previous refresh returned (the server refuses a used one).
     mock.configure(code_expires_in=1, refresh_expires_in=1)
     before = len(mock.events())
     authorize_and_connect(client, gw, mock, "frank")
 
+    let_the_token_expire()
     first = fingerprint(client, "frank")
+    let_the_token_expire()
     second = fingerprint(client, "frank")
 
     events = token_events(mock, before)
@@ -304,6 +314,7 @@ def test_a_refresh_refused_with_invalid_grant_asks_the_user_to_connect_again(
     before = len(mock.events())
     authorize_and_connect(client, gw, mock, "grace")
     mock.revoke_refresh_tokens()
+    let_the_token_expire()
 
     # This call or, at the latest, the next one gets an authorization URL.
     outcomes = []

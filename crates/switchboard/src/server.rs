@@ -221,8 +221,7 @@ impl Gateway {
             .registry
             .spawn_health_loop(self.state.config.worker_health_interval, stop_rx.clone());
         let auth = self.state.executor.auth().clone();
-        let connection_changes =
-            tokio::spawn(async move { auth.watch_connection_changes(stop_rx).await });
+        let upkeep = tokio::spawn(async move { auth.run_upkeep(stop_rx).await });
         let mut app = api::service(self.state.clone());
         if let Some(sandbox) = &self.sandbox {
             app = app.nest("/sandbox", sandbox.router());
@@ -303,7 +302,7 @@ impl Gateway {
         }
         let _ = stop_tx.send(true);
         let _ = health.await;
-        let _ = connection_changes.await;
+        let _ = upkeep.await;
         let Gateway {
             state,
             registry,

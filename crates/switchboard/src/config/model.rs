@@ -91,16 +91,20 @@ pub struct ApiConfig {
     /// Defaults to `http://{host}:{port}` (with `localhost` for wildcard hosts).
     pub public_url: String,
     pub tls: Option<TlsConfig>,
+    /// How long a client may take to send a whole request, head and body, from its first
+    /// byte (Go's `ReadTimeout`); a new connection must also send its first head within it.
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_request_body_size: usize,
     pub cors: CorsConfig,
-    /// `Origin`s MCP requests may come from (`api.allowed_origins`). Empty: loopback
-    /// origins only. Requests without `Origin` (non-browser clients) are allowed.
+    /// `Origin`s requests may come from, on every route (`api.allowed_origins`; see
+    /// `api/guard.rs`). Empty: loopback origins. `public_url`'s origin and
+    /// `http.cors.allowed_origins` are allowed too; requests without `Origin` (non-browser
+    /// clients) pass.
     pub allowed_origins: Vec<String>,
-    /// `Host` header values accepted on MCP endpoints (`api.allowed_hosts`), against DNS
-    /// rebinding. Empty: loopback names, the bind host and `public_url`'s host.
+    /// `Host` header values accepted on every route (`api.allowed_hosts`), against DNS
+    /// rebinding. Empty: loopback names and the bind host. `public_url`'s host always.
     pub allowed_hosts: Vec<String>,
     /// How long a handshake-era MCP session stays live in memory after its last message
     /// (`api.mcp_session_keep_alive`, 60s). Then it is parked: only its store record

@@ -216,7 +216,7 @@ impl AuthService {
     /// Background upkeep until `shutdown` changes: drops cached connection rows that other
     /// replicas or processes change (see `connection_cache`), and sweeps old flows every
     /// few minutes (see `flows`). Run it beside the server.
-    pub async fn watch_connection_changes(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run_upkeep(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
         tokio::join!(
             connection_cache::watch(self.store.clone(), &self.connections, shutdown.clone()),
             self.sweep_flows_periodically(shutdown),
