@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::start_gateway;
+use common::{TestGateway, start_gateway};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -260,14 +260,24 @@ fn health_request(addr: SocketAddr) -> String {
     format!("GET /v1/health HTTP/1.1\r\nHost: {addr}\r\n\r\n")
 }
 
-#[tokio::test]
-async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
-    let gw = start_gateway(|c| {
-        c.api.max_connections = 8;
+/// A gateway serving at most `max` connections, none cut for idling within a test.
+async fn connection_capped(max: usize) -> TestGateway {
+    start_gateway(|c| {
+        c.api.max_connections = max;
         c.api.idle_timeout = Duration::from_secs(60);
         c.api.read_timeout = Duration::from_secs(60);
     })
-    .await;
+    .await
+}
+
+/// `GET /v1/health` on a connection of its own.
+async fn health(addr: SocketAddr) -> Answer {
+    send(addr, "GET", "/v1/health", &format!("Host: {addr}\r\n"), "").await
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
+    let gw = connection_capped(8).await;
     let mut idle = Vec::new();
     for _ in 0..8 {
         let mut stream = TcpStream::connect(gw.addr).await.unwrap();
@@ -275,14 +285,7 @@ async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
         assert_eq!(answer.status, 200);
         idle.push(stream);
     }
-    let answer = send(
-        gw.addr,
-        "GET",
-        "/v1/health",
-        &format!("Host: {}\r\n", gw.addr),
-        "",
-    )
-    .await;
+    let answer = health(gw.addr).await;
     assert_eq!(answer.status, 200, "the ninth is served: {answer:?}");
     assert!(
         closed_by_server(&mut idle[0]).await,
@@ -292,12 +295,7 @@ async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
 
 #[tokio::test]
 async fn at_the_connection_cap_with_every_connection_busy_a_new_one_gets_503_and_none_is_cut() {
-    let gw = start_gateway(|c| {
-        c.api.max_connections = 4;
-        c.api.idle_timeout = Duration::from_secs(60);
-        c.api.read_timeout = Duration::from_secs(60);
-    })
-    .await;
+    let gw = connection_capped(4).await;
     let body = r#"{"tool_name":"Builtin.Echo","input":{"message":"hi"}}"#;
     let (head, tail) = body.split_at(10);
     let mut busy = Vec::new();
@@ -315,14 +313,7 @@ async fn at_the_connection_cap_with_every_connection_busy_a_new_one_gets_503_and
     }
     // Lets the gateway read those heads: each connection is then answering a request.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let answer = send(
-        gw.addr,
-        "GET",
-        "/v1/health",
-        &format!("Host: {}\r\n", gw.addr),
-        "",
-    )
-    .await;
+    let answer = health(gw.addr).await;
     assert_eq!(answer.status, 503, "{answer:?}");
     assert!(answer.head.contains("connection: close"), "{answer:?}");
     for mut stream in busy {
@@ -376,23 +367,13 @@ async fn a_body_that_trickles_past_the_read_timeout_gets_408_and_the_connection_
 
 #[cfg(target_os = "linux")]
 mod descriptors {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
     use std::os::unix::process::CommandExt;
-    use std::process::{Child, Command, Stdio};
+    use std::process::Stdio;
     use std::time::Duration;
 
-    struct Served {
-        child: Child,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Drop for Served {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    use crate::common::binary::{Served, listening_address, switchboard_command};
 
     /// The binary in dev mode, under an open-file limit of `limit` (soft and hard).
     fn serve_with_descriptor_limit(limit: u64) -> (Served, SocketAddr) {
@@ -400,15 +381,9 @@ mod descriptors {
         let yaml = "api:\n  development: true\n  max_connections: 100000\n  \
                     read_timeout: 60s\n  idle_timeout: 60s\nstorage:\n  sqlite:\n    path: sb.db\n";
         std::fs::write(dir.path().join("engine.yaml"), yaml).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        let mut command = switchboard_command(dir.path());
         command
-            .arg("--config")
-            .arg(dir.path().join("engine.yaml"))
             .args(["serve", "--port", "0", "--host", "127.0.0.1"])
-            .env("SWITCHBOARD_DATA_DIR", dir.path().join("data"))
-            .env_remove("SWITCHBOARD_CONFIG")
-            .env("RUST_LOG", "off")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         // SAFETY: `setrlimit` is async-signal-safe; nothing else runs in the child.
@@ -424,17 +399,11 @@ mod descriptors {
                 Ok(())
             });
         }
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let served = Served { child, _dir: dir };
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines.next().expect("serve printed its address").unwrap();
-            if let Some((_, addr)) = line.split_once(" listening on ") {
-                break addr.trim().parse().unwrap();
-            }
+        let mut served = Served {
+            child: command.spawn().unwrap(),
+            _dir: dir,
         };
-        std::thread::spawn(move || lines.for_each(drop));
+        let addr = listening_address(&mut served);
         (served, addr)
     }
 

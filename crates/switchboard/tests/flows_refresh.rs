@@ -13,22 +13,22 @@
 mod common;
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_provider::{FakeProvider, RefreshMode};
+use common::flows::{authorize, browse, oauth_config, open_link};
+use common::postgres::with_postgres;
 use common::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use switchboard::config::{Config, RootKeyConfig, SecretValue, StorageConfig, UserVerifier};
+use switchboard::config::{Config, SecretValue, StorageConfig};
 use switchboard::oauth::{AuthService, FLOW_RETENTION};
 use switchboard::server::Gateway;
 use switchboard_tdk::{Auth, Tool, ToolContext, ToolError, Toolkit};
 use tokio::net::TcpListener;
 
 const ROOT_KEY: &str = "flows-refresh-tests-root-key-0123456789";
-const PG_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
 const FLOW_TTL: Duration = Duration::from_secs(600);
 
 fn sha(s: &str) -> String {
@@ -139,17 +139,10 @@ impl Env {
 }
 
 fn configure(c: &mut Config, fake: &FakeProvider, worker: &TestWorker) {
-    c.security.root_keys = vec![RootKeyConfig {
-        id: "k1".into(),
-        default: true,
-        value: SecretValue::new(ROOT_KEY),
-    }];
+    oauth_config(c, ROOT_KEY);
     c.auth_providers.push(fake.provider_config("fake"));
     c.workers.push(worker_config("acct", &worker.url()));
-    c.oauth.user_verifier = UserVerifier::Disabled;
     c.oauth.flow_ttl = FLOW_TTL;
-    // The fake provider is on loopback, which outbound calls refuse unless listed.
-    c.network.allowlist.push("127.0.0.1".into());
 }
 
 async fn run_me(gw: &TestGateway, user: &str) -> (u16, Value) {
@@ -169,38 +162,13 @@ async fn needs_authorization(gw: &TestGateway, user: &str) -> (String, String) {
     )
 }
 
-async fn authorize(gw: &TestGateway, user: &str, scopes: &[&str]) -> Value {
-    let res = gw
-        .http
-        .post(gw.url("/v1/auth/authorize"))
-        .header("Authorization", format!("Bearer {}", gw.key))
-        .json(&json!({
-            "auth_requirement": {"provider_id": "fake", "oauth2": {"scopes": scopes}},
-            "user_id": user,
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// The whole flow for `user`, who is `subject` at the provider, through `gw`.
 async fn connect(gw: &TestGateway, fake: &FakeProvider, user: &str, subject: &str) {
     let (_, link) = needs_authorization(gw, user).await;
-    let res = browser().get(&link).send().await.unwrap();
-    assert_eq!(res.status(), 303, "the link redirects to the provider");
-    let provider_url = res.headers()["location"].to_str().unwrap().to_owned();
+    let provider_url = open_link(&link).await;
     let approval = fake.approve(&provider_url, subject);
-    let res = browser().get(approval.callback_url()).send().await.unwrap();
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let (status, page, _) = browse(&approval.callback_url()).await;
+    assert_eq!(status, 200, "{page}");
 }
 
 /// Runs `Acct.Me` and expects `subject`'s newest token.
@@ -213,45 +181,6 @@ fn assert_newest_token(fake: &FakeProvider, subject: &str, (status, body): &(u16
         sha(&fake.latest_access_token(subject).unwrap()),
         "{body}"
     );
-}
-
-/// Runs `body` with a URL whose `search_path` is a fresh schema, dropped afterwards (also
-/// when the body panics). Skips without PostgreSQL, unless `CI` is set.
-async fn with_postgres<F, Fut>(body: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    use sqlx::Connection;
-    let in_ci = std::env::var_os("CI").is_some();
-    let Some(url) = std::env::var(PG_URL_VAR).ok().filter(|u| !u.is_empty()) else {
-        assert!(!in_ci, "{PG_URL_VAR} is not set, and CI is");
-        eprintln!("skipped: {PG_URL_VAR} is not set");
-        return;
-    };
-    let mut admin = match sqlx::PgConnection::connect(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(!in_ci, "PostgreSQL is unreachable and CI is set: {e}");
-            eprintln!("skipped: PostgreSQL is unreachable: {e}");
-            return;
-        }
-    };
-    let schema = format!("sb_flows_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
-    let outcome = tokio::spawn(body(schema_url)).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 // --- Item 9: flows ---------------------------------------------------------------------------
@@ -312,7 +241,7 @@ async fn twenty_parallel_calls_without_a_grant_share_one_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_parallel_calls_across_two_replicas_share_one_flow() {
-    with_postgres(|pg_url| async move {
+    with_postgres("sb_flows", |pg_url| async move {
         let env = Env::start(2, Some(&pg_url), RefreshMode::Normal).await;
         twenty_parallel_calls_share_one_flow(&env).await;
     })
@@ -404,7 +333,7 @@ async fn forty_concurrent_calls_per_user_after_expiry_refresh_each_short_lived_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_concurrent_calls_per_user_across_two_replicas_refresh_each_token_once() {
-    with_postgres(|pg_url| async move {
+    with_postgres("sb_flows", |pg_url| async move {
         let env = Env::start(2, Some(&pg_url), RefreshMode::Rotate).await;
         forty_concurrent_calls_per_user_refresh_once(&env).await;
     })

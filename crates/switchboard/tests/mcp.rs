@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use common::fake_provider::FakeProvider;
+use common::flows::{browse, open_link};
+use common::mcp::{Sse, reply_body};
 use common::*;
 use serde_json::{Value, json};
 use switchboard::config::{
@@ -121,17 +123,7 @@ impl<'a> Client<'a> {
         let session = header("mcp-session-id");
         let www_authenticate = header("www-authenticate");
         let status = res.status().as_u16();
-        let sse = header("content-type").is_some_and(|t| t.starts_with("text/event-stream"));
-        let text = res.text().await.unwrap();
-        // An SSE reply may carry other messages first; the reply is its last message.
-        let body = if sse {
-            text.split("\n\n")
-                .filter_map(sse_message)
-                .last()
-                .unwrap_or(Value::Null)
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::Null)
-        };
+        let body = reply_body(res).await;
         Reply {
             status,
             session,
@@ -1047,20 +1039,10 @@ async fn auth_env(customise: impl FnOnce(&mut Config)) -> AuthEnv {
 
 /// The user opens the gateway's link and approves at the provider.
 async fn complete_flow(fake: &FakeProvider, link: &str, subject: &str) {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let res = browser.get(link).send().await.unwrap();
-    assert_eq!(
-        res.status().as_u16(),
-        303,
-        "the link redirects to the provider"
-    );
-    let provider_url = res.headers()["location"].to_str().unwrap().to_owned();
+    let provider_url = open_link(link).await;
     let approval = fake.approve(&provider_url, subject);
-    let res = browser.get(approval.callback_url()).send().await.unwrap();
-    assert_eq!(res.status().as_u16(), 200);
+    let (status, page, _) = browse(&approval.callback_url()).await;
+    assert_eq!(status, 200, "{page}");
 }
 
 #[tokio::test]
@@ -1088,39 +1070,6 @@ async fn a_client_without_url_elicitation_gets_the_link_as_an_error_result() {
     );
 }
 
-/// The JSON-RPC message in one SSE event, if it carries one (priming events don't).
-fn sse_message(event: &str) -> Option<Value> {
-    let data: Vec<&str> = event
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-        .collect();
-    let data = data.join("\n");
-    (!data.trim().is_empty()).then(|| serde_json::from_str(&data).unwrap())
-}
-
-/// Reads an SSE response one JSON-RPC message at a time.
-struct Sse {
-    res: reqwest::Response,
-    buf: String,
-}
-
-impl Sse {
-    async fn next(&mut self) -> Value {
-        loop {
-            if let Some(at) = self.buf.find("\n\n") {
-                let frame: String = self.buf.drain(..at + 2).collect();
-                if let Some(message) = sse_message(&frame) {
-                    return message;
-                }
-                continue;
-            }
-            let chunk = self.res.chunk().await.unwrap().expect("stream ended early");
-            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-}
-
 async fn call_streaming(c: &Client<'_>, tool: &str) -> Sse {
     let res = c
         .request(reqwest::Method::POST)
@@ -1137,10 +1086,7 @@ async fn call_streaming(c: &Client<'_>, tool: &str) -> Sse {
         res.headers()["content-type"].to_str().unwrap(),
         "text/event-stream"
     );
-    Sse {
-        res,
-        buf: String::new(),
-    }
+    Sse::new(res)
 }
 
 async fn answer(c: &Client<'_>, ask: &Value, action: &str) {
@@ -1167,10 +1113,7 @@ async fn url_elicitation_waits_for_the_flow_and_returns_the_tools_result_in_the_
     answer(&bob, &ask, "decline").await;
 
     // Notifications not tied to a request travel on the session's standalone stream.
-    let mut standalone = Sse {
-        res: c.request(reqwest::Method::GET).send().await.unwrap(),
-        buf: String::new(),
-    };
+    let mut standalone = Sse::new(c.request(reqwest::Method::GET).send().await.unwrap());
     answer(&c, &ask, "accept").await;
     complete_flow(&env.fake, &link, "alice-login").await;
     let result = stream.next().await;
@@ -1400,10 +1343,7 @@ async fn a_session_stream_hears_tools_list_changed_when_a_worker_brings_new_tool
     c.initialize(json!({})).await;
     let res = c.request(reqwest::Method::GET).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    let mut stream = Sse {
-        res,
-        buf: String::new(),
-    };
+    let mut stream = Sse::new(res);
     let _worker = start_worker_on(listener, "Late").await;
     let note = tokio::time::timeout(Duration::from_secs(30), stream.next())
         .await

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::mcp::reply_body;
 use common::*;
 use serde_json::{Value, json};
 use switchboard::config::Config;
@@ -57,17 +58,10 @@ async fn start_with(gw: &TestGateway, user: &str, auth: Option<&str>, params: Va
         .headers()
         .get("mcp-session-id")
         .map(|v| v.to_str().unwrap().to_owned());
-    let text = res.text().await.unwrap();
-    // An SSE reply's message is on its `data:` line.
-    let json = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data:"))
-        .unwrap_or(&text);
-    let body = serde_json::from_str(json.trim()).unwrap_or(Value::Null);
     Started {
         status,
         session,
-        body,
+        body: reply_body(res).await,
     }
 }
 

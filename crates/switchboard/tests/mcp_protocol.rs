@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use common::fake_provider::FakeProvider;
+use common::mcp::{Sse, reply_body};
 use common::*;
 use serde_json::{Value, json};
 use switchboard::config::{StorageConfig, UserVerifier};
@@ -67,20 +68,7 @@ impl<'a> Client<'a> {
     async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
-        let sse = res
-            .headers()
-            .get("content-type")
-            .is_some_and(|t| t.to_str().unwrap().starts_with("text/event-stream"));
-        let text = res.text().await.unwrap();
-        let body = if sse {
-            text.split("\n\n")
-                .filter_map(sse_message)
-                .last()
-                .unwrap_or(Value::Null)
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::Null)
-        };
-        (status, body)
+        (status, reply_body(res).await)
     }
 
     async fn post(&self, body: Value) -> (u16, Value) {
@@ -124,38 +112,6 @@ impl<'a> Client<'a> {
     async fn modern(&self, id: i64, method: &str, params: Value) -> (u16, Value) {
         let body = rpc(id, method, modern_params(params));
         Self::send(self.modern_request(method, &body)).await
-    }
-}
-
-fn sse_message(event: &str) -> Option<Value> {
-    let data: Vec<&str> = event
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-        .collect();
-    let data = data.join("\n");
-    (!data.trim().is_empty()).then(|| serde_json::from_str(&data).unwrap())
-}
-
-/// Reads an SSE response one JSON-RPC message at a time.
-struct Sse {
-    res: reqwest::Response,
-    buf: String,
-}
-
-impl Sse {
-    async fn next(&mut self) -> Value {
-        loop {
-            if let Some(at) = self.buf.find("\n\n") {
-                let frame: String = self.buf.drain(..at + 2).collect();
-                if let Some(message) = sse_message(&frame) {
-                    return message;
-                }
-                continue;
-            }
-            let chunk = self.res.chunk().await.unwrap().expect("stream ended early");
-            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
     }
 }
 
@@ -340,10 +296,7 @@ async fn listen(c: &Client<'_>, id: i64, filter: Value) -> Sse {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    Sse {
-        res,
-        buf: String::new(),
-    }
+    Sse::new(res)
 }
 
 /// `subscriptions/listen`: the acknowledgement first, with the filter the gateway accepted

@@ -15,19 +15,14 @@ use axum::body::Bytes;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use common::fake_provider::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
+use common::flows::{browse, call, flow_status, oauth_config, open_link};
 use common::{TestGateway, start_gateway_on};
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard::config::{Config, RootKeyConfig, SecretValue, UserVerifier};
+use switchboard::config::Config;
 use tokio::net::TcpListener;
 
-fn root_keys() -> Vec<RootKeyConfig> {
-    vec![RootKeyConfig {
-        id: "k1".into(),
-        value: SecretValue::new("network-guard-test-root-key-0123456789abcdef"),
-        default: true,
-    }]
-}
+const ROOT_KEY: &str = "network-guard-test-root-key-0123456789abcdef";
 
 /// Everything that reached a hostile server: one line per request, its body included.
 #[derive(Clone, Default)]
@@ -121,32 +116,11 @@ async fn gateway(
     let allowlist: Vec<String> = allowlist.iter().map(|s| s.to_string()).collect();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     start_gateway_on(listener, move |c: &mut Config| {
-        c.security.root_keys = root_keys();
+        oauth_config(c, ROOT_KEY);
         c.auth_providers.push(provider);
-        c.oauth.user_verifier = UserVerifier::Disabled;
         c.network.allowlist = allowlist;
     })
     .await
-}
-
-async fn call(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = gw
-        .http
-        .request(method, gw.url(path))
-        .header("Authorization", format!("Bearer {}", gw.key));
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// Runs alice's flow up to the callback (the gateway then calls the token and user-info
@@ -161,28 +135,10 @@ async fn run_flow(gw: &TestGateway, fake: &FakeProvider) -> Value {
     .await;
     assert_eq!(status, 200, "{auth}");
     assert_eq!(auth["status"], "pending", "{auth}");
-    let link = browser()
-        .get(auth["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(link.status(), 303);
-    let provider_url = link.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let provider_url = open_link(auth["url"].as_str().unwrap()).await;
     let approval = fake.approve(&provider_url, "alice-at-fake");
-    browser().get(approval.callback_url()).send().await.unwrap();
-    let id = auth["id"].as_str().unwrap();
-    let (status, st) = call(
-        gw,
-        Method::GET,
-        &format!("/v1/auth/status?id={id}&wait=5"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{st}");
-    st
+    browse(&approval.callback_url()).await;
+    flow_status(gw, auth["id"].as_str().unwrap(), 5).await
 }
 
 async fn connections(gw: &TestGateway) -> Vec<Value> {

@@ -11,18 +11,20 @@
 mod common;
 
 use std::collections::HashSet;
-use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fake_provider::{CLIENT_SECRET, FakeProvider, RefreshMode};
+use common::flows::{authorize, browse, call, flow_status, oauth_config, open_link, root_keys};
+use common::logs::capture_logs_on_this_thread;
+use common::postgres::with_postgres;
 use common::*;
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use switchboard::config::{Config, RootKeyConfig, SecretValue, StorageConfig, UserVerifier};
+use switchboard::config::{Config, SecretValue, StorageConfig, UserVerifier};
 use switchboard::store::{ConnectionRecord, Store};
 use switchboard::vault::{SealContext, Vault, WrappedKey, field};
 use switchboard_tdk::{Auth, Tool, ToolContext, ToolError, Toolkit};
@@ -30,17 +32,8 @@ use switchboard_wire::error_kind;
 use tokio::net::TcpListener;
 
 const ROOT_KEY: &str = "oauth-tests-root-key-0123456789abcdef";
-const PG_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
 const ALICE_AT_FAKE: &str = "alice-login";
 const BOB_AT_FAKE: &str = "bob-login";
-
-fn root_keys() -> Vec<RootKeyConfig> {
-    vec![RootKeyConfig {
-        id: "k1".into(),
-        default: true,
-        value: SecretValue::new(ROOT_KEY),
-    }]
-}
 
 fn sha(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
@@ -124,12 +117,9 @@ async fn env(customise: impl FnOnce(&mut Config)) -> Env {
 }
 
 fn configure(c: &mut Config, fake: &FakeProvider, worker: &TestWorker) {
-    c.security.root_keys = root_keys();
+    oauth_config(c, ROOT_KEY);
     c.auth_providers.push(fake.provider_config("fake"));
-    // Outside dev mode the fake provider's loopback address must be listed.
-    c.network.allowlist.push("127.0.0.1".into());
     c.workers.push(worker_config("acct", &worker.url()));
-    c.oauth.user_verifier = UserVerifier::Disabled;
 }
 
 /// Every grant counts as expiring: the skew is longer than any token the fake issues
@@ -142,74 +132,6 @@ fn always_expiring(c: &mut Config) {
 /// expiry only in the last half of its lifetime (issue 16), so a fresh one is not due yet.
 async fn let_the_tokens_expire() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn call(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = gw
-        .http
-        .request(method, gw.url(path))
-        .header("Authorization", format!("Bearer {}", gw.key));
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-async fn authorize(gw: &TestGateway, user: &str, scopes: &[&str]) -> Value {
-    let (status, body) = call(
-        gw,
-        Method::POST,
-        "/v1/auth/authorize",
-        Some(json!({
-            "auth_requirement": {"provider_id": "fake", "oauth2": {"scopes": scopes}},
-            "user_id": user,
-        })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// A browser GET: status, body text, `Location`.
-async fn browse(url: &str) -> (u16, String, Option<String>) {
-    let res = browser().get(url).send().await.unwrap();
-    let status = res.status().as_u16();
-    let location = res
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, res.text().await.unwrap(), location)
-}
-
-/// Follows the gateway's short link: the provider URL it redirects to.
-async fn open_link(link: &str) -> String {
-    let (status, body, location) = browse(link).await;
-    assert_eq!(
-        status, 303,
-        "the link should redirect to the provider: {body}"
-    );
-    location.expect("a Location")
-}
-
-async fn flow_status(gw: &TestGateway, id: &str, wait_s: u32) -> Value {
-    let (status, body) = call(
-        gw,
-        Method::GET,
-        &format!("/v1/auth/status?id={id}&wait={wait_s}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
 }
 
 /// The whole flow for `user`, who is `subject` at the provider. Returns the flow id.
@@ -273,7 +195,7 @@ async fn stored(gw: &TestGateway, user: &str) -> ConnectionRecord {
 
 /// Opens a stored refresh token with the root key, as the gateway would.
 async fn stored_refresh_token(store: &dyn Store, user: &str) -> Option<String> {
-    let vault = Vault::from_config(&root_keys()).unwrap();
+    let vault = Vault::from_config(&root_keys(ROOT_KEY)).unwrap();
     let record = store.get_user_key(user).await.unwrap().unwrap();
     let key = vault
         .open_data_key(
@@ -323,48 +245,6 @@ fn assert_all_carry(results: &[(u16, Value)], token: &str) {
 }
 
 // --- PostgreSQL, for two replicas ----------------------------------------------------------
-
-/// Runs `body` with a URL whose `search_path` is a fresh schema, dropped afterwards (also
-/// when the body panics). Skips without PostgreSQL, unless `CI` is set.
-async fn with_postgres<F, Fut>(body: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    use sqlx::Connection;
-    let in_ci = std::env::var_os("CI").is_some();
-    let Some(url) = std::env::var(PG_URL_VAR).ok().filter(|u| !u.is_empty()) else {
-        assert!(
-            !in_ci,
-            "{PG_URL_VAR} is not set, and CI is: the replica tests must run"
-        );
-        eprintln!("skipped: {PG_URL_VAR} is not set");
-        return;
-    };
-    let mut admin = match sqlx::PgConnection::connect(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(!in_ci, "PostgreSQL is unreachable and CI is set: {e}");
-            eprintln!("skipped: PostgreSQL is unreachable: {e}");
-            return;
-        }
-    };
-    let schema = format!("sb_oauth_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
-    let outcome = tokio::spawn(body(schema_url)).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
 
 /// Two gateways (own pools, own AuthService, own public URL) on one PostgreSQL schema,
 /// same root keys, one worker and provider; every grant counts as expiring.
@@ -508,7 +388,7 @@ async fn hundred_concurrent_executes_with_an_expired_token_cause_exactly_one_ref
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_is_single_flight_across_two_replicas() {
-    with_postgres(|pg_url| async move {
+    with_postgres("sb_oauth", |pg_url| async move {
         // A slow provider: replica B's callers meet A's lease, not a finished refresh.
         let (env, b) = two_replicas(&pg_url, RefreshMode::Slow(Duration::from_millis(300))).await;
         env.fake.set_expires_in(1);
@@ -580,7 +460,7 @@ async fn rotated_refresh_token_race_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_refresh_token_race_across_two_replicas_loses_nothing() {
-    with_postgres(|pg_url| async move {
+    with_postgres("sb_oauth", |pg_url| async move {
         let (env, b) = two_replicas(&pg_url, RefreshMode::Rotate).await;
         env.fake.set_expires_in(1);
         connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
@@ -947,76 +827,6 @@ async fn two_users_thousand_interleaved_calls_never_cross() {
     assert_eq!(env.fake.refreshes(), 0);
 }
 
-/// A `MakeWriter` into memory, for one test's logs.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-thread_local! {
-    static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Captures every log line at TRACE written on this thread from now on. One global
-/// subscriber whose filter asks the thread: a scoped (`set_default`) subscriber can miss
-/// events whose callsite interest another test's thread cached first.
-fn capture_logs_on_this_thread() -> LogBuffer {
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
-    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
-    let logs = LOGS
-        .get_or_init(|| {
-            let logs = LogBuffer::default();
-            let layer = tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone())
-                .with_filter(tracing_subscriber::filter::filter_fn(|_| {
-                    CAPTURING.with(std::cell::Cell::get)
-                }))
-                .with_filter(tracing_subscriber::filter::LevelFilter::TRACE);
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
-                .expect("no other global subscriber in this test binary");
-            logs
-        })
-        .clone();
-    CAPTURING.with(|c| c.set(true));
-    logs
-}
-
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 // Current-thread runtime: the gateway, worker and provider all run on this thread, so
 // the capture sees every log line they write.
 #[tokio::test]
@@ -1065,19 +875,19 @@ async fn tokens_never_reach_the_database_file_logs_or_results() {
     );
     let logged = logs.0.lock().unwrap().clone();
     assert!(
-        contains(&logged, "refreshing token"),
+        bytes_contain(&logged, "refreshing token"),
         "the capture works: the gateway's own refresh log line is there"
     );
     for secret in &secrets {
         for file in &db_files {
             let bytes = std::fs::read(file).unwrap();
             assert!(
-                !contains(&bytes, secret),
+                !bytes_contain(&bytes, secret),
                 "a secret issued by the provider is in {}",
                 file.display()
             );
         }
-        assert!(!contains(&logged, secret), "a secret is in the logs");
+        assert!(!bytes_contain(&logged, secret), "a secret is in the logs");
         for body in &bodies {
             assert!(
                 !body.to_string().contains(secret.as_str()),
@@ -1138,7 +948,7 @@ async fn deleting_a_user_destroys_their_key_and_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_revoked_on_one_replica_is_refused_by_the_other_within_seconds() {
-    with_postgres(|pg_url| async move {
+    with_postgres("sb_oauth", |pg_url| async move {
         let (env, b) = two_replicas_with(&pg_url, RefreshMode::Rotate, |_| {}).await;
         let a = &env.gw;
         connect(a, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;

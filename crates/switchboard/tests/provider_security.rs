@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -25,12 +25,13 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use common::fake_provider::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
+use common::flows::{browse, call, flow_status, oauth_config, open_link};
+use common::logs::capture_logs_on_this_thread;
+use common::postgres::with_postgres;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard::config::{
-    AuthProviderConfig, Config, RootKeyConfig, SecretValue, StorageConfig, UserVerifier,
-};
+use switchboard::config::{AuthProviderConfig, Config, SecretValue, StorageConfig};
 use switchboard::oauth::provider::{OAuthError, Provider, resolve_provider};
 use switchboard::server::Gateway;
 use switchboard::store::StoredProviderRecord;
@@ -38,42 +39,11 @@ use tokio::net::TcpListener;
 use url::Url;
 
 const ROOT_KEY: &str = "provider-security-root-key-0123456789";
-const PG_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
-
-fn root_keys() -> Vec<RootKeyConfig> {
-    vec![RootKeyConfig {
-        id: "k1".into(),
-        default: true,
-        value: SecretValue::new(ROOT_KEY),
-    }]
-}
 
 /// Root keys, no user verifier (the flow completes at the callback), and the test's
 /// providers on loopback allowed.
 fn base(c: &mut Config) {
-    c.security.root_keys = root_keys();
-    c.oauth.user_verifier = UserVerifier::Disabled;
-    c.network.allowlist.push("127.0.0.1".into());
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn call(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = gw
-        .http
-        .request(method, gw.url(path))
-        .header("Authorization", format!("Bearer {}", gw.key));
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    oauth_config(c, ROOT_KEY);
 }
 
 /// Starts a flow for `user` with the provider whose config id is `id`; returns the flow
@@ -91,23 +61,8 @@ async fn start_flow(gw: &TestGateway, id: &str, user: &str) -> (String, String) 
     .await;
     assert_eq!(status, 200, "{auth}");
     assert_eq!(auth["status"], "pending", "{auth}");
-    let res = browser()
-        .get(auth["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303, "the link redirects to the provider");
-    let provider_url = res.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let provider_url = open_link(auth["url"].as_str().unwrap()).await;
     (auth["id"].as_str().unwrap().to_owned(), provider_url)
-}
-
-/// A browser GET: status and body text.
-async fn browse(url: &str) -> (u16, String) {
-    let res = browser().get(url).send().await.unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
 }
 
 /// The whole flow against the fake provider; the fake checks the client secret and the
@@ -115,36 +70,11 @@ async fn browse(url: &str) -> (u16, String) {
 async fn connect(gw: &TestGateway, fake: &FakeProvider, id: &str, user: &str) -> String {
     let (flow_id, provider_url) = start_flow(gw, id, user).await;
     let approval = fake.approve(&provider_url, &format!("{user}-login"));
-    let (status, page) = browse(&approval.callback_url()).await;
+    let (status, page, _) = browse(&approval.callback_url()).await;
     assert_eq!(status, 200, "{page}");
-    let (_, done) = call(
-        gw,
-        Method::GET,
-        &format!("/v1/auth/status?id={flow_id}&wait=5"),
-        None,
-    )
-    .await;
+    let done = flow_status(gw, &flow_id, 5).await;
     assert_eq!(done["status"], "completed", "{done}");
     provider_url
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 /// `stored_providers` as the SQLite file holds it, read with a connection of our own.
@@ -167,6 +97,12 @@ async fn stored_rows(dir: &Path) -> Vec<(String, String, Option<String>)> {
 
 const PATCHED_SECRET: &str = "patched-client-secret-abcdef0123456789";
 const PARAM_SECRET: &str = "literal-param-api-key-9876543210";
+
+/// A `PATCH` of the stored provider `id`.
+async fn patch_provider(gw: &TestGateway, id: &str, patch: Value) -> (u16, Value) {
+    let path = format!("/v1/admin/auth_providers/{id}");
+    call(gw, Method::PATCH, &path, Some(patch)).await
+}
 
 /// Arcade's long form (what arcadepy's `auth_providers.create(oauth2={...})` sends),
 /// pointed at the fake provider, with the client inside `oauth2`.
@@ -218,13 +154,7 @@ async fn a_client_secret_sent_in_either_layout_or_patched_never_reaches_the_data
 
     // PATCH in Arcade's layout with another secret, then back; and a PATCH without one.
     let patch = json!({"oauth2": arcade_layout(&fake, PATCHED_SECRET)});
-    let (status, patched) = call(
-        &gw,
-        Method::PATCH,
-        "/v1/admin/auth_providers/arcade",
-        Some(patch),
-    )
-    .await;
+    let (status, patched) = patch_provider(&gw, "arcade", patch).await;
     assert_eq!(status, 200, "{patched}");
     assert!(!patched.to_string().contains(PATCHED_SECRET), "{patched}");
     assert_eq!(patched["oauth2"]["client_secret"]["exists"], true);
@@ -235,21 +165,9 @@ async fn a_client_secret_sent_in_either_layout_or_patched_never_reaches_the_data
         "{rows:?}"
     );
     let patch = json!({"oauth2": arcade_layout(&fake, CLIENT_SECRET)});
-    let (status, patched) = call(
-        &gw,
-        Method::PATCH,
-        "/v1/admin/auth_providers/arcade",
-        Some(patch),
-    )
-    .await;
+    let (status, patched) = patch_provider(&gw, "arcade", patch).await;
     assert_eq!(status, 200, "{patched}");
-    let (status, patched) = call(
-        &gw,
-        Method::PATCH,
-        "/v1/admin/auth_providers/top",
-        Some(json!({"description": "renamed"})),
-    )
-    .await;
+    let (status, patched) = patch_provider(&gw, "top", json!({"description": "renamed"})).await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["client_secret"]["exists"], true);
 
@@ -275,7 +193,7 @@ async fn a_client_secret_sent_in_either_layout_or_patched_never_reaches_the_data
         let bytes = std::fs::read(&file).unwrap();
         for secret in [CLIENT_SECRET, PATCHED_SECRET, PARAM_SECRET] {
             assert!(
-                !contains(&bytes, secret),
+                !bytes_contain(&bytes, secret),
                 "a provider secret is in {}",
                 file.display()
             );
@@ -380,41 +298,12 @@ async fn a_provider_stored_in_plaintext_before_is_sealed_on_start_on_sqlite() {
 
 #[tokio::test]
 async fn a_provider_stored_in_plaintext_before_is_sealed_on_start_on_postgres() {
-    use sqlx::Connection;
-    let in_ci = std::env::var_os("CI").is_some();
-    let Some(url) = std::env::var(PG_URL_VAR).ok().filter(|u| !u.is_empty()) else {
-        assert!(!in_ci, "{PG_URL_VAR} is not set, and CI is");
-        eprintln!("skipped: {PG_URL_VAR} is not set");
-        return;
-    };
-    let mut admin = match sqlx::PgConnection::connect(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(!in_ci, "PostgreSQL is unreachable and CI is set: {e}");
-            eprintln!("skipped: PostgreSQL is unreachable: {e}");
-            return;
-        }
-    };
-    let schema = format!("sb_provsec_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
-    let outcome = tokio::spawn(plaintext_row_is_sealed_on_start(Some(
-        StorageConfig::Postgres {
-            url: SecretValue::new(schema_url),
-        },
-    )))
+    with_postgres("sb_provsec", |url| {
+        plaintext_row_is_sealed_on_start(Some(StorageConfig::Postgres {
+            url: SecretValue::new(url),
+        }))
+    })
     .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 // --- 6. Secrets echoed back by a provider ----------------------------------------------
@@ -639,7 +528,7 @@ async fn a_token_endpoint_echoing_the_client_secret_gets_it_nowhere() {
                 .query_pairs_mut()
                 .append_pair("code", &format!("code-{i}-{provider}"))
                 .append_pair("state", &q["state"]);
-            let (status, page) = browse(callback.as_str()).await;
+            let (status, page, _) = browse(callback.as_str()).await;
             assert_eq!(status, 502, "{echo:?}: {page}");
             assert!(page.contains("invalid_client"), "{echo:?}: {page}");
             assert_no_leak(&format!("{echo:?} callback page"), &page, &leaks);
@@ -784,55 +673,4 @@ async fn a_custom_provider_can_opt_out_of_pkce() {
         .collect();
     assert!(!q.contains_key("code_challenge"), "{provider_url}");
     assert!(!q.contains_key("code_challenge_method"), "{provider_url}");
-}
-
-// --- Log capture (as tests/oauth.rs) ---------------------------------------------------
-
-/// A `MakeWriter` into memory, for one test's logs.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-thread_local! {
-    static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Captures every log line at TRACE written on this thread from now on.
-fn capture_logs_on_this_thread() -> LogBuffer {
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
-    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
-    let logs = LOGS
-        .get_or_init(|| {
-            let logs = LogBuffer::default();
-            let layer = tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone())
-                .with_filter(tracing_subscriber::filter::filter_fn(|_| {
-                    CAPTURING.with(std::cell::Cell::get)
-                }))
-                .with_filter(tracing_subscriber::filter::LevelFilter::TRACE);
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
-                .expect("no other global subscriber in this test binary");
-            logs
-        })
-        .clone();
-    CAPTURING.with(|c| c.set(true));
-    logs
 }

@@ -2,23 +2,14 @@
 //! (`--threads`), every thread answering the connections it accepts, a port held by
 //! someone else refused, and a clean stop on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Served {
-    child: Child,
-    /// Holds the config and the database until the process is gone.
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::binary::{Served, listening_address, switchboard_command};
 
 const DEV_CONFIG: &str = "api:\n  development: true\nstorage:\n  sqlite:\n    path: sb.db\n";
 const PLAIN_CONFIG: &str = "storage:\n  sqlite:\n    path: sb.db\n";
@@ -37,49 +28,19 @@ fn serve(args: &[&str]) -> Served {
 
 /// Runs another `switchboard` command on the config (and so the database) in `dir`.
 fn cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("--config")
-        .arg(dir.join("engine.yaml"))
-        .args(args)
-        .env("SWITCHBOARD_DATA_DIR", dir.join("data"))
-        .env_remove("SWITCHBOARD_CONFIG")
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    switchboard_command(dir).args(args).output().unwrap()
 }
 
 /// `serve` with `args` on the config in `dir`.
 fn serve_in(dir: tempfile::TempDir, args: &[&str]) -> Served {
-    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("--config")
-        .arg(dir.path().join("engine.yaml"))
+    let child = switchboard_command(dir.path())
         .arg("serve")
         .args(args)
-        .env("SWITCHBOARD_DATA_DIR", dir.path().join("data"))
-        .env_remove("SWITCHBOARD_CONFIG")
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     Served { child, _dir: dir }
-}
-
-/// Reads standard output up to the "listening on ADDR" line.
-fn listening_address(served: &mut Served) -> SocketAddr {
-    let stdout = served.child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        if let Some((_, addr)) = line.split_once(" listening on ") {
-            break addr.trim().parse().unwrap();
-        }
-    };
-    // Keep draining so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    addr
 }
 
 /// One request on a connection of its own.

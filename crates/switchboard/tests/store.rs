@@ -5,18 +5,18 @@
 //! dropped at the end. Without that variable, or with the server unreachable, the PostgreSQL
 //! tests skip with a note, unless `CI` is set: then they fail.
 
+mod common;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sqlx::{Connection, PgConnection};
+use common::postgres::TestSchema;
 use switchboard::store::{
     ApiKeyRecord, ConnectionChange, ConnectionFilter, ConnectionRecord, ExecutionFilter,
     ExecutionRecord, FlowRecord, McpSessionRecord, PostgresStore, SqliteStore, Store, StoreError,
-    StoredProviderRecord, TokenUpdate, UserKeyRecord, UserTokenRecord, redact_url,
+    StoredProviderRecord, TokenUpdate, UserKeyRecord, UserTokenRecord,
 };
-
-const PG_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
 
 /// What a behaviour body gets: the open store, and the means to open it again.
 struct Backend {
@@ -62,45 +62,16 @@ where
     F: FnOnce(Backend) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let in_ci = std::env::var_os("CI").is_some();
-    let Some(url) = std::env::var(PG_URL_VAR).ok().filter(|u| !u.is_empty()) else {
-        assert!(
-            !in_ci,
-            "{PG_URL_VAR} is not set, and CI is: the PostgreSQL store suite must run in CI"
-        );
-        eprintln!(
-            "skipped: {PG_URL_VAR} is not set (set it, e.g. postgres://postgres@127.0.0.1:5432/test)"
-        );
+    let Some(mut schema) = TestSchema::create("sb_test").await else {
         return;
     };
-    let mut admin = match PgConnection::connect(&url).await {
-        Ok(conn) => conn,
-        Err(e) => {
-            let msg = format!("PostgreSQL at {} is unreachable: {e}", redact_url(&url));
-            assert!(
-                !in_ci,
-                "{msg} (CI is set, so this fails instead of skipping)"
-            );
-            eprintln!("skipped: {msg}");
-            return;
-        }
-    };
-
-    let schema = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
-
-    let store = PostgresStore::open(&schema_url).await.unwrap();
+    let store = PostgresStore::open(&schema.url).await.unwrap();
     let in_schema: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 \
          AND table_name IN ('api_keys', 'executions', '_sqlx_migrations')",
     )
-    .bind(&schema)
-    .fetch_one(&mut admin)
+    .bind(&schema.name)
+    .fetch_one(&mut schema.admin)
     .await
     .unwrap();
 
@@ -108,19 +79,17 @@ where
     let outcome = if in_schema == 3 {
         let backend = Backend {
             store: Arc::new(store),
-            target: Target::Postgres(schema_url),
+            target: Target::Postgres(schema.url.clone()),
         };
         tokio::spawn(body(backend)).await
     } else {
         Ok(())
     };
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let name = schema.name.clone();
+    schema.drop().await;
     assert_eq!(
         in_schema, 3,
-        "migrations did not land in the test's schema {schema}"
+        "migrations did not land in the test's schema {name}"
     );
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());

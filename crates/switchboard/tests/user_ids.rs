@@ -11,10 +11,12 @@ mod common;
 use std::process::{Command, Output};
 
 use common::fake_provider::FakeProvider;
+use common::flows::{browse, call, call_url, oauth_config, open_link};
+use common::mcp::reply_body;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard::config::{Config, RootKeyConfig, SecretValue, UserVerifier};
+use switchboard::config::{Config, UserVerifier};
 use switchboard_tdk::{Auth, Tool, ToolContext, Toolkit};
 use tokio::net::TcpListener;
 
@@ -64,17 +66,10 @@ async fn env(customise: impl FnOnce(&mut Config)) -> Env {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (kit_url, acct_url, provider) = (kit.url(), acct.url(), fake.provider_config("fake"));
     let gw = start_gateway_on(listener, move |c| {
-        c.security.root_keys = vec![RootKeyConfig {
-            id: "k1".into(),
-            default: true,
-            value: SecretValue::new("user-ids-tests-root-key-0123456789abcdef"),
-        }];
+        oauth_config(c, "user-ids-tests-root-key-0123456789abcdef");
         c.auth_providers.push(provider);
         c.workers.push(worker_config("kit", &kit_url));
         c.workers.push(worker_config("acct", &acct_url));
-        c.oauth.user_verifier = UserVerifier::Disabled;
-        // The fake provider listens on loopback.
-        c.network.allowlist.push("127.0.0.1".into());
         customise(c);
     })
     .await;
@@ -86,21 +81,8 @@ async fn env(customise: impl FnOnce(&mut Config)) -> Env {
     }
 }
 
-async fn call(gw: &TestGateway, method: Method, url: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = gw
-        .http
-        .request(method, url)
-        .header("Authorization", format!("Bearer {}", gw.key));
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 async fn post(gw: &TestGateway, path: &str, body: Value) -> (u16, Value) {
-    call(gw, Method::POST, &gw.url(path), Some(body)).await
+    call(gw, Method::POST, path, Some(body)).await
 }
 
 /// The gateway's URL with these path segments, every byte but unreserved ones
@@ -135,25 +117,9 @@ fn auth_body(user: &str) -> Value {
 /// Follows a pending authorization's link and approves it at the provider as `subject`;
 /// returns where the callback sent the browser.
 async fn approve(env: &Env, auth: &Value, subject: &str) -> Option<String> {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let res = browser
-        .get(auth["url"].as_str().expect("a link"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    let provider_url = res.headers()["location"].to_str().unwrap().to_owned();
+    let provider_url = open_link(auth["url"].as_str().expect("a link")).await;
     let approval = env.fake.approve(&provider_url, subject);
-    let res = browser.get(approval.callback_url()).send().await.unwrap();
-    let location = res
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_owned());
-    let status = res.status().as_u16();
-    let page = res.text().await.unwrap();
+    let (status, page, location) = browse(&approval.callback_url()).await;
     assert!(status == 200 || status == 303, "callback: {status} {page}");
     location
 }
@@ -184,7 +150,7 @@ async fn a_user_named_dave_space_can_neither_start_nor_confirm_a_flow_for_dave()
     )
     .await;
     assert_refused("dave ", status, &body);
-    let (status, body) = call(gw, Method::GET, &gw.url("/v1/admin/user_connections"), None).await;
+    let (status, body) = call(gw, Method::GET, "/v1/admin/user_connections", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"], json!([]), "nothing is bound to anyone");
     let (status, body) = gw
@@ -316,9 +282,9 @@ async fn admin_user_routes_refuse_malformed_user_ids_and_tokens_carry_the_exact_
     let gw = &env.gw;
     for id in refused() {
         let tokens = url_with(gw, &["v1", "admin", "users", &id, "tokens"]);
-        let (status, body) = call(gw, Method::POST, &tokens, Some(json!({}))).await;
+        let (status, body) = call_url(gw, Method::POST, &tokens, Some(json!({}))).await;
         let user = url_with(gw, &["v1", "admin", "users", &id]);
-        let (del_status, del_body) = call(gw, Method::DELETE, &user, None).await;
+        let (del_status, del_body) = call_url(gw, Method::DELETE, &user, None).await;
         if id.is_empty() {
             // `/users//tokens` names no user: no route takes it.
             assert!(!(200..300).contains(&status), "{body}");
@@ -341,7 +307,7 @@ async fn admin_user_routes_refuse_malformed_user_ids_and_tokens_carry_the_exact_
     }
     for id in accepted() {
         let tokens = url_with(gw, &["v1", "admin", "users", &id, "tokens"]);
-        let (status, body) = call(gw, Method::POST, &tokens, Some(json!({}))).await;
+        let (status, body) = call_url(gw, Method::POST, &tokens, Some(json!({}))).await;
         assert_eq!(status, 201, "{body}");
         assert_eq!(body["user_id"], id.as_str());
         // The token acts for exactly that id.
@@ -350,7 +316,7 @@ async fn admin_user_routes_refuse_malformed_user_ids_and_tokens_carry_the_exact_
         assert_eq!(mcp.initialize().await.0, 200);
         assert_eq!(mcp.who_am_i().await, json!(id));
         let user = url_with(gw, &["v1", "admin", "users", &id]);
-        let (status, body) = call(gw, Method::DELETE, &user, None).await;
+        let (status, body) = call_url(gw, Method::DELETE, &user, None).await;
         assert_eq!(status, 204, "the user had a token: {body}");
     }
 }
@@ -411,17 +377,7 @@ impl<'a> Mcp<'a> {
             .headers()
             .get("mcp-session-id")
             .map(|v| v.to_str().unwrap().to_owned());
-        let text = res.text().await.unwrap();
-        // A reply may come as SSE; the answer is its last `data:` message.
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| {
-            text.lines()
-                .rev()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .filter(|d| !d.trim().is_empty())
-                .find_map(|d| serde_json::from_str(d.trim()).ok())
-                .unwrap_or(Value::Null)
-        });
-        (status, session, body)
+        (status, session, reply_body(res).await)
     }
 
     /// `initialize` (+ `notifications/initialized` when it succeeds): its status and body.

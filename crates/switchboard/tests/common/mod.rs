@@ -2,7 +2,12 @@
 //! on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod fake_provider;
+pub mod flows;
+pub mod logs;
+pub mod mcp;
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -326,6 +331,27 @@ impl TestGateway {
             let _ = tx.send(());
         }
     }
+}
+
+/// Every file below `dir`, in its subdirectories too.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Whether `needle`'s bytes stand anywhere in `haystack`.
+pub fn bytes_contain(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 /// Polls until `check` holds (bounded: 5 s).
