@@ -204,7 +204,16 @@ async fn bench(args: &Args, bins: &Bins, phases: Vec<Phase>, dir: &Path) -> anyh
     };
 
     let config = dir.join("engine.yaml");
-    let mut yaml = gateway_config(port, dir, &worker_url, args.mcp_session_keep_alive);
+    // The idle sessions are one user's through one key: the caps must leave room for them
+    // and for the session phases' own.
+    let max_sessions = args.idle_sessions + 1_000;
+    let mut yaml = gateway_config(
+        port,
+        dir,
+        &worker_url,
+        args.mcp_session_keep_alive,
+        max_sessions,
+    );
     if args.no_execution_log {
         yaml.push_str("execution_logging:\n  enabled: false\n");
     } else if let Some(n) = args.execution_log_batch {
@@ -485,10 +494,17 @@ fn sqlite_bytes(db: &Path) -> (u64, u64) {
 /// they are not written to disk. Dev mode, because the sandbox OAuth server (the grant
 /// phase's provider) only runs there; every request still carries the API key, which dev
 /// mode checks like any other. The sandbox token lives 24 h so no refresh happens mid-run.
-fn gateway_config(port: u16, dir: &Path, worker_url: &str, keep_alive_s: u64) -> String {
+fn gateway_config(
+    port: u16,
+    dir: &Path,
+    worker_url: &str,
+    keep_alive_s: u64,
+    max_sessions: usize,
+) -> String {
     format!(
         "api:\n  host: 127.0.0.1\n  port: {port}\n  development: true\n  \
-         public_url: http://127.0.0.1:{port}\n  mcp_session_keep_alive: {keep_alive_s}s\n\
+         public_url: http://127.0.0.1:{port}\n  mcp_session_keep_alive: {keep_alive_s}s\n  \
+         mcp_max_sessions: {max_sessions}\n  mcp_max_sessions_per_user: {max_sessions}\n\
          storage:\n  sqlite:\n    path: {db}\n\
          security:\n  root_keys:\n    - {{id: bench, default: true, value: \"${{env:BENCH_ROOT_KEY}}\"}}\n\
          auth:\n  providers:\n    - {{id: sandbox, type: oauth2, provider_id: sandbox, \
