@@ -1041,3 +1041,68 @@ api:
     let one = load_yaml("api: {allowed_hosts: gw.example.com}\n", &[]).unwrap();
     assert_eq!(one.config.api.allowed_hosts, ["gw.example.com"]);
 }
+
+#[test]
+fn the_connection_and_session_limits_default_and_are_read_with_their_key_paths() {
+    let defaults = load_yaml("{}\n", &[]).unwrap().config;
+    assert_eq!(defaults.api.max_connections, 4096);
+    assert_eq!(defaults.api.mcp_max_sessions, 10_000);
+    assert_eq!(defaults.api.mcp_max_sessions_per_user, 100);
+    assert_eq!(
+        defaults.api.mcp_session_lifetime,
+        Duration::from_secs(24 * 3600)
+    );
+    assert!(defaults.network.allowlist.is_empty());
+
+    let set = load_yaml(
+        "api: {max_connections: 64, mcp_max_sessions: 50, mcp_max_sessions_per_user: 5, \
+         mcp_session_lifetime: 2h}\n\
+         network: {allowlist: [idp.internal, \"*.corp.example\", 10.20.0.0/16, \"::1\"]}\n",
+        &[],
+    )
+    .unwrap();
+    assert!(warnings(&set).is_empty(), "{:?}", warnings(&set));
+    let api = &set.config.api;
+    assert_eq!(
+        (
+            api.max_connections,
+            api.mcp_max_sessions,
+            api.mcp_max_sessions_per_user
+        ),
+        (64, 50, 5)
+    );
+    assert_eq!(api.mcp_session_lifetime, Duration::from_secs(7200));
+    assert_eq!(set.config.network.allowlist.len(), 4);
+
+    let lines = problems(load_yaml(
+        "api: {max_connections: 0, mcp_max_sessions_per_user: many, mcp_session_lifetime: 0}\n\
+         network: {allowlist: [ok.example, \"10.0.0.0/40\", \"http://x\"], deny: []}\n",
+        &[],
+    ));
+    for path in [
+        "api.max_connections",
+        "api.mcp_max_sessions_per_user",
+        "api.mcp_session_lifetime",
+        "network.allowlist[1]",
+        "network.allowlist[2]",
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("error: ") && l.contains(&format!("{path}:"))),
+            "no error at {path} in {lines:?}"
+        );
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains("network.allowlist[0]")),
+        "{lines:?}"
+    );
+    let unknown = load_yaml("network: {deny: [x]}\n", &[]).unwrap();
+    assert!(
+        warnings(&unknown)
+            .iter()
+            .any(|w| w.contains("network.deny")),
+        "{:?}",
+        warnings(&unknown)
+    );
+}
