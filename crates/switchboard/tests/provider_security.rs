@@ -253,8 +253,21 @@ async fn plaintext_row_is_sealed_on_start(storage: Option<StorageConfig>) {
             .await
             .unwrap();
     }
+    let sqlite = !matches!(config.storage, StorageConfig::Postgres { .. });
+    let data_dir = dir.path().to_path_buf();
     let gateway = Gateway::start(config).await.expect("gateway starts");
     let gw = serve_gateway(gateway, listener, dir).await;
+    if sqlite {
+        // Not in the database file, its free pages or its write-ahead log either.
+        for file in files_under(&data_dir) {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes_contain(&bytes, CLIENT_SECRET) && !bytes_contain(&bytes, PARAM_SECRET),
+                "a plaintext secret is left in {}",
+                file.display()
+            );
+        }
+    }
 
     let sealed = gw
         .store

@@ -99,9 +99,13 @@ impl ProviderRegistry {
     pub async fn reload(&self, store: &dyn Store, keys: &UserKeys) -> Result<(), AuthError> {
         let records = store.list_stored_providers().await?;
         let mut providers = Vec::with_capacity(records.len());
+        let mut sealed_any = false;
         for record in records {
             let record = match seal_stored_plaintext(store, keys, &record).await {
-                Ok(sealed) => sealed,
+                Ok(sealed) => {
+                    sealed_any |= sealed.config_json != record.config_json;
+                    sealed
+                }
                 Err(e) => {
                     tracing::warn!(provider = %record.id, error = %e, "could not seal the plaintext secrets of a stored auth provider");
                     record
@@ -118,6 +122,9 @@ impl ProviderRegistry {
             }
         }
         *self.stored.write().unwrap_or_else(|p| p.into_inner()) = providers;
+        if sealed_any && let Err(e) = store.scrub_old_copies().await {
+            tracing::warn!(error = %e, "could not drop the store's old copies of the sealed provider rows");
+        }
         Ok(())
     }
 }

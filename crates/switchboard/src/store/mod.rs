@@ -150,6 +150,13 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Drops the copies of rewritten or deleted rows that the backend keeps in its files
+    /// (SQLite's write-ahead log), once plaintext secrets have been sealed in place. A no-op
+    /// where there are none to reach.
+    async fn scrub_old_copies(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Fails with [`StoreError::Conflict`]`("api key name")` on a duplicate active name.
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     /// Every key, revoked ones included, oldest first.
