@@ -31,6 +31,16 @@ enum Target {
     Postgres(String),
 }
 
+impl Target {
+    /// What the store opened on this target must call itself.
+    fn backend(&self) -> &'static str {
+        match self {
+            Target::Sqlite(_) => "sqlite",
+            Target::Postgres(_) => "postgres",
+        }
+    }
+}
+
 impl Backend {
     /// Opens the same database again, as a restart (or a second replica) would.
     async fn reopen(&self) -> Arc<dyn Store> {
@@ -201,8 +211,9 @@ fn ids(records: &[ExecutionRecord]) -> Vec<&str> {
 }
 
 async fn backend_names_itself_and_answers_ping(b: Backend) {
-    assert!(matches!(b.store.backend(), "sqlite" | "postgres"));
+    assert_eq!(b.store.backend(), b.target.backend());
     b.store.ping().await.unwrap();
+    assert_eq!(b.reopen().await.backend(), b.target.backend());
 }
 
 async fn api_key_lookup_finds_active_keys_only(b: Backend) {

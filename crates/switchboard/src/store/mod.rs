@@ -3,12 +3,15 @@
 //! MCP sessions.
 //!
 //! One trait, [`Store`], with a SQLite backend (the embedded default) and a PostgreSQL
-//! backend (replicas). Migrations are embedded per backend and applied by [`open`].
+//! backend (replicas). Both are one generic implementation (`sql.rs`, each query written
+//! once); a backend's file holds only what differs: opening, pool settings, migrations and
+//! the execution log's fast path. Migrations are embedded per backend and applied by [`open`].
 //! Must not: interpret what it stores (no hashing, no crypto, no HTTP); callers hand it
 //! finished rows.
 
 mod auth;
 mod postgres;
+mod sql;
 mod sqlite;
 mod sqlite_log;
 
