@@ -22,7 +22,8 @@ use axum::routing::{get, post};
 use futures::FutureExt;
 use serde_json::{Map, Value, json};
 use switchboard_wire::{
-    HealthResponse, InputParameter, ToolCallOutput, ToolCallRequest, ToolCallResponse, jwt,
+    HealthResponse, InputParameter, ToolCallError, ToolCallOutput, ToolCallRequest,
+    ToolCallResponse, jwt, validate_input,
 };
 
 use crate::toolkit::ErasedHandler;
@@ -210,8 +211,10 @@ impl Shared {
         let ctx = ToolContext::new(registered.fqn.clone(), execution_id.clone(), context);
 
         let result = match preflight(registered, &ctx, &inputs) {
-            Ok(()) => run(registered, ctx, inputs).await,
-            Err(e) => Err(e),
+            Ok(()) => run(registered, ctx, inputs)
+                .await
+                .map_err(ToolError::into_wire),
+            Err(e) => Err(*e),
         };
         let duration = started.elapsed().as_secs_f64() * 1000.0;
         let output = match result {
@@ -220,9 +223,10 @@ impl Shared {
                 ..ToolCallOutput::default()
             },
             Err(e) => {
-                tracing::debug!(tool = %registered.fqn, kind = %e.kind(), "tool call failed");
+                let kind = e.kind.as_deref().unwrap_or_default();
+                tracing::debug!(tool = %registered.fqn, kind, "tool call failed");
                 ToolCallOutput {
-                    error: Some(e.into_wire()),
+                    error: Some(e),
                     ..ToolCallOutput::default()
                 }
             }
@@ -266,82 +270,22 @@ async fn run(
 }
 
 /// What the worker checks before the handler runs: the declared token and secrets are
-/// there, and each declared parameter is present and of its type. Deserialization into
-/// the input type checks the rest; this pass only makes the common errors name the
-/// parameter.
+/// there, and the input fits the declared parameters, by the same rules and with the same
+/// message as the gateway (`switchboard_wire::input`). Deserialization into the input
+/// type checks the rest.
 fn preflight(
     tool: &Registered,
     ctx: &ToolContext,
     inputs: &Map<String, Value>,
-) -> Result<(), ToolError> {
+) -> Result<(), Box<ToolCallError>> {
+    let wire = |e: ToolError| Box::new(e.into_wire());
     if tool.requires_token {
-        ctx.require_token()?;
+        ctx.require_token().map_err(wire)?;
     }
     for key in &tool.secrets {
-        ctx.secret(key)?;
+        ctx.secret(key).map_err(wire)?;
     }
-    for p in &tool.parameters {
-        let vs = &p.value_schema;
-        let value = match inputs.get(&p.name) {
-            None | Some(Value::Null) if p.required && vs.val_type != "json" => {
-                return Err(ToolError::bad_input(format!(
-                    "Missing required parameter '{}'",
-                    p.name
-                )));
-            }
-            None | Some(Value::Null) => continue,
-            Some(v) => v,
-        };
-        let fits = match vs.val_type.as_str() {
-            "string" => value.is_string(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "number" => value.is_number(),
-            "boolean" => value.is_boolean(),
-            "array" => value.is_array(),
-            _ => true,
-        };
-        if !fits {
-            return Err(ToolError::bad_input(format!(
-                "Invalid value for parameter '{}': expected {}, got {}",
-                p.name,
-                article(&vs.val_type),
-                json_type(value)
-            )));
-        }
-        if let (Some(allowed), Some(s)) = (&vs.enum_values, value.as_str())
-            && !allowed.iter().any(|a| a == s)
-        {
-            return Err(ToolError::bad_input(format!(
-                "Invalid value for parameter '{}': must be one of: {}",
-                p.name,
-                allowed.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn article(val_type: &str) -> &'static str {
-    match val_type {
-        "string" => "a string",
-        "integer" => "an integer",
-        "number" => "a number",
-        "boolean" => "a boolean",
-        "array" => "an array",
-        _ => "JSON",
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_f64() => "a number",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    validate_input(&tool.parameters, inputs).map_err(|e| Box::new(e.tool_call_error(&tool.fqn)))
 }
 
 fn to_bytes<T: serde::Serialize>(value: &T) -> Bytes {

@@ -520,3 +520,73 @@ async fn in_process_invoke_answers_like_the_http_route() {
     assert!(res.success);
     assert_eq!(res.output.value, Some(json!("x")));
 }
+
+#[derive(Deserialize, JsonSchema)]
+struct PlotInput {
+    /// Any JSON the tool passes on: a required `json` parameter.
+    payload: Value,
+    /// Plain integers only.
+    #[serde(default)]
+    points: Vec<i64>,
+}
+
+/// Calls `Plot` in-process, as `POST /worker/tools/invoke` would.
+async fn plot(inputs: Value) -> Value {
+    let worker = Worker::new(SECRET).toolkit(Toolkit::new("Plotkit", "1.0.0").tool(Tool::new(
+        "Plot",
+        "Plot points",
+        |_ctx: ToolContext, i: PlotInput| async move {
+            Ok::<_, ToolError>(json!({"payload": i.payload, "points": i.points}))
+        },
+    )));
+    let request = serde_json::from_value(json!({
+        "tool": {"name": "Plot", "toolkit": "Plotkit"},
+        "inputs": inputs,
+    }))
+    .unwrap();
+    serde_json::to_value(worker.invoke(request).await.unwrap()).unwrap()
+}
+
+/// The gateway refused this and the TDK let it reach the handler: one validator now.
+#[tokio::test]
+async fn a_required_json_parameter_that_is_missing_or_null_is_refused() {
+    for inputs in [json!({}), json!({"payload": null})] {
+        let res = plot(inputs.clone()).await;
+        assert_eq!(res["success"], false, "{inputs}");
+        let err = &res["output"]["error"];
+        assert_eq!(err["kind"], "TOOL_RUNTIME_BAD_INPUT_VALUE", "{res}");
+        assert_eq!(
+            err["message"],
+            "Invalid input for tool 'Plotkit.Plot': missing required parameter 'payload'"
+        );
+        assert_eq!(err["extra"]["parameter"], "payload");
+    }
+    let res = plot(json!({"payload": {"title": "t"}, "points": [1, 2]})).await;
+    assert_eq!(
+        res["output"]["value"],
+        json!({"payload": {"title": "t"}, "points": [1, 2]}),
+        "{res}"
+    );
+}
+
+#[tokio::test]
+async fn input_is_refused_with_the_gateways_message_for_items_and_unknown_names() {
+    let cases = [
+        (
+            json!({"payload": 1, "points": [1, "2"]}),
+            "parameter 'points[1]' must be an integer, got a string",
+        ),
+        (
+            json!({"payload": 1, "colour": "red"}),
+            "unknown parameter 'colour' (expected: payload, points)",
+        ),
+    ];
+    for (inputs, reason) in cases {
+        let res = plot(inputs).await;
+        assert_eq!(
+            res["output"]["error"]["message"],
+            format!("Invalid input for tool 'Plotkit.Plot': {reason}"),
+            "{res}"
+        );
+    }
+}

@@ -1,13 +1,16 @@
 //! Wire types of Arcade's worker protocol (`reference/arcade-api.md` §2), shared by the
 //! gateway's worker client and the `switchboard-tdk` worker SDK, so both ends agree by
-//! construction.
+//! construction; and the one check of a call's input against those types ([`input`]).
 //!
 //! Deserialization is lenient (every field has a default) because real workers
 //! (arcade-serve) send `null` for unset values; serialization writes every key, as
 //! arcade-serve does.
 //! Must not: do I/O or know about users, tokens at rest or HTTP routing.
 
+pub mod input;
 pub mod jwt;
+
+pub use input::{InputError, validate_input};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -7,7 +7,6 @@
 
 mod definition;
 mod format;
-mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,7 +15,8 @@ use switchboard_wire::ToolDefinition;
 
 pub use definition::{EngineToolOptions, RequirementsView, engine_tool_definition};
 pub use format::{ToolFormat, formatted_tool, input_json_schema};
-pub use validate::{InputError, validate_input};
+/// Input is checked by the same code a `switchboard-tdk` worker runs.
+pub use switchboard_wire::{InputError, validate_input};
 
 /// Where a tool runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
