@@ -1,6 +1,15 @@
 //! The resolved configuration: what the rest of the gateway reads. Every `${env:}` and
 //! `${file:}` is already expanded, durations parsed, both file layouts (seed style and
 //! Arcade 2.0) folded into one shape, and defaults applied.
+//!
+//! Each field names the key path it comes from (`api.port`) and its default; a struct
+//! names its section. Paths in files (TLS, SQLite) are relative to the config file's
+//! directory. A key the file leaves out, or sets to an unset `${env:VAR}` where a default
+//! exists, takes the default (see `resolve/mod.rs` for the unset-variable rule). Values
+//! that must not be printed are [`SecretValue`]s.
+//!
+//! Must not: hold state made at run time (providers and keys added over the admin API live
+//! in the store), or open files, sockets or databases itself.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,29 +19,44 @@ use std::time::Duration;
 /// Default REST/MCP port (Arcade's CLI assumes it for a local engine).
 pub const DEFAULT_PORT: u16 = 9099;
 
+/// The whole of `engine.yaml`, resolved. Built by `config::load` (or `config::defaults`
+/// when there is no file: dev mode on loopback, SQLite in the data directory, the built-in
+/// toolkit, no workers or providers).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file this came from; `None` when running on built-in defaults.
     pub source: Option<PathBuf>,
+    /// `api:` (and the seed layout's `http:`): the listener, public URL, TLS, limits and
+    /// MCP sessions.
     pub api: ApiConfig,
+    /// `storage:`; default SQLite at `{data_dir}/switchboard.db`.
     pub storage: StorageConfig,
+    /// `security:`: the root keys that seal user secrets.
     pub security: SecurityConfig,
+    /// Every worker, from the seed layout's top-level `workers:` then
+    /// `tools.directors[].workers[]`, disabled ones included (`enabled: false`). Workers of
+    /// a type not served (`mcp`) are left out with a warning.
     pub workers: Vec<WorkerConfig>,
-    /// `auth.providers[]`, parsed but not yet interpreted (OAuth is its own module).
+    /// `auth.providers[]`, disabled ones included, parsed but not yet interpreted:
+    /// `oauth::provider` resolves each into a provider.
     pub auth_providers: Vec<AuthProviderConfig>,
-    /// Tool secrets injected into calls of tools that declare them (`secrets:` map).
+    /// `secrets: {NAME: value}`: tool secrets, injected into a call only when the tool
+    /// declares the secret by name. Default none.
     pub secrets: BTreeMap<String, SecretValue>,
+    /// `telemetry.logging`: the gateway's own log level and format.
     pub telemetry: TelemetryConfig,
+    /// `execution_logging:`: the record kept of every tool call.
     pub execution_logging: ExecutionLoggingConfig,
     /// Serve the built-in toolkit (`tools.builtin: true`, default true).
     pub builtin_toolkit: bool,
     /// How often workers are health-checked (`tools.health_check_interval`, default 10s).
     pub worker_health_interval: Duration,
-    /// `auth.*` settings other than providers.
+    /// `auth.*` settings other than providers (`user_verifier`, `flow_ttl`...).
     pub oauth: OAuthSettings,
     /// `network.*`: where the gateway's own outbound requests may go.
     pub network: NetworkConfig,
-    /// MCP gateways (`gateways:`): named tool selections served at `/mcp/{slug}`.
+    /// MCP gateways (`gateways:`): named tool selections served at `/mcp/{slug}`. Default
+    /// none (`/mcp` serves every tool).
     pub gateways: Vec<GatewayConfig>,
 }
 
@@ -40,15 +64,22 @@ pub struct Config {
 /// tool of the toolkits named here. Both empty: every tool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayConfig {
+    /// `gateways[].slug`: the path segment; letters, digits, `-` and `_`, unique.
     pub slug: String,
+    /// `gateways[].description`, shown to MCP clients.
     pub description: Option<String>,
+    /// `gateways[].tools`: qualified tool names (`Toolkit.Tool`).
     pub tools: Vec<String>,
+    /// `gateways[].toolkits`: toolkit names; every tool in them is served.
     pub toolkits: Vec<String>,
 }
 
 /// How authorization flows behave (`auth.user_verifier`, `auth.flow_ttl`, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OAuthSettings {
+    /// `auth.user_verifier`: `none` or `{url}`. Outside dev mode, with any provider
+    /// enabled, it must be set: without it a shared authorization link could bind someone
+    /// else's account.
     pub user_verifier: UserVerifier,
     /// How long an authorization link and its flow stay valid (`auth.flow_ttl`, 10m).
     pub flow_ttl: Duration,
@@ -81,22 +112,38 @@ impl Default for OAuthSettings {
     }
 }
 
+/// `api:`, plus the seed layout's `http:` (timeouts, CORS): how the REST and MCP listener
+/// is served. Server timeouts may be under either; `api:` wins, with a warning. Defaults
+/// are in [`ApiConfig::default`].
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
+    /// `api.host`: the address to bind (default `127.0.0.1`).
     pub host: String,
+    /// `api.port` (default [`DEFAULT_PORT`], 9099).
     pub port: u16,
-    /// Dev mode: loopback callers need no key, workers default to secret `dev`.
+    /// `api.development` (default false; true when there is no config file). Dev mode:
+    /// loopback callers need no key, workers default to secret `dev`, the sandbox OAuth
+    /// provider is served, outbound requests may reach loopback.
     pub development: bool,
-    /// Base URL users and providers reach the gateway at (OAuth redirect URI base).
-    /// Defaults to `http://{host}:{port}` (with `localhost` for wildcard hosts).
+    /// `api.public_url`: base URL users and providers reach the gateway at (OAuth redirect
+    /// URI base), without a trailing slash. Defaults to `http://{host}:{port}` (`https`
+    /// with TLS; `localhost` for wildcard and loopback hosts).
     pub public_url: String,
+    /// `api.tls`: serve HTTPS. `None` when absent or `enabled: false`.
     pub tls: Option<TlsConfig>,
-    /// How long a client may take to send a whole request, head and body, from its first
-    /// byte (Go's `ReadTimeout`); a new connection must also send its first head within it.
+    /// `api.read_timeout` or `http.read_timeout` (30s): how long a client may take to send
+    /// a whole request, head and body, from its first byte (Go's `ReadTimeout`); a new
+    /// connection must also send its first head within it.
     pub read_timeout: Duration,
+    /// `api.write_timeout` or `http.write_timeout` (60s): how long a response write may
+    /// make no progress before the connection is dropped.
     pub write_timeout: Duration,
+    /// `api.idle_timeout` or `http.idle_timeout` (30s): how long a kept-alive connection
+    /// may wait for its next request.
     pub idle_timeout: Duration,
+    /// `api.max_request_body_size` in bytes (4 MiB, at least 1); a larger body is a 413.
     pub max_request_body_size: usize,
+    /// `http.cors`: the CORS answer for browser apps. Default off.
     pub cors: CorsConfig,
     /// `Origin`s requests may come from, on every route (`api.allowed_origins`; see
     /// `api/guard.rs`). Empty: loopback origins. `public_url`'s origin and
@@ -140,87 +187,149 @@ pub struct NetworkConfig {
     pub allowlist: Vec<String>,
 }
 
+/// `api.tls`: the certificate and key, PEM files, paths relative to the config file.
+/// Both are required when TLS is enabled.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
+    /// `api.tls.cert_file`: the certificate chain, leaf first.
     pub cert_file: PathBuf,
+    /// `api.tls.key_file`: its private key.
     pub key_file: PathBuf,
 }
 
+/// `http.cors`: which browser origins get CORS headers. Empty `allowed_origins` (the
+/// default): no CORS layer at all. Origins listed here may also send requests past the
+/// origin guard (as `api.allowed_origins`).
 #[derive(Debug, Clone, Default)]
 pub struct CorsConfig {
+    /// `http.cors.allowed_origins`: `*`, or `scheme://host[:port]` each.
     pub allowed_origins: Vec<String>,
+    /// `http.cors.allowed_methods`: HTTP methods; empty means GET, POST and DELETE.
     pub allowed_methods: Vec<String>,
 }
 
+/// `storage:`: where durable state lives (see `store`). Exactly one of `storage.sqlite`
+/// and `storage.postgres`; neither means SQLite at `{data_dir}/switchboard.db`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StorageConfig {
-    Sqlite {
-        path: PathBuf,
-    },
-    /// A full connection URL (built from `host/port/user/password/db/sslmode` when the
-    /// file gave fields). Redacted in `Debug`.
-    Postgres {
-        url: SecretValue,
-    },
+    /// `storage.sqlite.path`, relative to the config file; one gateway process. Also
+    /// where Arcade's embedded PostgreSQL (`storage.postgres.data_path`) lands, with a
+    /// warning.
+    Sqlite { path: PathBuf },
+    /// `storage.postgres.url`, or one built from `host`, `port` (5432), `user`,
+    /// `password`, `db` and `sslmode`; for several replicas. Redacted in `Debug`.
+    Postgres { url: SecretValue },
 }
 
+/// `security:`.
 #[derive(Debug, Clone, Default)]
 pub struct SecurityConfig {
+    /// `security.root_keys[]`: the keys that wrap each user's data key (see `vault`).
+    /// Exactly one is the default (the first when none says so, with a warning); the
+    /// others still unwrap what they sealed, for rotation. Empty: with SQLite a key is
+    /// generated once and kept beside the database; with PostgreSQL replicas must share
+    /// keys from the config.
     pub root_keys: Vec<RootKeyConfig>,
 }
 
+/// One `security.root_keys[]` entry.
 #[derive(Debug, Clone)]
 pub struct RootKeyConfig {
+    /// `id`: stored beside everything this key seals, so it can be found again; unique.
     pub id: String,
+    /// `default` (false): seals new data keys.
     pub default: bool,
+    /// `value`: a long random string (the vault refuses fewer than 16 characters); an
+    /// AES-256 key is derived from it.
     pub value: SecretValue,
 }
 
+/// One worker: a `tools.directors[].workers[]` entry (Arcade 2.0) or a top-level
+/// `workers[]` entry (seed layout), both `{id, enabled, type: http, http: {uri, secret,
+/// timeout, retry}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerConfig {
+    /// `id`: unique across both layouts.
     pub id: String,
+    /// `enabled` (true); false also when its director is disabled. A disabled worker is
+    /// neither checked nor called.
     pub enabled: bool,
     /// The director it was declared under (Arcade 2.0 layout), if any.
     pub director: Option<String>,
-    /// Base URL; the gateway adds `/worker/...`.
+    /// `http.uri`: base URL, without a trailing slash; the gateway adds `/worker/...`.
     pub uri: String,
-    /// `None` only when the file gave none; `serve` refuses that outside dev mode and
-    /// uses `dev` in dev mode.
+    /// `http.secret`: signs the gateway's calls to the worker (a JWT). `None` only when the
+    /// file gave none; `serve` refuses that outside dev mode and uses `dev` in dev mode.
     pub secret: Option<SecretValue>,
+    /// `http.timeout` (30s): per call to the worker.
     pub timeout: Duration,
-    /// Extra attempts after a failed transport-level call (never after the worker
-    /// answered).
+    /// `http.retry` (3, at most 100): extra attempts after a failed transport-level call
+    /// (never after the worker answered).
     pub retry: u32,
 }
 
+/// The keys of an `auth.providers[]` entry that are [`AuthProviderConfig`] fields; every
+/// other key goes into its `extra`.
+pub const PROVIDER_FIELDS: [&str; 7] = [
+    "id",
+    "description",
+    "enabled",
+    "type",
+    "provider_id",
+    "client_id",
+    "client_secret",
+];
+
+/// One `auth.providers[]` entry, as written. `oauth::provider` turns it into endpoints,
+/// client authentication and quirks; its errors name keys relative to the entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthProviderConfig {
+    /// `id`: what a tool's requirement names; unique.
     pub id: String,
+    /// `description`.
     pub description: Option<String>,
+    /// `enabled` (true). A disabled provider is neither checked nor offered.
     pub enabled: bool,
+    /// `type`: only `oauth2` is served.
     pub provider_type: String,
+    /// `provider_id`: a built-in service (`google`, `github`, `sandbox`...) whose
+    /// endpoints and quirks apply; absent or `oauth2` for a custom provider.
     pub provider_id: Option<String>,
+    /// `client_id`; required unless it is under `oauth2` or the provider is the sandbox.
     pub client_id: Option<String>,
+    /// `client_secret`.
     pub client_secret: Option<SecretValue>,
     /// The rest of the provider's mapping (oauth2, authorization, token, scopes...), kept
     /// as JSON for the OAuth module to interpret.
     pub extra: serde_json::Value,
 }
 
+/// `telemetry.logging`: the gateway's own logs. Arcade's `telemetry.environment` is
+/// accepted and unused.
 #[derive(Debug, Clone)]
 pub struct TelemetryConfig {
-    /// `debug`, `info`, `warn` or `error`.
+    /// `telemetry.logging.level`: `trace`, `debug`, `info` (default), `warn` (or
+    /// `warning`) or `error`. `RUST_LOG`, when set, wins.
     pub level: String,
-    /// `text` (default) or `json`.
+    /// `telemetry.logging.encoding`: `text` (default; Arcade's `console`) or `json`.
     pub encoding: String,
 }
 
+/// `execution_logging:`: every tool call leaves a record in the store, written off the
+/// call path in batches (see `exec/record.rs`). Defaults in
+/// [`ExecutionLoggingConfig::default`].
 #[derive(Debug, Clone)]
 pub struct ExecutionLoggingConfig {
+    /// `execution_logging.enabled` (true). False: no records are kept.
     pub enabled: bool,
+    /// `buffer_size` (10000): records waiting to be written. When full, new records are
+    /// dropped and counted; calls are never slowed.
     pub buffer_size: usize,
+    /// `write_batch_size` (500): most records per write.
     pub write_batch_size: usize,
+    /// `write_batch_timeout` (200ms): longest a record waits for its batch to fill.
     pub write_batch_timeout: Duration,
+    /// `drain_timeout` (30s): how long shutdown waits for buffered records to be written.
     pub drain_timeout: Duration,
     /// How long records are kept (`execution_logging.retention`, our addition; default
     /// 30d). `None` (`retention: 0`) keeps them forever.
@@ -229,12 +338,16 @@ pub struct ExecutionLoggingConfig {
     pub cleanup: ExecutionCleanupConfig,
 }
 
-/// Old execution records are deleted in passes: every `mark_interval`, batches of
-/// `batch_size` rows, `sweep_batch_interval` apart, until none is older than the retention.
+/// `execution_logging.cleanup`: old execution records are deleted in passes: every
+/// `mark_interval`, batches of `batch_size` rows, `sweep_batch_interval` apart, until none
+/// is older than the retention.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionCleanupConfig {
+    /// `cleanup.batch_size` (1000): rows per delete.
     pub batch_size: usize,
+    /// `cleanup.mark_interval` (30m): how often a pass starts.
     pub mark_interval: Duration,
+    /// `cleanup.sweep_batch_interval` (5s): pause between the deletes of one pass.
     pub sweep_batch_interval: Duration,
 }
 
@@ -270,6 +383,7 @@ impl fmt::Debug for SecretValue {
     }
 }
 
+/// The values an `api:` key takes when the file leaves it out.
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
@@ -304,6 +418,7 @@ impl Default for TelemetryConfig {
     }
 }
 
+/// The values an `execution_logging:` key takes when the file leaves it out.
 impl Default for ExecutionLoggingConfig {
     fn default() -> Self {
         Self {

@@ -20,6 +20,9 @@
 //! nothing of the gateway's vault, users or store, and the gateway reaches it only over
 //! HTTP, as it would any provider.
 //!
+//! A crate of its own so that this stays true: it depends on nothing of the gateway's, and
+//! the gateway (`server.rs`) only builds a [`Sandbox`] and nests its [`Sandbox::router`].
+//!
 //! State (codes, tokens) is in memory, in one process: dev mode runs a single gateway, and a
 //! restart signing every sandbox connection out is acceptable there. Every map is bounded:
 //! expired entries are pruned every few inserts and a hard cap evicts the oldest.
@@ -50,6 +53,10 @@ pub const ME_PATH: &str = "/api/me";
 pub const ACCESS_TOKEN_PREFIX: &str = "sbx_at_";
 /// Every refresh token starts with this, so tests can search logs and files for leaks.
 pub const REFRESH_TOKEN_PREFIX: &str = "sbx_rt_";
+/// The one client's id when none is configured.
+pub const DEFAULT_CLIENT_ID: &str = "sandbox-client";
+/// Its secret when none is configured. Dev mode only, so it may be a well-known string.
+pub const DEFAULT_CLIENT_SECRET: &str = "sandbox-secret";
 /// Granted when the authorization request names no scope.
 pub const DEFAULT_SCOPE: &str = "profile";
 
@@ -61,10 +68,10 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 /// may be added.
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
-    /// The only client the server knows (default `sandbox-client`).
+    /// The only client the server knows (default [`DEFAULT_CLIENT_ID`]).
     pub client_id: String,
     /// Its secret, for `client_secret_post` or `client_secret_basic` (default
-    /// `sandbox-secret`). Dev mode only, so it is a plain string.
+    /// [`DEFAULT_CLIENT_SECRET`]). Dev mode only, so it is a plain string.
     pub client_secret: String,
     /// Lifetime of an access token (default 1 hour; tests use seconds).
     pub access_token_lifetime: Duration,
@@ -84,8 +91,8 @@ pub struct SandboxSettings {
 impl Default for SandboxSettings {
     fn default() -> Self {
         SandboxSettings {
-            client_id: "sandbox-client".into(),
-            client_secret: "sandbox-secret".into(),
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: DEFAULT_CLIENT_SECRET.into(),
             access_token_lifetime: Duration::from_secs(3600),
             refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
             code_lifetime: Duration::from_secs(60),

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use switchboard::sandbox::{Sandbox, SandboxSettings};
+use switchboard_sandbox::{Sandbox, SandboxSettings};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -34,7 +34,8 @@ async fn start() -> Harness {
 }
 
 async fn start_with(settings: SandboxSettings) -> Harness {
-    switchboard::server::install_crypto_provider();
+    // reqwest is built without a crypto provider; Err only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let offset_ms = Arc::new(AtomicU64::new(0));
     let offset = offset_ms.clone();
     let origin = Instant::now();
