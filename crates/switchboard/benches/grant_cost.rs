@@ -242,7 +242,7 @@ fn print_report(baseline: &Stats, grants: &[&Stats]) -> anyhow::Result<()> {
 async fn connected_gateway(
     dir: &std::path::Path,
 ) -> anyhow::Result<(Arc<AuthService>, Arc<ToolEntry>)> {
-    switchboard::server::install_crypto_provider();
+    switchboard::tls::install_crypto_provider();
     let worker_listener = TcpListener::bind("127.0.0.1:0").await?;
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await?;
     let worker_url = format!("http://{}", worker_listener.local_addr()?);

@@ -23,6 +23,12 @@
 //! `Connection: close`. So idle connections can't starve `/v1/health` or real calls, and
 //! no request in flight is ever cut. An accept error (`EMFILE`, if the reserve runs out)
 //! makes the listener wait a moment and retry (axum's `TcpListener`, and `tls`).
+//!
+//! Owns connections: accepting, the caps, the timeouts, graceful stop, and raising the
+//! open-file limit. A request is handed whole to [`ApiService`].
+//! Must not: look inside a request beyond what a connection needs (no routes, no
+//! authentication, no body parsing: that is `api`), or know about TLS (the listener it is
+//! given may be `tls`'s; a connection is a byte stream here).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

@@ -1,18 +1,27 @@
 //! Assembles a gateway from a resolved [`Config`] and serves it on a bound listener until
 //! a shutdown future completes, then lets in-flight calls finish and drains the
 //! execution log. `main` passes SIGINT/SIGTERM; tests bind `127.0.0.1:0`.
+//!
+//! Owns the process's lifetime: it opens the store and root keys, builds each part of
+//! [`AppState`] once (in [`Gateway::with_store`]) and the background tasks beside them
+//! (worker health checks, OAuth upkeep, the execution log's writer), serves, and stops
+//! them in order.
+//! Must not: handle a request (that is `api`'s and `mcp`'s), or be imported by anything
+//! below it: parts that need something from here get it passed in.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_sandbox::{Sandbox, SandboxSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::builtin;
 use crate::catalog::CatalogHandle;
+use crate::clock::Clock;
 use crate::config::{
     AuthProviderConfig, Config, RootKeyConfig, SecretValue, StorageConfig, UserVerifier,
 };
@@ -20,7 +29,7 @@ use crate::exec::{Executor, Recorder, RecorderTask};
 use crate::http_server;
 use crate::identity::{Authenticator, DEFAULT_KEY_CACHE_TTL};
 use crate::oauth::{AuthError, AuthService, ProviderRegistry};
-use crate::sandbox::{Sandbox, SandboxSettings};
+use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
 use crate::tls::{TlsAcceptor, TlsError, TlsListener};
 use crate::vault::{Vault, VaultError};
@@ -100,11 +109,12 @@ async fn serve_listener(
     }
 }
 
-/// A plain pooled HTTP client, rustls with the ring provider (installed once per process).
-/// Not guarded: requests to URLs an admin or a document sets go through
-/// [`crate::net::guarded_client`] ([`auth_service`] builds one for providers).
+/// A plain pooled reqwest client on rustls (ring). The gateway itself uses none: workers
+/// are called through `workers::WorkerHttp`, and OAuth providers through the guarded
+/// client [`auth_service`] builds ([`crate::net::guarded_client`]). For tests, whose URLs
+/// no admin or document sets.
 pub fn http_client() -> Result<reqwest::Client, ServeError> {
-    install_crypto_provider();
+    crate::tls::install_crypto_provider();
     reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
@@ -113,24 +123,26 @@ pub fn http_client() -> Result<reqwest::Client, ServeError> {
         .map_err(|e| ServeError::HttpClient(e.to_string()))
 }
 
-pub fn install_crypto_provider() {
-    // Err only means another part of the process installed one first: fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl Gateway {
     /// Opens the store (applying migrations), loads root keys, builds worker clients and
     /// checks every worker once so the catalog is ready before the first request.
     pub async fn start(config: Config) -> Result<Gateway, ServeError> {
+        Self::start_with_clock(config, Clock::system()).await
+    }
+
+    /// Like [`Gateway::start`], with every part reading `clock`: tests pass a
+    /// [`Clock::manual`] and advance it to reach an expiry.
+    pub async fn start_with_clock(config: Config, clock: Clock) -> Result<Gateway, ServeError> {
         let store = store::open(&config.storage).await?;
         let root_keys = load_root_keys(&config)?;
-        Self::with_store(config, store, root_keys).await
+        Self::with_store(config, store, root_keys, clock).await
     }
 
     pub async fn with_store(
         mut config: Config,
         store: Arc<dyn Store>,
         root_keys: Vec<RootKeyConfig>,
+        clock: Clock,
     ) -> Result<Gateway, ServeError> {
         // Read first: a certificate that can't be used stops the start, before anything runs.
         let tls = config
@@ -145,7 +157,7 @@ impl Gateway {
                 "auth.user_verifier is none: a shared authorization link could bind someone else's account to the sender's user id"
             );
         }
-        let auth = auth_service(&config, store.clone(), &root_keys).await?;
+        let auth = auth_service(&config, store.clone(), &root_keys, clock.clone()).await?;
         let builtin_tools = if config.builtin_toolkit {
             builtin::definitions()
         } else {
@@ -163,7 +175,7 @@ impl Gateway {
         let (recorder, recorder_task) = Recorder::start(store.clone(), &config.execution_logging);
         let executor = Arc::new(Executor::new(
             registry.clone(),
-            auth,
+            auth.clone(),
             config.secrets.clone(),
             recorder,
         ));
@@ -172,17 +184,21 @@ impl Gateway {
         if config.security.root_keys.is_empty() {
             config.security.root_keys = root_keys.clone();
         }
-        let auth = Arc::new(Authenticator::new(
+        let identity = Arc::new(Authenticator::new(
             store.clone(),
             config.api.development,
             DEFAULT_KEY_CACHE_TTL,
+            clock.clone(),
         ));
         let state = AppState {
             config: Arc::new(config),
-            store,
-            auth,
+            identity,
+            oauth: auth,
+            workers: registry.clone(),
             executor,
+            store,
             stopping: CancellationToken::new(),
+            clock,
         };
         Ok(Gateway {
             state,
@@ -220,7 +236,7 @@ impl Gateway {
         let health = self
             .registry
             .spawn_health_loop(self.state.config.worker_health_interval, stop_rx.clone());
-        let auth = self.state.executor.auth().clone();
+        let auth = self.state.oauth.clone();
         let upkeep = tokio::spawn(async move { auth.run_upkeep(stop_rx).await });
         let mut app = api::service(self.state.clone());
         if let Some(sandbox) = &self.sandbox {
@@ -317,18 +333,21 @@ impl Gateway {
     }
 }
 
-/// The OAuth service (vault, providers from config and store) for `config`; `serve` and
-/// the `auth`/`users`/`vault` commands build it the same way. Its HTTP client is guarded
+/// The OAuth service (vault, providers from config and store) for `config`, on `clock`;
+/// `serve` and the `auth`/`users`/`vault` commands build it the same way. Its HTTP client is guarded
 /// by `network.allowlist` (dev mode allows loopback, where the sandbox provider lives)
 /// and follows no redirects.
 pub async fn auth_service(
     config: &Config,
     store: Arc<dyn Store>,
     root_keys: &[RootKeyConfig],
+    clock: Clock,
 ) -> Result<Arc<AuthService>, ServeError> {
     let vault = Arc::new(Vault::from_config(root_keys)?);
     let providers = ProviderRegistry::new(&config.auth_providers, &config.api.public_url)?;
-    let outbound = crate::net::OutboundPolicy::from_config(config).map_err(ServeError::Config)?;
+    let outbound =
+        crate::net::OutboundPolicy::new(&config.network.allowlist, config.api.development)
+            .map_err(ServeError::Config)?;
     let http = crate::net::guarded_client(outbound.clone())
         .map_err(|e| ServeError::HttpClient(e.to_string()))?;
     let auth = Arc::new(
@@ -339,6 +358,7 @@ pub async fn auth_service(
             http,
             &config.api.public_url,
             config.oauth.clone(),
+            clock,
         )
         .with_outbound_policy(outbound),
     );

@@ -1,6 +1,11 @@
 //! Logging setup: `telemetry.logging.level` / `encoding` from the config, `RUST_LOG`
 //! overriding the level. Logs go to standard error so standard output stays for
 //! command results (`keys create` prints the key on its last line).
+//!
+//! Owns the global `tracing` subscriber and the default filter (which libraries are
+//! quieter than the gateway).
+//! Must not: decide what is logged or add fields to events (each module does, and never a
+//! secret), or install anything but the subscriber (no exporters, no panic hook).
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,9 +1,12 @@
-//! TLS termination for the API listener (`api.tls: {cert_file, key_file}`), with rustls on
-//! the ring provider the worker client already uses.
+//! TLS for the whole process, on rustls with the ring provider: the provider's one-time
+//! set-up ([`install_crypto_provider`]) for every client the gateway builds, and the
+//! termination of the API listener (`api.tls: {cert_file, key_file}`).
 //!
 //! Handshakes run beside the accept loop, not in it: a client that connects and never
 //! finishes its handshake holds only its own slot, for at most [`HANDSHAKE_TIMEOUT`], and
 //! every other connection is accepted meanwhile.
+//! Must not: read or log key material beyond loading it (errors name the file, never its
+//! contents), or know what is served over the connections it accepts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,14 @@ pub enum TlsError {
     Key { path: PathBuf, reason: String },
     #[error("api.tls: the certificate and key do not make a TLS server: {0}")]
     Server(#[from] rustls::Error),
+}
+
+/// Makes ring rustls's process-wide provider, once: the worker client (`workers::http`),
+/// the guarded client (`net::guard`) and reqwest's clients build their TLS from it, and
+/// without one installed rustls panics on a process that links two providers.
+pub fn install_crypto_provider() {
+    // Err only means another part of the process installed one first: fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The acceptor for `config`: the certificate chain and private key read from their PEM

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard::clock::Clock;
 use switchboard::identity::{Authenticator, Caller};
 use switchboard::store::{SqliteStore, Store};
 
@@ -72,7 +73,7 @@ impl Sandbox {
                 .await
                 .unwrap(),
         );
-        Authenticator::new(store, false, Duration::ZERO)
+        Authenticator::new(store, false, Duration::ZERO, Clock::system())
             .authenticate(Some(authorization), None)
             .await
             .unwrap()

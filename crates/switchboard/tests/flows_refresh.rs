@@ -6,8 +6,8 @@
 //! - No refresh storms: a token that lives less than `auth.refresh_skew` is refreshed once
 //!   after it expires, not on every call, against rotating single-use refresh tokens.
 //!
-//! Expiry is reached by moving the gateways' clocks (`AuthService::advance_clock`), not by
-//! sleeping. The replica tests need PostgreSQL (`SWITCHBOARD_TEST_POSTGRES_URL`), each in a
+//! Expiry is reached by advancing the gateways' shared manual clock (`Clock::advance`), not
+//! by sleeping. The replica tests need PostgreSQL (`SWITCHBOARD_TEST_POSTGRES_URL`), each in a
 //! fresh schema; without it they skip with a note, unless `CI` is set: then they fail.
 
 mod common;
@@ -22,6 +22,7 @@ use common::postgres::with_postgres;
 use common::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use switchboard::clock::Clock;
 use switchboard::config::{Config, SecretValue, StorageConfig};
 use switchboard::oauth::{AuthService, FLOW_RETENTION};
 use switchboard::server::Gateway;
@@ -61,7 +62,7 @@ fn acct_toolkit(fake: FakeProvider) -> Toolkit {
         )
 }
 
-/// One gateway: its HTTP side and its auth service (to move its clock).
+/// One gateway: its HTTP side and its auth service (to sweep its flows).
 struct Replica {
     gw: Arc<TestGateway>,
     auth: Arc<AuthService>,
@@ -69,6 +70,8 @@ struct Replica {
 
 struct Env {
     replicas: Vec<Replica>,
+    /// Every replica's clock.
+    clock: Clock,
     fake: FakeProvider,
     storage: StorageConfig,
     _worker: TestWorker,
@@ -80,6 +83,7 @@ impl Env {
         let fake = FakeProvider::start().await;
         fake.set_mode(mode);
         let worker = start_toolkit_worker(acct_toolkit(fake.clone())).await;
+        let clock = Clock::manual();
         let mut replicas = Vec::new();
         let mut storage = None;
         for _ in 0..n {
@@ -94,8 +98,8 @@ impl Env {
                 };
             }
             storage = Some(c.storage.clone());
-            let gateway = Gateway::start(c).await.unwrap();
-            let auth = gateway.state.executor.auth().clone();
+            let gateway = Gateway::start_with_clock(c, clock.clone()).await.unwrap();
+            let auth = gateway.state.oauth.clone();
             let gw = serve_gateway(gateway, listener, dir).await;
             replicas.push(Replica {
                 gw: Arc::new(gw),
@@ -104,6 +108,7 @@ impl Env {
         }
         Env {
             replicas,
+            clock,
             fake,
             storage: storage.unwrap(),
             _worker: worker,
@@ -112,12 +117,6 @@ impl Env {
 
     fn gw(&self) -> &TestGateway {
         &self.replicas[0].gw
-    }
-
-    fn advance_clocks(&self, by: Duration) {
-        for r in &self.replicas {
-            r.auth.advance_clock(by);
-        }
     }
 
     /// Rows in `flows`, counted in the database itself.
@@ -254,13 +253,13 @@ async fn a_flow_past_its_ttl_is_replaced_and_swept_with_finished_ones() {
     let auth = &env.replicas[0].auth;
     let old = needs_authorization(env.gw(), "frank").await;
     assert_eq!(
-        auth.sweep_flows(auth.now()).await.unwrap(),
+        auth.sweep_flows(env.clock.now_ms()).await.unwrap(),
         0,
         "nothing old yet"
     );
 
     // Past its TTL the flow is not handed out again.
-    env.advance_clocks(FLOW_TTL + Duration::from_secs(1));
+    env.clock.advance(FLOW_TTL + Duration::from_secs(1));
     let new = needs_authorization(env.gw(), "frank").await;
     assert_ne!(new.0, old.0);
     assert_ne!(new.1, old.1);
@@ -270,7 +269,7 @@ async fn a_flow_past_its_ttl_is_replaced_and_swept_with_finished_ones() {
 
     // The expired flow goes once its retention is over; the live and finished ones stay.
     assert_eq!(
-        auth.sweep_flows(auth.now() + FLOW_RETENTION.as_millis() as i64)
+        auth.sweep_flows(env.clock.now_ms() + FLOW_RETENTION.as_millis() as i64)
             .await
             .unwrap(),
         1
@@ -279,7 +278,7 @@ async fn a_flow_past_its_ttl_is_replaced_and_swept_with_finished_ones() {
     assert_eq!(needs_authorization(env.gw(), "frank").await, new);
 
     // Later, everything old goes; the connection stays.
-    let later = auth.now() + (FLOW_TTL + FLOW_RETENTION).as_millis() as i64 + 1_000;
+    let later = env.clock.now_ms() + (FLOW_TTL + FLOW_RETENTION).as_millis() as i64 + 1_000;
     assert_eq!(auth.sweep_flows(later).await.unwrap(), 2);
     assert_eq!(env.flow_rows().await, 0);
     assert_newest_token(&env.fake, "grace-login", &run_me(env.gw(), "grace").await);
@@ -300,7 +299,7 @@ async fn forty_concurrent_calls_per_user_refresh_once(env: &Env) {
     // Refreshed tokens live a minute: still well inside the skew, so without scaling each
     // call would refresh again, yet long enough that none is due again during the test.
     env.fake.set_expires_in(60);
-    env.advance_clocks(Duration::from_secs(6));
+    env.clock.advance(Duration::from_secs(6));
 
     let tasks: Vec<_> = (0..80)
         .map(|i| {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
+use switchboard::clock::Clock;
 use switchboard::identity::{
     Authenticator, Caller, IdentityError, generate_key, generate_user_token, mint_user_token,
 };
@@ -24,7 +25,7 @@ async fn store() -> Arc<dyn Store> {
 
 /// No cache, so every call sees the store as it is now.
 fn uncached(store: &Arc<dyn Store>) -> Authenticator {
-    Authenticator::new(store.clone(), false, Duration::ZERO)
+    Authenticator::new(store.clone(), false, Duration::ZERO, Clock::system())
 }
 
 #[tokio::test]
@@ -33,7 +34,12 @@ async fn a_user_token_authenticates_as_its_user_and_may_act_for_that_user_only()
     let token = mint_user_token(&store, "alice", None, now_ms())
         .await
         .unwrap();
-    let auth = Authenticator::new(store.clone(), false, Duration::from_secs(10));
+    let auth = Authenticator::new(
+        store.clone(),
+        false,
+        Duration::from_secs(10),
+        Clock::system(),
+    );
 
     for header in [
         format!("Bearer {}", token.plaintext),
@@ -54,34 +60,62 @@ async fn a_user_token_authenticates_as_its_user_and_may_act_for_that_user_only()
 }
 
 #[tokio::test]
-async fn an_expired_user_token_is_refused() {
+async fn a_user_token_is_refused_once_its_lifetime_has_passed_by_the_authenticators_clock() {
     let store = store().await;
-    let now = now_ms();
-    // Minted two hours ago with a one-hour lifetime.
-    let token = mint_user_token(
-        &store,
-        "alice",
-        Some(Duration::from_secs(3600)),
-        now - 7_200_000,
-    )
-    .await
-    .unwrap();
-    let err = uncached(&store)
-        .authenticate(Some(&format!("Bearer {}", token.plaintext)), None)
+    let clock = Clock::manual();
+    // Cached lookups too: a cached token must not outlive its expiry either.
+    let auth = Authenticator::new(store.clone(), false, Duration::from_secs(10), clock.clone());
+    let hour = Duration::from_secs(3600);
+    let token = mint_user_token(&store, "alice", Some(hour), clock.now_ms())
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", token.plaintext);
+    assert!(auth.authenticate(Some(&bearer), None).await.is_ok());
+
+    clock.advance(hour);
+    let err = auth.authenticate(Some(&bearer), None).await.unwrap_err();
+    assert!(matches!(err, IdentityError::Invalid), "{err:?}");
+    let err = Authenticator::new(store.clone(), false, Duration::ZERO, clock.clone())
+        .authenticate(Some(&bearer), None)
         .await
         .unwrap_err();
     assert!(matches!(err, IdentityError::Invalid), "{err:?}");
 
-    // One still inside its lifetime works.
-    let fresh = mint_user_token(&store, "alice", Some(Duration::from_secs(3600)), now)
+    // One minted now, inside its lifetime, works.
+    let fresh = mint_user_token(&store, "alice", Some(hour), clock.now_ms())
         .await
         .unwrap();
     assert!(
-        uncached(&store)
-            .authenticate(Some(&fresh.plaintext), None)
+        auth.authenticate(Some(&fresh.plaintext), None)
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_works_until_its_cached_lookup_is_older_than_the_ttl() {
+    let store = store().await;
+    let clock = Clock::manual();
+    let ttl = Duration::from_secs(10);
+    let auth = Authenticator::new(store.clone(), false, ttl, clock.clone());
+    let key = generate_key("ci", clock.now_ms());
+    store.insert_api_key(&key.record).await.unwrap();
+    assert!(auth.authenticate(Some(&key.plaintext), None).await.is_ok());
+
+    store
+        .revoke_api_key(&key.record.id, clock.now_ms())
+        .await
+        .unwrap();
+    assert!(
+        auth.authenticate(Some(&key.plaintext), None).await.is_ok(),
+        "the cached lookup is trusted for the TTL"
+    );
+    clock.advance(ttl);
+    let err = auth
+        .authenticate(Some(&key.plaintext), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IdentityError::Invalid), "{err:?}");
 }
 
 #[tokio::test]
@@ -139,7 +173,7 @@ async fn api_keys_still_authenticate_and_may_act_for_anyone() {
 #[tokio::test]
 async fn dev_mode_loopback_without_a_credential_may_act_for_anyone() {
     let store = store().await;
-    let auth = Authenticator::new(store, true, Duration::from_secs(10));
+    let auth = Authenticator::new(store, true, Duration::from_secs(10), Clock::system());
     let loopback: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let caller = auth.authenticate(None, Some(loopback)).await.unwrap();
     assert_eq!(caller, Caller::DevLoopback);

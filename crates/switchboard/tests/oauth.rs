@@ -128,10 +128,13 @@ fn always_expiring(c: &mut Config) {
     c.oauth.refresh_skew = Duration::from_secs(3600);
 }
 
-/// Waits out the 1-second tokens a test connected with: a token is refreshed ahead of
-/// expiry only in the last half of its lifetime (issue 16), so a fresh one is not due yet.
-async fn let_the_tokens_expire() {
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+/// Moves the gateways' clocks past the 1-second tokens a test connected with: a token is
+/// refreshed ahead of expiry only in the last half of its lifetime (issue 16), so a fresh
+/// one is not due yet.
+fn let_the_tokens_expire(gateways: &[&TestGateway]) {
+    for gw in gateways {
+        gw.clock.advance(Duration::from_millis(1_100));
+    }
 }
 
 /// The whole flow for `user`, who is `subject` at the provider. Returns the flow id.
@@ -361,7 +364,7 @@ async fn hundred_concurrent_executes_with_an_expired_token_cause_exactly_one_ref
     let env = env(always_expiring).await;
     env.fake.set_expires_in(1);
     connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-    let_the_tokens_expire().await;
+    let_the_tokens_expire(&[&env.gw]);
     let before = stored(&env.gw, "alice").await;
     let old = env.fake.latest_access_token(ALICE_AT_FAKE).unwrap();
     env.fake.set_expires_in(86_400);
@@ -393,7 +396,7 @@ async fn refresh_is_single_flight_across_two_replicas() {
         let (env, b) = two_replicas(&pg_url, RefreshMode::Slow(Duration::from_millis(300))).await;
         env.fake.set_expires_in(1);
         connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-        let_the_tokens_expire().await;
+        let_the_tokens_expire(&[&env.gw, &b]);
         let before = stored(&env.gw, "alice").await;
         env.fake.set_expires_in(86_400);
 
@@ -447,7 +450,7 @@ async fn rotated_refresh_token_race_loses_nothing() {
     env.fake.set_mode(RefreshMode::Rotate);
     env.fake.set_expires_in(1);
     connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-    let_the_tokens_expire().await;
+    let_the_tokens_expire(&[&env.gw]);
     env.fake.set_expires_in(86_400);
 
     let results = concurrent_me(std::slice::from_ref(&env.gw), "alice", 50).await;
@@ -464,7 +467,7 @@ async fn rotated_refresh_token_race_across_two_replicas_loses_nothing() {
         let (env, b) = two_replicas(&pg_url, RefreshMode::Rotate).await;
         env.fake.set_expires_in(1);
         connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-        let_the_tokens_expire().await;
+        let_the_tokens_expire(&[&env.gw, &b]);
         env.fake.set_expires_in(86_400);
 
         let both = [env.gw.clone(), b.clone()];
@@ -483,7 +486,7 @@ async fn invalid_grant_on_refresh_asks_for_reauthorization() {
     let env = env(always_expiring).await;
     env.fake.set_expires_in(1);
     connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-    let_the_tokens_expire().await;
+    let_the_tokens_expire(&[&env.gw]);
     let before = stored(&env.gw, "alice").await;
     env.fake.set_mode(RefreshMode::InvalidGrant);
 
@@ -527,7 +530,7 @@ async fn provider_500_on_refresh_fails_retryably_and_keeps_tokens() {
     let env = env(always_expiring).await;
     env.fake.set_expires_in(1);
     connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-    let_the_tokens_expire().await;
+    let_the_tokens_expire(&[&env.gw]);
     let before = stored(&env.gw, "alice").await;
     env.fake.set_mode(RefreshMode::ServerError);
 
@@ -625,7 +628,7 @@ async fn expired_flow_is_refused() {
 
     // A link clicked too late.
     let auth = authorize(&env.gw, "alice", &["read"]).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    env.gw.clock.advance(Duration::from_millis(1200));
     let (status, page, _) = browse(auth["url"].as_str().unwrap()).await;
     assert_eq!(status, 400);
     assert!(page.to_lowercase().contains("expired"), "{page}");
@@ -636,7 +639,7 @@ async fn expired_flow_is_refused() {
     let auth = authorize(&env.gw, "bob", &["read"]).await;
     let provider_url = open_link(auth["url"].as_str().unwrap()).await;
     let approval = env.fake.approve(&provider_url, BOB_AT_FAKE);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    env.gw.clock.advance(Duration::from_millis(1200));
     let (status, page, _) = browse(&approval.callback_url()).await;
     assert_eq!(status, 400, "{page}");
     let st = flow_status(&env.gw, auth["id"].as_str().unwrap(), 0).await;
@@ -838,7 +841,7 @@ async fn tokens_never_reach_the_database_file_logs_or_results() {
     env.fake.set_expires_in(1);
     let mut bodies = Vec::new();
     connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-    let_the_tokens_expire().await;
+    let_the_tokens_expire(&[&env.gw]);
     // A refresh ahead of expiry, a refresh after a 401, a refused refresh.
     env.fake.set_expires_in(86_400);
     bodies.push(me_ok(&env, "alice", ALICE_AT_FAKE).await);
@@ -939,8 +942,10 @@ async fn deleting_a_user_destroys_their_key_and_connections() {
     swapped.access_token_sealed = swapped.refresh_token_sealed.clone().unwrap();
     gw.store.upsert_connection(&swapped).await.unwrap();
     // Writing the store behind the gateway's back: its row cache serves bob's untampered
-    // row until it expires.
-    tokio::time::sleep(switchboard::oauth::CONNECTION_CACHE_TTL + Duration::from_millis(100)).await;
+    // row until it expires (or the change watcher drops it), at the latest after the TTL
+    // it has while the watcher vouches for it.
+    gw.clock
+        .advance(switchboard::oauth::CONNECTION_CACHE_WATCHED_TTL);
     let (status, body) = run(gw, "Acct.Me", "bob").await;
     assert_ne!(status, 200, "{body}");
     assert_eq!(env.calls.load(Ordering::SeqCst), calls);
@@ -956,7 +961,7 @@ async fn a_connection_revoked_on_one_replica_is_refused_by_the_other_within_seco
         // lives minutes, not the 2 s it lives unwatched.
         let (status, body) = run(&b, "Acct.Me", "alice").await;
         assert_eq!(status, 200, "{body}");
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        b.clock.advance(Duration::from_millis(2_500));
         let (status, body) = run(&b, "Acct.Me", "alice").await;
         assert_eq!(status, 200, "{body}");
 
@@ -1120,7 +1125,7 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
     env.fake.set_mode(RefreshMode::OmitRefreshToken);
     env.fake.set_expires_in(1);
     connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-    let_the_tokens_expire().await;
+    let_the_tokens_expire(&[&env.gw]);
     let original = stored_refresh_token(env.gw.store.as_ref(), "alice").await;
     assert!(original.is_some());
     env.fake.set_expires_in(86_400);
@@ -1144,7 +1149,7 @@ async fn a_provider_slower_than_its_timeout_fails_retryably_and_keeps_tokens() {
     let env = env(always_expiring).await;
     env.fake.set_expires_in(1);
     connect(&env.gw, &env.fake, "alice", ALICE_AT_FAKE, &["read"]).await;
-    let_the_tokens_expire().await;
+    let_the_tokens_expire(&[&env.gw]);
     let before = stored(&env.gw, "alice").await;
     // Past the provider timeout (10 s).
     env.fake

@@ -20,6 +20,7 @@ use switchboard::config::{AuthProviderConfig, LoadOptions, SecretValue, load};
 use switchboard::oauth::provider::{
     ClientAuth, OAuthError, Provider, ProviderSource, resolve_provider,
 };
+use switchboard::vault::SecretString;
 use tokio::net::TcpListener;
 
 const CLIENT_ID: &str = "cid-123";
@@ -463,8 +464,11 @@ async fn google_code_exchange_posts_the_client_and_verifier_and_reads_the_grant(
         )
         .await
         .unwrap();
-    assert_eq!(tokens.access_token, "ya29.first");
-    assert_eq!(tokens.refresh_token.as_deref(), Some("1//rt-google"));
+    assert_eq!(tokens.access_token.expose(), "ya29.first");
+    assert_eq!(
+        tokens.refresh_token.as_ref().map(SecretString::expose),
+        Some("1//rt-google")
+    );
     assert_eq!(tokens.expires_in, Some(3599));
     assert_eq!(
         tokens.scopes.as_deref().unwrap(),
@@ -488,8 +492,8 @@ async fn google_refresh_without_a_refresh_token_returns_none_so_the_old_one_is_k
     let (addr, fake) = start_fake().await;
     let google = builtin_at(addr, "google", "google");
     let tokens = google.refresh(&http(), "1//rt-google").await.unwrap();
-    assert_eq!(tokens.access_token, "ya29.refreshed");
-    assert_eq!(tokens.refresh_token, None);
+    assert_eq!(tokens.access_token.expose(), "ya29.refreshed");
+    assert!(tokens.refresh_token.is_none());
     assert!(!google.quirks.rotates_refresh_token);
     assert!(google.quirks.refresh_omits_refresh_token);
     assert_eq!(
@@ -645,8 +649,11 @@ async fn slack_exchange_takes_the_user_token_from_authed_user_and_keeps_no_secre
         .exchange_code(&http(), "http://gw/cb", "code-ok", None)
         .await
         .unwrap();
-    assert_eq!(tokens.access_token, "xoxp-user-token");
-    assert_eq!(tokens.refresh_token.as_deref(), Some("xoxe-1-first"));
+    assert_eq!(tokens.access_token.expose(), "xoxp-user-token");
+    assert_eq!(
+        tokens.refresh_token.as_ref().map(SecretString::expose),
+        Some("xoxe-1-first")
+    );
     assert_eq!(tokens.expires_in, Some(43200));
     assert_eq!(
         tokens.scopes.as_deref().unwrap(),
@@ -667,8 +674,11 @@ async fn slack_refresh_reads_the_flat_answer_and_the_rotated_refresh_token() {
     let (addr, _fake) = start_fake().await;
     let slack = builtin_at(addr, "slack", "slack");
     let tokens = slack.refresh(&http(), "xoxe-1-first").await.unwrap();
-    assert_eq!(tokens.access_token, "xoxp-refreshed");
-    assert_eq!(tokens.refresh_token.as_deref(), Some("xoxe-1-rotated"));
+    assert_eq!(tokens.access_token.expose(), "xoxp-refreshed");
+    assert_eq!(
+        tokens.refresh_token.as_ref().map(SecretString::expose),
+        Some("xoxe-1-rotated")
+    );
     assert!(slack.quirks.rotates_refresh_token);
 }
 
@@ -708,8 +718,11 @@ async fn github_is_asked_for_json_and_its_answer_is_read() {
     let (addr, fake) = start_fake().await;
     let github = builtin_at(addr, "github", "github");
     let tokens = github.refresh(&http(), "ghr_old").await.unwrap();
-    assert_eq!(tokens.access_token, "ghu_access");
-    assert_eq!(tokens.refresh_token.as_deref(), Some("ghr_rotated"));
+    assert_eq!(tokens.access_token.expose(), "ghu_access");
+    assert_eq!(
+        tokens.refresh_token.as_ref().map(SecretString::expose),
+        Some("ghr_rotated")
+    );
     assert_eq!(tokens.expires_in, Some(28800));
     assert_eq!(tokens.scopes.as_deref().unwrap(), ["repo", "gist"]);
     assert_eq!(
@@ -726,7 +739,7 @@ async fn a_form_encoded_github_answer_is_read_too() {
         .exchange_code(&http(), "http://gw/cb", "code-ok", None)
         .await
         .unwrap();
-    assert_eq!(tokens.access_token, "ghu_access");
+    assert_eq!(tokens.access_token.expose(), "ghu_access");
     assert_eq!(tokens.expires_in, Some(28800));
     assert_eq!(tokens.extra["refresh_token_expires_in"], 15811200);
     let e = github.refresh(&http(), "rt-dead").await.unwrap_err();
@@ -781,7 +794,10 @@ async fn basic_auth_providers_send_the_client_in_the_header_only() {
         let p = builtin_at(addr, provider_id, "basic");
         assert_eq!(p.client_auth, ClientAuth::Basic, "{provider_id}");
         let tokens = p.refresh(&http(), "basic-rt").await.unwrap();
-        assert_eq!(tokens.refresh_token.as_deref(), Some("basic-rt-next"));
+        assert_eq!(
+            tokens.refresh_token.as_ref().map(SecretString::expose),
+            Some("basic-rt-next")
+        );
         let seen = fake.last("basic/token");
         assert!(!seen.params.contains_key("client_secret"), "{provider_id}");
         assert!(!seen.params.contains_key("client_id"), "{provider_id}");
@@ -796,7 +812,7 @@ async fn notion_sends_json_with_basic_auth_and_names_the_owner() {
         .exchange_code(&http(), "http://gw/cb", "code-ok", None)
         .await
         .unwrap();
-    assert_eq!(tokens.access_token, "basic-at");
+    assert_eq!(tokens.access_token.expose(), "basic-at");
     assert_eq!(tokens.provider_user_id.as_deref(), Some("nu-1"));
     assert_eq!(tokens.extra["workspace_id"], "w1");
     let seen = fake.last("notion/token");
@@ -817,7 +833,7 @@ async fn twitch_scope_array_is_read_and_user_info_sends_the_client_id() {
         ["chat:read", "user:read:email"]
     );
     let info = twitch
-        .user_info(&http(), &tokens.access_token)
+        .user_info(&http(), tokens.access_token.expose())
         .await
         .unwrap()
         .unwrap();
@@ -934,7 +950,7 @@ async fn a_custom_provider_applies_params_placeholders_and_response_map() {
         .exchange_code(&http(), "http://gw/cb", "code-ok", None)
         .await
         .unwrap();
-    assert_eq!(tokens.access_token, "xoxp-user-token");
+    assert_eq!(tokens.access_token.expose(), "xoxp-user-token");
     assert_eq!(tokens.provider_user_id.as_deref(), Some("U7"));
     let seen = fake.last("slack/token");
     assert_eq!(seen.params["extra_client"], CLIENT_ID);

@@ -587,7 +587,7 @@ fn assert_clean(what: &str, e: &OAuthError, leaks: &[String]) {
 
 #[tokio::test]
 async fn refresh_user_info_and_revocation_errors_carry_no_echoed_secret_or_token() {
-    switchboard::server::install_crypto_provider();
+    switchboard::tls::install_crypto_provider();
     let hostile = Hostile::start().await;
     let http = reqwest::Client::new();
     const RT: &str = "refresh/token+sent~by-the-gateway";

@@ -10,13 +10,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::checked_user;
 use super::error::ApiError;
 use super::extract::AppJson;
 use super::pagination::Page;
 use crate::config::parse_duration;
 use crate::identity::{UserTokenError, mint_user_token};
+use crate::state::AppState;
 use crate::store::{ConnectionFilter, ConnectionRecord};
 
 pub fn router(prefix: &str) -> Router<AppState> {
@@ -61,7 +61,7 @@ pub struct ConnectionsQuery {
 }
 
 fn connection_view(state: &AppState, c: &ConnectionRecord) -> Value {
-    let provider = state.executor.auth().providers().by_id(&c.provider_id);
+    let provider = state.oauth.providers().by_id(&c.provider_id);
     json!({
         "id": c.id,
         "connection_id": c.id,
@@ -93,7 +93,7 @@ async fn list_connections(
         limit: page.limit as u32,
         offset: page.offset as u32,
     };
-    let (rows, total) = state.executor.auth().list_connections(&filter).await?;
+    let (rows, total) = state.oauth.list_connections(&filter).await?;
     let items: Vec<Value> = rows.iter().map(|c| connection_view(&state, c)).collect();
     let total = total as usize;
     Ok(Json(json!({
@@ -110,7 +110,7 @@ async fn delete_connection(
     State(state): State<AppState>,
     Path(p): Path<IdPath>,
 ) -> Result<StatusCode, ApiError> {
-    match state.executor.auth().revoke_connection(&p.id).await? {
+    match state.oauth.revoke_connection(&p.id).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(ApiError::not_found(format!(
             "connection '{}' not found",
@@ -121,7 +121,7 @@ async fn delete_connection(
 
 /// GET /v1/admin/auth_providers (a list envelope, not paginated).
 async fn list_providers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let items = state.executor.auth().provider_views().await?;
+    let items = state.oauth.provider_views().await?;
     Ok(Json(json!({"items": items, "total_count": items.len()})))
 }
 
@@ -130,8 +130,7 @@ async fn get_provider(
     Path(p): Path<IdPath>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .executor
-        .auth()
+        .oauth
         .provider_view(&p.id)
         .await?
         .map(Json)
@@ -148,7 +147,7 @@ async fn create_provider(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let view = state.executor.auth().put_provider(&id, body, true).await?;
+    let view = state.oauth.put_provider(&id, body, true).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -158,7 +157,7 @@ async fn update_provider(
     Path(p): Path<IdPath>,
     AppJson(body): AppJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let auth = state.executor.auth();
+    let auth = state.oauth;
     let Some(existing) = auth.store().get_stored_provider(&p.id).await? else {
         return Err(ApiError::not_found(format!(
             "auth provider '{}' not found among providers added over the API",
@@ -179,7 +178,7 @@ async fn delete_provider(
     State(state): State<AppState>,
     Path(p): Path<IdPath>,
 ) -> Result<StatusCode, ApiError> {
-    if state.executor.auth().delete_provider(&p.id).await? {
+    if state.oauth.delete_provider(&p.id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(
@@ -194,12 +193,7 @@ async fn delete_user(
     State(state): State<AppState>,
     Path(p): Path<IdPath>,
 ) -> Result<StatusCode, ApiError> {
-    if state
-        .executor
-        .auth()
-        .delete_user(checked_user(&p.id)?)
-        .await?
-    {
+    if state.oauth.delete_user(checked_user(&p.id)?).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(
@@ -237,7 +231,8 @@ async fn create_user_token(
         .map(parse_duration)
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("ttl: {e}")))?;
-    let now = chrono::Utc::now().timestamp_millis();
+    // The gateway's clock, which the token's expiry is later checked against.
+    let now = state.clock.now_ms();
     let token = match mint_user_token(&state.store, user_id, ttl, now).await {
         Ok(token) => token,
         Err(e @ (UserTokenError::InvalidUser(_) | UserTokenError::TtlTooLong)) => {

@@ -12,11 +12,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::error::ApiError;
 use super::extract::AppJson;
 use crate::identity::user_id;
 use crate::oauth::{CallbackOutcome, CallbackParams, FlowStatus, Requirement, pages};
+use crate::state::AppState;
 
 /// Routes that need a caller.
 pub fn router(prefix: &str) -> Router<AppState> {
@@ -107,8 +107,7 @@ async fn authorize(
         scopes: req.oauth2.map(|o| o.scopes).unwrap_or_default(),
     };
     let auth = state
-        .executor
-        .auth()
+        .oauth
         .authorize(
             user_id,
             &requirement,
@@ -135,8 +134,7 @@ async fn authorize_tool(
     AppJson(body): AppJson<ToolAuthorizeBody>,
 ) -> Result<Json<Value>, ApiError> {
     let tool = state
-        .executor
-        .workers()
+        .workers
         .catalog()
         .snapshot()
         .resolve(&body.tool_name, body.tool_version.as_deref())?;
@@ -148,8 +146,7 @@ async fn authorize_tool(
     };
     let requirement = Requirement::from_wire(wire);
     let auth = state
-        .executor
-        .auth()
+        .oauth
         .authorize(
             user_id,
             &requirement,
@@ -186,7 +183,7 @@ async fn status(
                 ApiError::bad_request("wait must be a number of seconds (at most 59)")
             })?,
     };
-    let auth = state.executor.auth().status(&id, wait).await?;
+    let auth = state.oauth.status(&id, wait).await?;
     Ok(Json(auth.to_json()))
 }
 
@@ -203,8 +200,7 @@ async fn confirm_user(
 ) -> Result<Json<Value>, ApiError> {
     let user_id = checked_user(&body.user_id)?;
     let (auth_id, next_uri) = state
-        .executor
-        .auth()
+        .oauth
         .confirm_user(body.flow_id.trim(), user_id)
         .await?;
     Ok(Json(json!({"auth_id": auth_id, "next_uri": next_uri})))
@@ -212,7 +208,7 @@ async fn confirm_user(
 
 /// GET /v1/oauth/link/{token}: the short link users are given.
 async fn follow_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match state.executor.auth().follow_link(&token).await {
+    match state.oauth.follow_link(&token).await {
         Ok(url) => no_store(Redirect::to(&url).into_response()),
         Err(outcome) => outcome_response(outcome),
     }
@@ -220,7 +216,7 @@ async fn follow_link(State(state): State<AppState>, Path(token): Path<String>) -
 
 /// GET /v1/oauth/callback: one redirect URI for every provider.
 async fn callback(State(state): State<AppState>, Query(params): Query<CallbackParams>) -> Response {
-    outcome_response(state.executor.auth().callback(params).await)
+    outcome_response(state.oauth.callback(params).await)
 }
 
 fn outcome_response(outcome: CallbackOutcome) -> Response {

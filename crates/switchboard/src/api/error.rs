@@ -84,6 +84,7 @@ impl From<ExecError> for ApiError {
             ExecError::Resolve(
                 r @ (ResolveError::UnknownTool(_) | ResolveError::UnknownVersion { .. }),
             ) => ApiError::not_found(r.to_string()),
+            ExecError::NotTheUser(e) => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
             ExecError::BadRequest(m) => ApiError::bad_request(m),
             ExecError::Internal(cause) => ApiError::internal(cause),
         }

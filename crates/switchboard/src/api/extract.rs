@@ -11,9 +11,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
 use super::error::ApiError;
 use crate::identity::Caller;
+use crate::state::AppState;
 
 /// `Json<T>` whose rejections (malformed JSON, wrong content type, too large) are
 /// `{name, message}` errors naming the problem.
@@ -108,7 +108,7 @@ pub(super) async fn rest_caller(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller: Caller = state.auth.authenticate(authorization, peer).await?;
+    let caller: Caller = state.identity.authenticate(authorization, peer).await?;
     if let Caller::UserToken { .. } = caller {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -9,41 +9,22 @@ mod error;
 mod extract;
 mod guard;
 mod pagination;
+mod policy;
 mod service;
 mod tools;
 mod workers;
 
-use std::sync::Arc;
-
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorBody};
 pub use service::ApiService;
-pub use tools::execution_response;
 
-use crate::config::Config;
-use crate::exec::Executor;
-use crate::identity::Authenticator;
-use crate::store::Store;
-
-/// Everything a handler may use. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub auth: Arc<Authenticator>,
-    pub executor: Arc<Executor>,
-    /// Cancelled when the gateway stops taking requests: long-lived MCP streams end, so
-    /// the calls in flight are all that shutdown waits for.
-    pub stopping: CancellationToken,
-}
+use crate::state::AppState;
 
 /// Where the REST API answers: Arcade's plain paths, and the same under an org and project.
 /// Each route is written out under both, rather than nested: a nested router strips its
@@ -127,38 +108,15 @@ fn cors_layer(config: &crate::config::CorsConfig) -> Option<tower_http::cors::Co
 }
 
 fn router(state: AppState, mcp: crate::mcp::Endpoint) -> Router {
-    let body_limit = state.config.api.max_request_body_size;
     let mut api = Router::new();
     for prefix in API_PREFIXES {
         api = api.merge(v1(&state, prefix));
     }
-    api
+    let api = api
         // MCP authenticates on its own (user tokens, WWW-Authenticate, dev loopback).
         .merge(crate::mcp::router(mcp))
-        .fallback(not_found)
-        // One layer: `Router::layer` wraps every route in each layer separately, and each
-        // wrapping is a boxed service cloned on every request.
-        .layer(
-            tower::ServiceBuilder::new()
-                // Outermost, so the span covers every layer below, rejections included. The
-                // span names the route template, never the raw URI (it could carry a code).
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map(MatchedPath::as_str)
-                        .unwrap_or("unmatched");
-                    tracing::info_span!(
-                        "request",
-                        method = %req.method(),
-                        route,
-                        caller = tracing::field::Empty,
-                        tool = tracing::field::Empty
-                    )
-                }))
-                .layer(axum::extract::DefaultBodyLimit::max(body_limit)),
-        )
-        .with_state(state)
+        .fallback(not_found);
+    policy::layered(api, &state.config.api).with_state(state)
 }
 
 /// GET /v1/health: no key needed (Arcade's CLI sends an empty one).

@@ -5,32 +5,29 @@
 //! machinery and the layers' futures: served here, a REST call takes ~10k fewer of its
 //! ~125k instructions (callgrind; BENCHMARKS.md, tenth pass).
 //!
-//! What runs is what the router would run, in the same order: the request span and its
-//! events, the body limit, the REST caller check, the JSON extractor and the handler; or
-//! the MCP door. So the answer is the router's, byte for byte: `tests/api.rs` and
-//! `tests/mcp.rs` send the same requests to a hot path and to a path only the router
-//! serves (`/v1/orgs/{org}/projects/{project}/tools/execute`, `/v1/mcps/{user}/mcp/`) and
-//! compare. Anything else, a percent-encoded user id included, goes to the router.
+//! What runs is what the router runs, by the same functions in the same order: the
+//! request span and its events and the body limit ([`super::policy`]), the REST caller
+//! check (`extract::rest_caller`), then the route's handler (`tools::execute`); or the
+//! MCP door (`mcp::handle`). Only the choice of route is this file's own: a path the
+//! router would need to decode (a percent-encoded user id) goes to the router.
 //!
 //! Before either, every request passes `Host` and `Origin` ([`super::guard`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use futures::future::{BoxFuture, Either};
-use tracing::Instrument;
 
-use super::AppState;
-use super::extract::{AppJson, peer, rest_caller};
+use super::extract::{peer, rest_caller};
 use super::guard::Guard;
-use super::tools::{ExecuteRequest, execute_tool};
+use super::{policy, tools};
 use crate::mcp;
+use crate::state::AppState;
 
 /// The REST route taken before the router (the org/project form goes through it).
 const EXECUTE: &str = "/v1/tools/execute";
@@ -96,13 +93,14 @@ impl tower::Service<Request> for ApiService {
         if path == EXECUTE {
             let state = self.state.clone();
             return Either::Right(Box::pin(async move {
-                Ok(traced(EXECUTE, &Method::POST, execute(state, req)).await)
+                Ok(policy::traced(EXECUTE, &Method::POST, execute(state, req)).await)
             }));
         }
         if let Some((route, target)) = mcp_target(path) {
             let endpoint = self.mcp.clone();
             return Either::Right(Box::pin(async move {
-                Ok(traced(route, &Method::POST, mcp::handle(endpoint, target, req)).await)
+                let served = mcp::handle(endpoint, target, req);
+                Ok(policy::traced(route, &Method::POST, served).await)
             }));
         }
         Either::Left(self.router.call(req))
@@ -141,72 +139,15 @@ fn mcp_target(path: &str) -> Option<(&'static str, mcp::Target)> {
     Some(("/mcp/{gateway}", target))
 }
 
-/// `POST /v1/tools/execute`: the body limit the router's layer sets, the REST caller
-/// check its middleware runs, then the handler with its JSON extractor.
+/// `POST /v1/tools/execute`: the REST caller check the router's middleware runs and the
+/// body limit its layer sets, then the handler the route runs.
 async fn execute(state: AppState, mut req: Request) -> Response {
-    if let Err(refused) = rest_caller(&state, req.headers(), peer(&req)).await {
-        return refused.into_response();
-    }
-    DefaultBodyLimit::max(state.config.api.max_request_body_size).apply(&mut req);
-    let body = match AppJson::<ExecuteRequest>::from_request(req, &state).await {
-        Ok(body) => body,
+    let caller = match rest_caller(&state, req.headers(), peer(&req)).await {
+        Ok(caller) => caller,
         Err(refused) => return refused.into_response(),
     };
-    // Boxed: inline, the call's future (worker request included) made every future
-    // around it several KB, copied as each was built (11k instructions of `memcpy`).
-    Box::pin(execute_tool(State(state), body))
-        .await
-        .into_response()
-}
-
-/// What the router's trace layer does around a request: a span naming the route
-/// template, and `tower_http`'s own events (under its targets, so log filters that name
-/// them still apply).
-async fn traced(
-    route: &'static str,
-    method: &Method,
-    serve: impl Future<Output = Response>,
-) -> Response {
-    let span = tracing::info_span!(
-        "request",
-        method = %method,
-        route,
-        caller = tracing::field::Empty,
-        tool = tracing::field::Empty
-    );
-    let started = Instant::now();
-    tracing::debug!(target: "tower_http::trace::on_request", parent: &span, "started processing request");
-    let response = serve.instrument(span.clone()).await;
-    let latency = Millis(started.elapsed());
-    let status = response.status();
-    tracing::debug!(
-        target: "tower_http::trace::on_response",
-        parent: &span,
-        latency = %latency,
-        status = status.as_u16(),
-        "finished processing request"
-    );
-    if status.is_server_error() {
-        tracing::error!(
-            target: "tower_http::trace::on_failure",
-            parent: &span,
-            classification = %format!("Status code: {status}"),
-            latency = %latency,
-            "response failed"
-        );
-    }
-    response
-}
-
-/// A latency as `tower_http` writes it (`12 ms`), formatted only if an event records it:
-/// formatting it for the default filter, which drops the event, cost ~600 instructions a
-/// request.
-struct Millis(std::time::Duration);
-
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ms", self.0.as_millis())
-    }
+    policy::body_limit(&state.config.api).apply(&mut req);
+    tools::execute(state, caller, req).await
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use switchboard_wire::ToolCallLog;
 
-use super::AppState;
 use super::error::ApiError;
 use super::extract::AppJson;
 use super::pagination::Page;
@@ -20,13 +19,15 @@ use crate::catalog::{
     EngineToolOptions, RequirementsView, ToolEntry, ToolFormat, engine_tool_definition,
     formatted_tool,
 };
-use crate::exec::{Execution, ToolCall};
+use crate::exec::{Execution, ToolCall, ToolView};
+use crate::identity::Caller;
+use crate::state::AppState;
 
 pub fn router(prefix: &str) -> Router<AppState> {
     let at = |path: &str| format!("{prefix}{path}");
     Router::new()
         .route(&at("/tools"), get(list_tools))
-        .route(&at("/tools/execute"), post(execute_tool))
+        .route(&at("/tools/execute"), post(execute_routed))
         .route(&at("/tools/{name}"), get(get_tool))
         .route(&at("/formatted_tools"), get(list_formatted))
         .route(&at("/formatted_tools/{name}"), get(get_formatted))
@@ -103,7 +104,7 @@ fn query_user(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
 }
 
 fn filtered(state: &AppState, toolkit: Option<&str>) -> Vec<Arc<ToolEntry>> {
-    let catalog = state.executor.workers().catalog().snapshot();
+    let catalog = state.workers.catalog().snapshot();
     catalog
         .sorted()
         .into_iter()
@@ -136,8 +137,7 @@ async fn get_tool(
     Query(q): Query<ToolsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let tool = state
-        .executor
-        .workers()
+        .workers
         .catalog()
         .snapshot()
         .resolve(&path.name, None)?;
@@ -176,8 +176,7 @@ async fn get_formatted(
 ) -> Result<Json<Value>, ApiError> {
     let format = single_format(q.format.as_deref())?;
     let tool = state
-        .executor
-        .workers()
+        .workers
         .catalog()
         .snapshot()
         .resolve(&path.name, None)?;
@@ -185,7 +184,7 @@ async fn get_formatted(
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct ExecuteRequest {
+struct ExecuteRequest {
     tool_name: String,
     #[serde(default)]
     input: Option<Map<String, Value>>,
@@ -199,12 +198,39 @@ pub(super) struct ExecuteRequest {
     include_error_stacktrace: bool,
 }
 
-/// POST /v1/tools/execute. Tool failures are 200 with `success: false`; every reply says
-/// `x-should-retry: false`, because an SDK retry after a slow or failed call could run
-/// the tool twice.
-pub(super) async fn execute_tool(
+/// POST /v1/tools/execute as the router serves it: `extract::require_caller` has put the
+/// caller in the request.
+async fn execute_routed(
     State(state): State<AppState>,
-    AppJson(req): AppJson<ExecuteRequest>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
+) -> Response {
+    execute(state, caller, req).await
+}
+
+/// POST /v1/tools/execute once the caller is known and the body limit set: what the
+/// router and the hot path (`service`) both run. Tool failures are 200 with
+/// `success: false`; every reply says `x-should-retry: false`, because an SDK retry after
+/// a slow or failed call could run the tool twice.
+pub(super) async fn execute(state: AppState, caller: Caller, req: Request) -> Response {
+    let body = match AppJson::<ExecuteRequest>::from_request(req, &state).await {
+        Ok(AppJson(body)) => body,
+        Err(refused) => return refused.into_response(),
+    };
+    // Boxed: inline, the call's future (worker request included) made every future
+    // around it several KB, copied as each was built (11k instructions of `memcpy`).
+    match Box::pin(execute_tool(&state, &caller, body)).await {
+        Ok(res) => res,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// The adapter: the wire request as a [`ToolCall`], the executor, the execution as
+/// ExecuteToolResponse.
+async fn execute_tool(
+    state: &AppState,
+    caller: &Caller,
+    req: ExecuteRequest,
 ) -> Result<Response, ApiError> {
     if req.run_at.as_deref().is_some_and(|r| !r.is_empty()) {
         return Err(ApiError::bad_request(
@@ -227,8 +253,7 @@ pub(super) async fn execute_tool(
             .transpose()?
             .map(str::to_owned),
     };
-    tracing::Span::current().record("tool", tracing::field::display(&call.tool_name));
-    let execution = state.executor.execute(&call).await?;
+    let execution = state.executor.execute(caller, ToolView::All, &call).await?;
     let mut body = ExecutionResponse::new(&execution, req.include_error_stacktrace);
     // A grant is missing: 403 with "authorization required" in the message, which is
     // what arcadejs's isAuthorizationRequiredError looks for; the body is still the
@@ -247,12 +272,6 @@ pub(super) async fn execute_tool(
         HeaderValue::from_static("false"),
     );
     Ok(res)
-}
-
-/// ExecuteToolResponse (`reference/arcade-api.md` §1 Schemas).
-pub fn execution_response(execution: &Execution, include_stacktrace: bool) -> Value {
-    serde_json::to_value(ExecutionResponse::new(execution, include_stacktrace))
-        .unwrap_or(Value::Null)
 }
 
 /// ExecuteToolResponse, borrowing the execution. Fields in alphabetical order: the same

@@ -7,11 +7,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::error::ApiError;
 use super::pagination::Page;
 use super::tools::options_for;
 use crate::catalog::{ToolSource, engine_tool_definition};
+use crate::state::AppState;
 use crate::workers::WorkerHandle;
 
 pub fn router(prefix: &str) -> Router<AppState> {
@@ -36,8 +36,7 @@ pub struct PageQuery {
 
 fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a std::sync::Arc<WorkerHandle>, ApiError> {
     state
-        .executor
-        .workers()
+        .workers
         .get(id)
         .ok_or_else(|| ApiError::not_found(format!("worker '{id}' not found")))
 }
@@ -68,8 +67,7 @@ fn worker_response(w: &WorkerHandle) -> Value {
 /// GET /v1/workers
 async fn list_workers(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Json<Value> {
     let items: Vec<Value> = state
-        .executor
-        .workers()
+        .workers
         .workers()
         .iter()
         .map(|w| worker_response(w))
@@ -111,7 +109,7 @@ async fn worker_tools(
     let w = find(&state, &p.id)?;
     let source = ToolSource::Worker(w.config.id.as_str().into());
     let options = options_for(&state, Vec::new(), None);
-    let catalog = state.executor.workers().catalog().snapshot();
+    let catalog = state.workers.catalog().snapshot();
     let mut tools: Vec<_> = catalog.from_source(&source).cloned().collect();
     tools.sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
     let items: Vec<Value> = tools

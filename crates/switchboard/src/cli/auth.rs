@@ -1,5 +1,12 @@
 //! `switchboard auth providers|connections|revoke`, `users delete`, `vault rotate`: the
 //! same OAuth service `serve` uses, straight on the store.
+//!
+//! Owns these commands' arguments, tables and messages. The work is
+//! [`AuthService`]'s, built as `serve` builds it (root keys from the config, the sandbox
+//! provider in dev mode), so revoking or deleting here is what the admin API does.
+//! Must not: open a sealed value itself, or print a token, code or client secret
+//! (connections show scopes and dates only). `users token` needs no vault and goes to
+//! `users_tokens` before one is opened.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,6 +16,7 @@ use comfy_table::Table;
 
 use super::LoadedConfig;
 use super::keys::format_ms;
+use crate::clock::Clock;
 use crate::oauth::{AuthService, Revocation};
 use crate::server::{auth_service, load_root_keys};
 use crate::store::{self, ConnectionFilter};
@@ -70,7 +78,7 @@ async fn service(loaded: &LoadedConfig) -> anyhow::Result<Arc<AuthService>> {
     }
     let store = store::open(&config.storage).await?;
     let root_keys = load_root_keys(&config)?;
-    Ok(auth_service(&config, store, &root_keys).await?)
+    Ok(auth_service(&config, store, &root_keys, Clock::system()).await?)
 }
 
 fn table(header: &[&str]) -> Table {

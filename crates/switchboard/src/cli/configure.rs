@@ -1,6 +1,11 @@
 //! `switchboard configure claude|vscode|cursor --user ID`: mints a user token and writes
 //! this gateway into an MCP client's config file, in that client's own location and format,
 //! leaving every other server in the file as it was.
+//!
+//! Owns each client's file location and format, the merge into an existing file (a backup
+//! kept, a bad file refused before anything is minted) and the endpoint URL.
+//! Must not: change any other server entry or key in the file, or print the token it
+//! writes anywhere but the file (or stdout with `--print`, which the user asked for).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,4 +1,8 @@
 //! `switchboard executions list`: the execution log, newest first, straight from the store.
+//!
+//! Owns the table; the filter and its limits are [`ExecutionFilter`]'s.
+//! Must not: write to the log or prune it (the gateway does), or show inputs and outputs
+//! (the log has none).
 
 use std::process::ExitCode;
 

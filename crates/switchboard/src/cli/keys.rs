@@ -1,4 +1,9 @@
 //! `switchboard keys create|list|revoke`: API keys straight in the store.
+//!
+//! Owns these commands' messages and the date format the other tables share
+//! (`format_ms`). A key is made by `identity::generate_key`, as the admin API makes it.
+//! Must not: print a key except the new one, once, alone on the last line (scripts read
+//! it there); the list shows ids, names and hints only.
 
 use std::process::ExitCode;
 

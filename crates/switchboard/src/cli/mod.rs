@@ -1,6 +1,14 @@
 //! The `switchboard` command line: parse, load the config once, dispatch in one `match`.
 //! Command results go to standard output (a new key alone on the last line); logs and
 //! diagnostics go to standard error.
+//!
+//! Owns the command tree, where the config comes from (`--config`, `--env-file`,
+//! `SWITCHBOARD_DATA_DIR`, discovery), `config check`, and the one runtime each command
+//! runs on. One file per command family; each takes a [`LoadedConfig`] and returns an
+//! exit code.
+//! Must not: hold a rule of its own. A command calls what `serve` calls (the store,
+//! `identity`, `oauth`, `workers`, `server`'s builders), so the command line and the API
+//! cannot disagree; nothing here is imported by the gateway.
 
 mod auth;
 mod configure;

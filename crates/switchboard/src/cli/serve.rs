@@ -1,5 +1,11 @@
 //! `switchboard serve`: print where everything is, serve until SIGINT/SIGTERM, then let
 //! in-flight calls finish.
+//!
+//! Owns the process around the gateway: logging set-up, SIGINT/SIGTERM, the open-file
+//! limit, `--host`/`--port`/`--threads`, the listeners (one per thread, `SO_REUSEPORT`)
+//! and the startup summary on stdout.
+//! Must not: build the gateway's parts (that is `server::Gateway::start`) or serve
+//! connections (that is `http_server`).
 
 use std::process::ExitCode;
 

@@ -1,6 +1,10 @@
 //! `switchboard worker list` and `tools list`: probe the configured workers directly
 //! (the same client and registry `serve` uses), so they work with or without a running
 //! gateway.
+//!
+//! Owns these two tables only.
+//! Must not: talk to a running gateway or write to the store: the probe is a fresh
+//! registry's, and its result is printed and dropped.
 
 use std::process::ExitCode;
 use std::sync::Arc;

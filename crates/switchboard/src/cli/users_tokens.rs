@@ -1,5 +1,10 @@
 //! `switchboard users token create|list|revoke`: user tokens (bound to one user, for MCP
 //! clients) straight in the store.
+//!
+//! Owns these commands' messages and `--ttl` parsing (shared with `configure`). A token is
+//! minted by `identity::mint_user_token`, as the admin API mints it.
+//! Must not: open the vault (tokens need the store only), or print a token except the new
+//! one, once, alone on the last line; the list shows ids, users, hints and dates.
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,9 +1,16 @@
-//! The one execution pipeline. Every entry point (REST execute; MCP tools/call later)
-//! calls [`Executor::execute`]; the steps read top to bottom there: resolve, validate,
-//! requirements, dispatch, record.
-//! Must not: know HTTP status codes or response shapes; `api/` maps outcomes.
+//! The one execution pipeline. Every tool call, REST `POST /v1/tools/execute` and MCP
+//! `tools/call` in either era, runs through [`Executor::execute`], whose steps read top
+//! to bottom in that one function: may the caller act for the user, which tool, are its
+//! requirements met, (limits and hooks, later), dispatch, record.
+//!
+//! Owns: the call's pipeline and its outcome ([`Execution`]), the tool secrets from the
+//! config, and the execution log's writer ([`Recorder`]).
+//! Must not: know HTTP, JSON-RPC or any wire shape of a door (`api/` and `mcp/` render an
+//! [`Execution`] or an [`ExecError`]), authenticate (the door hands over the [`Caller`]),
+//! or prompt a user (it returns the [`Authorization`] to show; the door decides how).
 
 mod record;
+mod view;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +23,7 @@ use switchboard_wire::{
 };
 
 pub use record::{Recorder, RecorderTask};
+pub use view::ToolView;
 
 /// A grant without user info sends `{}`, as arcade-serve expects an object there.
 static EMPTY_OBJECT: std::sync::LazyLock<Value> =
@@ -24,16 +32,20 @@ static EMPTY_OBJECT: std::sync::LazyLock<Value> =
 use crate::builtin;
 use crate::catalog::{ResolveError, ToolEntry, ToolSource, validate_input};
 use crate::config::SecretValue;
+use crate::identity::{Caller, NotTheUser};
 use crate::oauth::{AuthError, AuthService, Authorization, Grant, Requirement};
 use crate::store::ExecutionRecord;
 use crate::workers::{WorkerError, WorkerRegistry};
 
-/// A request to run one tool for one user.
+/// A request to run one tool for one user, as a door parsed it.
 #[derive(Debug, Clone, Default)]
 pub struct ToolCall {
+    /// `Toolkit.Tool` or `Toolkit_Tool` (any case), optionally `@version`.
     pub tool_name: String,
+    /// A version to run; wins over an `@version` in the name.
     pub tool_version: Option<String>,
     pub input: Map<String, Value>,
+    /// The user the call names; `None`: no one (a caller bound to a user acts for it).
     pub user_id: Option<String>,
 }
 
@@ -58,10 +70,20 @@ impl Execution {
     }
 }
 
+/// Why a call could not be run at all. Everything else, a tool that failed, a secret
+/// that is missing or a grant the user has not given included, is an [`Execution`] with
+/// an error: it ran the pipeline and is recorded. Each door maps these once: REST in
+/// `api/error.rs` (the status after each variant), MCP in `mcp/server.rs`.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
+    /// A user token named a user other than its own (403).
+    #[error(transparent)]
+    NotTheUser(#[from] NotTheUser),
+    /// No such tool (or version) in the caller's view (404; MCP: "Unknown tool").
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// The call can't be run as asked, e.g. a tool that acts on a user's account called
+    /// for no user (400).
     #[error("{0}")]
     BadRequest(String),
     /// The store or vault failed: a 500 whose cause is logged, never sent.
@@ -69,6 +91,19 @@ pub enum ExecError {
     Internal(String),
 }
 
+/// Runs tool calls: the one place a call is checked, dispatched and recorded.
+///
+/// Owns the tool secrets and the recorder; shares the worker registry (and through it the
+/// catalog) and the OAuth service with the rest of the gateway, which reads them through
+/// [`Executor::workers`] and [`Executor::auth`] or the state's own handles.
+/// Must not: be bypassed. A door that runs a tool any other way skips the may-act-for
+/// check, the requirements and the execution log.
+///
+/// ```ignore
+/// let call = ToolCall { tool_name: "Math.Add".into(), input, user_id: Some(user), ..Default::default() };
+/// let execution = state.executor.execute(&caller, ToolView::All, &call).await?;
+/// if let Some(flow) = &execution.authorization { /* show the user flow.url */ }
+/// ```
 pub struct Executor {
     workers: Arc<WorkerRegistry>,
     auth: Arc<AuthService>,
@@ -76,13 +111,31 @@ pub struct Executor {
     recorder: Recorder,
 }
 
-/// What `prepare` hands to dispatch: secrets to inject and the user's grant, if any.
+/// What met requirements hand to dispatch: secrets to inject and the user's grant, if any.
 struct Prepared {
     secrets: Vec<KeyValue>,
     grant: Option<(Requirement, Grant)>,
 }
 
-/// Why a call stopped before dispatch.
+/// What the requirements step found.
+enum Requirements {
+    /// Everything is in place: dispatch with these.
+    Met(Prepared),
+    /// The tool can't run as things stand: this output (a tool error) is the result, with
+    /// the authorization flow to show when a grant is missing.
+    Unmet(ToolCallOutput, Option<Box<Authorization>>),
+}
+
+/// A requirement that is not met: `error` as the call's output.
+fn unmet(error: ToolCallError, authorization: Option<Box<Authorization>>) -> Requirements {
+    let output = ToolCallOutput {
+        error: Some(error),
+        ..Default::default()
+    };
+    Requirements::Unmet(output, authorization)
+}
+
+/// Why the OAuth service gave no grant.
 enum Refused {
     /// A tool-level failure, returned as an execution with this error.
     Tool(Box<ToolCallError>),
@@ -91,6 +144,8 @@ enum Refused {
 }
 
 impl Executor {
+    /// `secrets`: the config's tool secrets, injected into the calls of tools that need
+    /// them. `recorder`: where executions are logged (`Recorder::start`).
     pub fn new(
         workers: Arc<WorkerRegistry>,
         auth: Arc<AuthService>,
@@ -105,10 +160,12 @@ impl Executor {
         }
     }
 
+    /// The worker registry and, through it, the catalog calls resolve in.
     pub fn workers(&self) -> &Arc<WorkerRegistry> {
         &self.workers
     }
 
+    /// The OAuth service the executor asks for users' grants.
     pub fn auth(&self) -> &Arc<AuthService> {
         &self.auth
     }
@@ -118,72 +175,46 @@ impl Executor {
         self.secrets.keys().cloned().collect()
     }
 
-    /// Resolves `call.tool_name` (and `tool_version`) in the catalog, then runs the tool.
-    pub fn execute<'a>(
-        &'a self,
-        call: &'a ToolCall,
-    ) -> impl Future<Output = Result<Execution, ExecError>> + 'a {
-        self.run(None, call)
-    }
-
-    /// Runs `tool`, which the caller has resolved already (MCP resolves its own name form
-    /// and checks the gateway's tool list first); `call.tool_name` is not looked up again.
-    pub fn execute_resolved<'a>(
-        &'a self,
-        tool: Arc<ToolEntry>,
-        call: &'a ToolCall,
-    ) -> impl Future<Output = Result<Execution, ExecError>> + 'a {
-        self.run(Some(tool), call)
-    }
-
-    // One future for both entry points: a wrapper future around it would be copied whole
-    // when built.
-    async fn run(
+    /// Runs `call` for `caller`, through the tools `tools` shows. The whole pipeline, in
+    /// order, each step once: a door only parses its request and renders the answer.
+    pub async fn execute(
         &self,
-        resolved: Option<Arc<ToolEntry>>,
+        caller: &Caller,
+        tools: ToolView<'_>,
         call: &ToolCall,
     ) -> Result<Execution, ExecError> {
         let started = Instant::now();
         let started_at_ms = chrono::Utc::now().timestamp_millis();
-        let tool = match resolved {
-            Some(tool) => tool,
-            None => self
-                .workers
-                .catalog()
-                .snapshot()
-                .resolve(&call.tool_name, call.tool_version.as_deref())?,
-        };
+
+        // 1. Who: the user this call acts for, if the caller may act for them.
+        let user = caller.acting_for(call.user_id.as_deref())?;
+        // The request's span names the user (an id, never a credential) and the tool.
+        let span = tracing::Span::current();
+        span.record("user_id", user.map(tracing::field::display));
+        span.record("tool", tracing::field::display(&call.tool_name));
+
+        // 2. Which tool: the name (and version) in the catalog, as this caller sees it.
+        let tool = self.resolve(tools, &call.tool_name, call.tool_version.as_deref())?;
         let execution_id = new_id();
 
-        let mut authorization = None;
-        let output = match self.prepare(&tool, call).await {
-            Err(Refused::Tool(error)) => ToolCallOutput {
-                error: Some(*error),
-                ..Default::default()
-            },
-            Err(Refused::NeedsAuthorization(auth)) => {
-                let error = requirements_not_met(format!(
-                    "Authorization required: tool '{}' needs access to the user's '{}' account. Visit {} to authorize, then call the tool again.",
-                    tool.qualified_name,
-                    auth.provider_id,
-                    auth.url.as_deref().unwrap_or("the authorization URL")
-                ));
-                authorization = Some(auth);
-                ToolCallOutput {
-                    error: Some(error),
-                    ..Default::default()
-                }
-            }
-            Err(Refused::Call(e)) => return Err(e),
-            Ok(prepared) => {
-                let (output, needs) = self
-                    .dispatch_with_grant(&tool, call, &execution_id, prepared)
-                    .await;
-                authorization = needs;
-                output
+        // 3. Requirements: valid input, configured secrets, the user's grant. A tool that
+        //    can't run for want of one is a failed execution (recorded), not an error.
+        let (output, authorization) = match self.requirements(&tool, user, call).await? {
+            Requirements::Unmet(output, authorization) => (output, authorization),
+            Requirements::Met(prepared) => {
+                // 4. Limits and hooks go here, once they exist: rate limits and quotas
+                //    (per caller, user, tool) and pre-call hooks, once the call is known
+                //    to be runnable and before anything leaves the gateway. A refusal is
+                //    a failed execution, recorded like an unmet requirement.
+
+                // 5. Dispatch: builtin or worker; one refresh-and-retry if the upstream
+                //    refused the user's token.
+                self.dispatch_with_grant(&tool, user, call, &execution_id, prepared)
+                    .await
             }
         };
 
+        // 6. Record: the execution log gets every call that resolved to a tool.
         let execution = Execution {
             id: new_id(),
             execution_id,
@@ -194,39 +225,73 @@ impl Executor {
             output,
             authorization,
         };
-        self.record(call, &execution, started_at_ms);
+        self.record(user, &execution, started_at_ms);
         Ok(execution)
     }
 
-    /// Input validation and requirements, before anything leaves the gateway.
-    async fn prepare(&self, tool: &ToolEntry, call: &ToolCall) -> Result<Prepared, Refused> {
-        validate_input(&tool.definition.input.parameters, &call.input).map_err(|e| {
-            Refused::Tool(Box::new(ToolCallError {
-                message: format!("Invalid input for tool '{}': {e}", tool.qualified_name),
-                kind: Some(error_kind::TOOL_RUNTIME_BAD_INPUT_VALUE.into()),
-                status_code: Some(400),
-                extra: Some(serde_json::json!({"parameter": e.parameter()})),
-                ..Default::default()
-            }))
-        })?;
-        let secrets = self.secrets_for(tool).map_err(Refused::Tool)?;
+    /// The tool `name` (and `version`, or an `@version` suffix) names in `tools`. A tool
+    /// the view hides is unknown, as if the catalog lacked it. Doors call this only to
+    /// learn a tool before running it (an MCP `requestState` names one); [`Self::execute`]
+    /// resolves on its own.
+    pub fn resolve(
+        &self,
+        tools: ToolView<'_>,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<ToolEntry>, ResolveError> {
+        let tool = self.workers.catalog().snapshot().resolve(name, version)?;
+        if !tools.shows(&tool) {
+            return Err(ResolveError::UnknownTool(name.to_string()));
+        }
+        Ok(tool)
+    }
+
+    /// Input, secrets and grant, checked in that order before anything leaves the
+    /// gateway; the first that is missing stops the call.
+    async fn requirements(
+        &self,
+        tool: &ToolEntry,
+        user: Option<&str>,
+        call: &ToolCall,
+    ) -> Result<Requirements, ExecError> {
+        if let Err(e) = validate_input(&tool.definition.input.parameters, &call.input) {
+            return Ok(unmet(e.tool_call_error(&tool.qualified_name), None));
+        }
+        let secrets = match self.secrets_for(tool) {
+            Ok(secrets) => secrets,
+            Err(error) => return Ok(unmet(*error, None)),
+        };
         let grant = match &tool.definition.requirements.authorization {
             None => None,
             Some(wire) => {
-                let Some(user_id) = call.user_id.as_deref() else {
-                    return Err(Refused::Call(ExecError::BadRequest(format!(
+                let Some(user_id) = user else {
+                    return Err(ExecError::BadRequest(format!(
                         "tool '{}' acts on a user's account: user_id is required",
                         tool.qualified_name
-                    ))));
+                    )));
                 };
                 let req = Requirement::from_wire(wire);
                 match self.auth.grant(user_id, &req).await {
                     Ok(grant) => Some((req, grant)),
-                    Err(e) => return Err(refusal(e)),
+                    Err(e) => {
+                        return match refusal(e) {
+                            Refused::Call(e) => Err(e),
+                            Refused::Tool(error) => Ok(unmet(*error, None)),
+                            Refused::NeedsAuthorization(auth) => {
+                                let error = requirements_not_met(format!(
+                                    "Authorization required: tool '{}' needs access to the user's '{}' account. Visit {} to authorize, then call the tool again.",
+                                    tool.qualified_name,
+                                    auth.provider_id,
+                                    auth.url.as_deref().unwrap_or("the authorization URL")
+                                ));
+                                Ok(unmet(error, Some(auth)))
+                            }
+                        };
+                    }
                 }
             }
         };
-        Ok(Prepared { secrets, grant })
+        Ok(Requirements::Met(Prepared { secrets, grant }))
     }
 
     fn secrets_for(&self, tool: &ToolEntry) -> Result<Vec<KeyValue>, Box<ToolCallError>> {
@@ -253,6 +318,7 @@ impl Executor {
     async fn dispatch_with_grant(
         &self,
         tool: &ToolEntry,
+        user: Option<&str>,
         call: &ToolCall,
         execution_id: &str,
         prepared: Prepared,
@@ -261,6 +327,7 @@ impl Executor {
         let output = self
             .dispatch(
                 tool,
+                user,
                 call,
                 execution_id,
                 secrets.clone(),
@@ -270,7 +337,7 @@ impl Executor {
         let Some((req, grant)) = grant else {
             return (output, None);
         };
-        let Some(user_id) = call.user_id.as_deref().filter(|_| token_refused(&output)) else {
+        let Some(user_id) = user.filter(|_| token_refused(&output)) else {
             return (output, None);
         };
         tracing::info!(tool = %tool.qualified_name, "upstream refused the token; refreshing and retrying once");
@@ -278,7 +345,7 @@ impl Executor {
             Ok(fresh) => {
                 drop(grant);
                 (
-                    self.dispatch(tool, call, execution_id, secrets, Some(&fresh))
+                    self.dispatch(tool, user, call, execution_id, secrets, Some(&fresh))
                         .await,
                     None,
                 )
@@ -316,6 +383,7 @@ impl Executor {
     async fn dispatch(
         &self,
         tool: &ToolEntry,
+        user: Option<&str>,
         call: &ToolCall,
         execution_id: &str,
         secrets: Vec<KeyValue>,
@@ -361,7 +429,7 @@ impl Executor {
                         }),
                         secrets: &secrets,
                         metadata: &[],
-                        user_id: call.user_id.as_deref(),
+                        user_id: user,
                     },
                 };
                 match worker.client.invoke(&request).await {
@@ -372,11 +440,11 @@ impl Executor {
         }
     }
 
-    fn record(&self, call: &ToolCall, execution: &Execution, started_at_ms: i64) {
+    fn record(&self, user: Option<&str>, execution: &Execution, started_at_ms: i64) {
         self.recorder.record(ExecutionRecord {
             id: execution.id.clone(),
             execution_id: execution.execution_id.clone(),
-            user_id: call.user_id.clone(),
+            user_id: user.map(str::to_owned),
             tool_name: execution.tool.qualified_name.clone(),
             toolkit: execution.tool.toolkit.clone(),
             tool_version: execution.tool.version.clone(),

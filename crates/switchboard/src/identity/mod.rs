@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
+
 pub use keys::{GeneratedKey, KEY_PREFIX, generate_key, hash_key, key_digest};
 pub use user_id::InvalidUserId;
 pub use user_tokens::{
@@ -53,7 +55,24 @@ impl Caller {
             Caller::ApiKey { .. } | Caller::DevLoopback => None,
         }
     }
+
+    /// The user a request acts for, given the user it names (`None`: it names no one): the
+    /// one may-act-for rule, for every door and the executor. An API key or a dev-mode
+    /// loopback caller acts for whoever is named, or for no user; a user token for its own
+    /// user, named or not, and never for another.
+    pub fn acting_for<'a>(&'a self, named: Option<&'a str>) -> Result<Option<&'a str>, NotTheUser> {
+        match named {
+            Some(user) if self.may_act_for(user) => Ok(Some(user)),
+            Some(_) => Err(NotTheUser),
+            None => Ok(self.bound_user()),
+        }
+    }
 }
+
+/// A user token named a user other than its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this user token may not act for that user")]
+pub struct NotTheUser;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -66,7 +85,8 @@ pub enum IdentityError {
 }
 
 /// How long a key or token lookup (hit or miss) is trusted before the store is asked
-/// again; a revoked key or token stops working on every replica within this time.
+/// again (by the authenticator's [`Clock`]); a revoked key or token stops working on every
+/// replica within this time.
 pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// Cap on cached lookups, so a flood of random keys can't grow memory without bound.
@@ -80,9 +100,11 @@ pub struct Authenticator {
     /// inside. Keyed by the raw digest: hex-encoding it on every request was ~1.4 % of a
     /// call's instructions.
     cache: Mutex<Lookups>,
+    /// User token expiry and the cache's TTL, by this clock.
+    clock: Clock,
 }
 
-/// Credential digest → (caller if valid, when looked up).
+/// Credential digest → (caller if valid, when looked up, by [`Authenticator::clock`]).
 type Lookups = HashMap<[u8; 32], (Option<Cached>, Instant)>;
 
 /// A valid lookup, with the expiry to check on every hit (a cached user token must not
@@ -94,12 +116,15 @@ struct Cached {
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, development: bool, ttl: Duration) -> Self {
+    /// Lookups (hits and misses) are trusted for `ttl`; `development` lets keyless loopback
+    /// callers in.
+    pub fn new(store: Arc<dyn Store>, development: bool, ttl: Duration, clock: Clock) -> Self {
         Self {
             store,
             development,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -122,7 +147,7 @@ impl Authenticator {
             }
             return Err(IdentityError::Missing);
         };
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = self.clock.now_ms();
         let digest = key_digest(key);
         if let Some(hit) = self.cached(&digest) {
             return hit
@@ -160,22 +185,24 @@ impl Authenticator {
 
     fn cached(&self, digest: &[u8; 32]) -> Option<Option<Cached>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.instant();
         cache
             .get(digest)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < self.ttl)
             .map(|(c, _)| c.clone())
     }
 
     fn remember(&self, digest: [u8; 32], caller: Option<Cached>) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.instant();
         if cache.len() >= KEY_CACHE_MAX {
             let ttl = self.ttl;
-            cache.retain(|_, (_, at)| at.elapsed() < ttl);
+            cache.retain(|_, (_, at)| now.saturating_duration_since(*at) < ttl);
             if cache.len() >= KEY_CACHE_MAX {
                 cache.clear();
             }
         }
-        cache.insert(digest, (caller, Instant::now()));
+        cache.insert(digest, (caller, now));
     }
 }
 
@@ -207,6 +234,8 @@ mod tests {
         assert!(token.may_act_for("alice"));
         assert!(!token.may_act_for("bob"));
         assert_eq!(token.bound_user(), Some("alice"));
+        assert_eq!(token.acting_for(None), Ok(Some("alice")));
+        assert_eq!(token.acting_for(Some("bob")), Err(NotTheUser));
         let key = Caller::ApiKey {
             key_id: "k".into(),
             name: "ci".into(),
@@ -214,6 +243,8 @@ mod tests {
         for anyone in [key, Caller::DevLoopback] {
             assert!(anyone.may_act_for("alice") && anyone.may_act_for("bob"));
             assert_eq!(anyone.bound_user(), None);
+            assert_eq!(anyone.acting_for(Some("bob")), Ok(Some("bob")));
+            assert_eq!(anyone.acting_for(None), Ok(None));
         }
     }
 }

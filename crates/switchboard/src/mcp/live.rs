@@ -11,10 +11,12 @@ use std::time::Duration;
 use rmcp::Peer;
 use rmcp::RoleServer;
 
+use super::memory;
 use super::sessions::Bindings;
-use super::{memory, now_ms, tools};
 use crate::catalog::Catalog;
+use crate::clock::Clock;
 use crate::config::GatewayConfig;
+use crate::exec::ToolView;
 use crate::workers::WorkerRegistry;
 
 /// How often the catalog is looked at.
@@ -24,6 +26,8 @@ const CATALOG_POLL: Duration = Duration::from_secs(1);
 pub(super) struct LiveSessions {
     state: Mutex<Watching>,
     bindings: Arc<Bindings>,
+    /// What the bindings of parked sessions age by.
+    clock: Clock,
 }
 
 #[derive(Default)]
@@ -40,10 +44,11 @@ struct Watched {
 }
 
 impl LiveSessions {
-    pub fn new(bindings: Arc<Bindings>) -> Self {
+    pub fn new(bindings: Arc<Bindings>, clock: Clock) -> Self {
         Self {
             state: Mutex::default(),
             bindings,
+            clock,
         }
     }
 
@@ -90,7 +95,7 @@ impl LiveSessions {
             state.parked_since_trim += parked;
             let done = state.sessions.is_empty();
             if parked > 0 {
-                self.bindings.sweep(now_ms());
+                self.bindings.sweep(self.clock.now_ms());
             }
             if state.parked_since_trim >= memory::TRIM_AFTER_PARKED
                 || done && state.parked_since_trim > 0
@@ -111,11 +116,8 @@ impl LiveSessions {
     }
 
     fn sessions_whose_view_changed(&self, last: &Catalog, now: &Catalog) -> Vec<Peer<RoleServer>> {
-        let names = |catalog: &Catalog, gateway: Option<&GatewayConfig>| -> Vec<String> {
-            tools::view(catalog, gateway)
-                .iter()
-                .map(|t| t.fully_qualified_name())
-                .collect()
+        let names = |catalog: &Catalog, gateway: Option<&GatewayConfig>| {
+            ToolView::of(gateway).names(catalog)
         };
         let mut verdicts: HashMap<Option<String>, bool> = HashMap::new();
         let state = self.state();

@@ -48,9 +48,11 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde::de::IgnoredAny;
 use serde_json::json;
 
-use crate::api::AppState;
+use crate::clock::Clock;
 use crate::config::{Config, GatewayConfig};
+use crate::exec::ToolView;
 use crate::identity::{Caller, IdentityError, user_id};
+use crate::state::AppState;
 use live::LiveSessions;
 use request_state::StateSealer;
 use server::GatewayServer;
@@ -73,17 +75,20 @@ pub struct McpHub {
     admissions: Admissions,
     live: Arc<LiveSessions>,
     bindings: Arc<Bindings>,
+    /// Session lifetimes, the binding cache and `requestState` expire by this clock.
+    clock: Clock,
 }
 
 impl McpHub {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, clock: Clock) -> Self {
         let bindings = Arc::new(Bindings::default());
         Self {
-            sealer: StateSealer::from_root_keys(&config.security.root_keys),
+            sealer: StateSealer::from_root_keys(&config.security.root_keys, clock.clone()),
             direct_calls: direct::InFlight::default(),
             admissions: Admissions::default(),
-            live: Arc::new(LiveSessions::new(bindings.clone())),
+            live: Arc::new(LiveSessions::new(bindings.clone(), clock.clone())),
             bindings,
+            clock,
         }
     }
 }
@@ -108,12 +113,13 @@ pub struct Endpoint {
 
 /// The MCP endpoint of this gateway process: rmcp's service, its sessions and the hub.
 pub fn endpoint(app: AppState) -> Endpoint {
-    let hub = Arc::new(McpHub::new(&app.config));
+    let hub = Arc::new(McpHub::new(&app.config, app.clock.clone()));
     let mcp = Mcp { app, hub };
     // Expired sessions go whether or not requests come.
     sessions::spawn_sweeper(
         mcp.app.store.clone(),
         mcp.app.config.api.mcp_session_lifetime,
+        mcp.hub.clock.clone(),
         mcp.app.stopping.child_token(),
     );
     let server = GatewayServer { mcp: mcp.clone() };
@@ -129,6 +135,7 @@ pub fn endpoint(app: AppState) -> Endpoint {
     config.session_store = Some(Arc::new(StoredSessions {
         store: mcp.app.store.clone(),
         bindings: mcp.hub.bindings.clone(),
+        clock: mcp.hub.clock.clone(),
     }));
     // A live session holds rmcp's service and channels (~57 KB); one idle past the
     // keep-alive is parked and costs only its store row until its next request.
@@ -200,7 +207,10 @@ async fn gateway_endpoint(
 /// request's extensions.
 #[derive(Clone)]
 struct Ctx {
+    /// The user every call of this request acts for (`Caller::acting_for`).
     user: String,
+    /// Who sent it; the executor checks again that it may act for `user`.
+    caller: Caller,
     gateway: Option<Arc<GatewayConfig>>,
     /// Set on an `initialize` only: the credential its session is counted under
     /// (`sessions::credential_of`).
@@ -210,6 +220,11 @@ struct Ctx {
 impl Ctx {
     fn slug(&self) -> Option<&str> {
         self.gateway.as_ref().map(|g| g.slug.as_str())
+    }
+
+    /// The tools this request may list and call.
+    fn tools(&self) -> ToolView<'_> {
+        ToolView::of(self.gateway.as_deref())
     }
 }
 
@@ -234,6 +249,7 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
     };
     let mut ctx = Ctx {
         user,
+        caller,
         gateway,
         credential: None,
     };
@@ -268,7 +284,7 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
                 &parts.headers,
                 &bytes,
                 session.as_ref(),
-                now_ms(),
+                mcp.hub.clock.now_ms(),
                 config.api.mcp_session_keep_alive,
             )
         {
@@ -292,6 +308,7 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
         }
         if session_id.is_none() && method_name.as_deref() == Some("initialize") {
             // Capped, and cut down to what a session keeps, before rmcp sees it.
+            let caller = ctx.caller.clone();
             match sessions::start(mcp, &mut ctx, &caller, &bytes).await {
                 Ok((admission, shrunk)) => {
                     _admission = Some(admission);
@@ -303,7 +320,9 @@ pub async fn handle(endpoint: Endpoint, target: Target, mut req: Request) -> Res
         req = Request::from_parts(parts, Body::from(bytes));
     }
     if let Some(session_id) = &session_id {
-        mcp.hub.bindings.saw_rmcp(session_id, now_ms());
+        mcp.hub
+            .bindings
+            .saw_rmcp(session_id, mcp.hub.clock.now_ms());
     }
     req.extensions_mut().insert(ctx.clone());
     let deleting = req.method() == Method::DELETE;
@@ -434,7 +453,7 @@ async fn authenticate(
     path_user: Option<String>,
 ) -> Result<(String, Caller), Response> {
     let authorization = header_str(headers, &header::AUTHORIZATION);
-    let caller = match mcp.app.auth.authenticate(authorization, peer).await {
+    let caller = match mcp.app.identity.authenticate(authorization, peer).await {
         Ok(caller) => caller,
         Err(IdentityError::Store(e)) => {
             tracing::error!(error = %e, "MCP authentication: store unavailable");
@@ -467,25 +486,20 @@ async fn authenticate(
     {
         return Err(http_error(StatusCode::BAD_REQUEST, &e.to_string()));
     }
-    user_for(&caller, named).map(|user| (user, caller))
-}
-
-/// The user a caller acts for: an API key (or dev-mode loopback) for anyone named, a user
-/// token for its own user only (named or not).
-fn user_for(caller: &Caller, named: Option<String>) -> Result<String, Response> {
-    match named {
-        Some(user) if caller.may_act_for(&user) => Ok(user),
-        Some(_) => Err(http_error(
-            StatusCode::FORBIDDEN,
-            "this user token may not act for that user",
-        )),
-        None => caller.bound_user().map(str::to_string).ok_or_else(|| {
-            http_error(
+    // Every MCP request acts for one user, so it is settled here, by the rule the executor
+    // applies to each call (`Caller::acting_for`), before sessions are looked at.
+    let user = match caller.acting_for(named.as_deref()) {
+        Ok(Some(user)) => user.to_string(),
+        Ok(None) => {
+            return Err(http_error(
                 StatusCode::BAD_REQUEST,
                 "name the user: /v1/mcps/{user_id}/mcp, or the Arcade-User-Id header",
-            )
-        }),
-    }
+            ));
+        }
+        Err(e) => return Err(http_error(StatusCode::FORBIDDEN, &e.to_string())),
+    };
+    tracing::Span::current().record("user_id", tracing::field::display(&user));
+    Ok((user, caller))
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -501,10 +515,6 @@ fn unauthorized(message: &str) -> Response {
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// A transport-level refusal: an HTTP status with a JSON-RPC error body (id null).

@@ -6,6 +6,9 @@
 //! A state is bound to the call it was minted for: the user, the gateway, the tool and a
 //! digest of the arguments. The spec has the client retry the original request, so a
 //! retry that names another tool, other arguments or another endpoint is not that call.
+//! It expires by the gateway's [`Clock`]: tests advance it rather than wait.
+
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +19,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::clock::Clock;
 use crate::config::RootKeyConfig;
 
 const HKDF_SALT: &[u8] = b"switchboard/mcp-request-state/v1";
@@ -115,12 +119,14 @@ pub enum StateError {
 
 pub struct StateSealer {
     key: Zeroizing<[u8; 32]>,
+    /// What `exp` is set and checked by.
+    clock: Clock,
 }
 
 impl StateSealer {
     /// From the default root key (flagged default, else the first); a per-process random
     /// key when none is configured (then a retry must reach the same process).
-    pub fn from_root_keys(keys: &[RootKeyConfig]) -> Self {
+    pub fn from_root_keys(keys: &[RootKeyConfig], clock: Clock) -> Self {
         let mut key = Zeroizing::new([0u8; 32]);
         match keys.iter().find(|k| k.default).or_else(|| keys.first()) {
             Some(root) => {
@@ -137,7 +143,13 @@ impl StateSealer {
                 rand::fill(key.as_mut());
             }
         }
-        Self { key }
+        Self { key, clock }
+    }
+
+    /// The `exp` of a state that lives `ttl` from now.
+    pub fn expiry_after(&self, ttl: Duration) -> i64 {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.clock.now_ms().saturating_add(ttl_ms)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -160,7 +172,8 @@ impl StateSealer {
         )
     }
 
-    pub fn open(&self, sealed: &str, now_ms: i64) -> Result<PendingCall, StateError> {
+    /// The call `sealed` was minted for, if it is intact and has not expired.
+    pub fn open(&self, sealed: &str) -> Result<PendingCall, StateError> {
         let (payload, tag) = sealed.split_once('.').ok_or(StateError::Malformed)?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
@@ -173,7 +186,7 @@ impl StateSealer {
         mac.verify_slice(&tag).map_err(|_| StateError::Tampered)?;
         let call: PendingCall =
             serde_json::from_slice(&payload).map_err(|_| StateError::Malformed)?;
-        if call.exp <= now_ms {
+        if call.exp <= self.clock.now_ms() {
             return Err(StateError::Expired);
         }
         Ok(call)
@@ -186,12 +199,25 @@ mod tests {
     use crate::config::SecretValue;
     use serde_json::json;
 
-    fn sealer(value: &str) -> StateSealer {
-        StateSealer::from_root_keys(&[RootKeyConfig {
+    fn sealer_on(value: &str, clock: &Clock) -> StateSealer {
+        let key = RootKeyConfig {
             id: "k1".into(),
             default: true,
             value: SecretValue::new(value),
-        }])
+        };
+        StateSealer::from_root_keys(&[key], clock.clone())
+    }
+
+    fn sealer(value: &str) -> StateSealer {
+        sealer_on(value, &Clock::system())
+    }
+
+    /// A call that expires in a minute, by `sealer`'s clock.
+    fn call_on(sealer: &StateSealer) -> PendingCall {
+        PendingCall {
+            exp: sealer.expiry_after(Duration::from_secs(60)),
+            ..call()
+        }
     }
 
     fn call() -> PendingCall {
@@ -208,31 +234,37 @@ mod tests {
 
     #[test]
     fn a_sealed_state_opens_on_another_replica_with_the_same_root_key() {
-        let sealed = sealer("root-key-0123456789abcdef").seal(&call());
+        let here = sealer("root-key-0123456789abcdef");
+        let pending = call_on(&here);
+        let sealed = here.seal(&pending);
         assert_eq!(
-            sealer("root-key-0123456789abcdef").open(&sealed, 1_000),
-            Ok(call())
+            sealer("root-key-0123456789abcdef").open(&sealed),
+            Ok(pending)
         );
     }
 
     #[test]
     fn tampered_foreign_and_expired_states_are_refused() {
-        let s = sealer("root-key-0123456789abcdef");
-        let sealed = s.seal(&call());
+        let clock = Clock::manual();
+        let s = sealer_on("root-key-0123456789abcdef", &clock);
+        let pending = call_on(&s);
+        let sealed = s.seal(&pending);
         let (payload, tag) = sealed.split_once('.').unwrap();
-        let mut forged = call();
+        let mut forged = pending.clone();
         forged.u = "mallory".into();
         let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
         assert_eq!(
-            s.open(&format!("{forged_payload}.{tag}"), 1_000),
+            s.open(&format!("{forged_payload}.{tag}")),
             Err(StateError::Tampered)
         );
         assert_eq!(
-            sealer("another-root-key-0123456789").open(&sealed, 1_000),
+            sealer("another-root-key-0123456789").open(&sealed),
             Err(StateError::Tampered)
         );
-        assert_eq!(s.open(&sealed, 3_000), Err(StateError::Expired));
-        assert_eq!(s.open(payload, 1_000), Err(StateError::Malformed));
+        assert_eq!(s.open(payload), Err(StateError::Malformed));
+        assert_eq!(s.open(&sealed), Ok(pending));
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(s.open(&sealed), Err(StateError::Expired));
     }
 
     fn args(value: Value) -> Map<String, Value> {

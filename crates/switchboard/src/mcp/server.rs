@@ -20,9 +20,9 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use super::request_state::{PendingCall, arguments_digest};
-use super::{Ctx, Mcp, now_ms, subscriptions, tools};
+use super::{Ctx, Mcp, subscriptions, tools};
 use crate::catalog::ToolEntry;
-use crate::exec::{ExecError, Execution, ToolCall};
+use crate::exec::{ExecError, Execution, Executor, ToolCall, ToolView};
 use crate::oauth::FlowStatus;
 
 /// Oldest first: the handshake versions, then the stateless era.
@@ -105,12 +105,11 @@ impl ServerHandler for GatewayServer {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         match ctx_of(&context.extensions) {
-            Ok(ctx) => {
-                self.mcp
-                    .hub
-                    .live
-                    .watch(self.mcp.app.executor.workers(), ctx.gateway, context.peer)
-            }
+            Ok(ctx) => self
+                .mcp
+                .hub
+                .live
+                .watch(&self.mcp.app.workers, ctx.gateway, context.peer),
             Err(e) => tracing::warn!(error = %e.message, "MCP session without a caller"),
         }
     }
@@ -130,8 +129,8 @@ impl ServerHandler for GatewayServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let ctx = ctx_of(&context.extensions)?;
-        let catalog = self.mcp.app.executor.workers().catalog().snapshot();
-        let view = tools::view(&catalog, ctx.gateway.as_deref());
+        let catalog = self.mcp.app.workers.catalog().snapshot();
+        let view = ctx.tools().list(&catalog);
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         let mut page = tools::list_page(&view, cursor)?;
         if is_modern(&context) {
@@ -195,7 +194,7 @@ impl ServerHandler for GatewayServer {
         let ctx = ctx_of(&subscription.request_context().extensions)?;
         subscriptions::listen(
             subscription,
-            self.mcp.app.executor.workers().clone(),
+            self.mcp.app.workers.clone(),
             ctx.gateway,
             self.mcp.app.stopping.clone(),
         )
@@ -241,53 +240,58 @@ pub(super) enum Asker<'a> {
 }
 
 impl GatewayServer {
+    fn executor(&self) -> &Executor {
+        &self.mcp.app.executor
+    }
+
     /// Whether calling `name` may need the user's authorization (an unknown name: no).
     pub(super) fn may_need_authorization(&self, name: &str) -> bool {
-        let catalog = self.mcp.app.executor.workers().catalog().snapshot();
-        catalog
-            .resolve(name, None)
+        self.executor()
+            .resolve(ToolView::All, name, None)
             .is_ok_and(|tool| tool.definition.requirements.authorization.is_some())
     }
 
-    /// `tools/call` in either era, whichever way the request came in.
+    /// `tools/call` in either era, whichever way the request came in: the executor runs
+    /// it; what is left here is how MCP asks a user to authorize and resumes after.
     pub(super) async fn call(
         &self,
         ctx: &Ctx,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         asker: Asker<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let name = request.name.as_ref();
-        let catalog = self.mcp.app.executor.workers().catalog().snapshot();
-        let unknown = || ErrorData::invalid_params(format!("Unknown tool: {name}"), None);
-        let tool = catalog.resolve(name, None).map_err(|_| unknown())?;
-        if !tools::exposes_opt(ctx.gateway.as_deref(), &tool) {
-            return Err(unknown());
-        }
-        // Name and version: the call resolves to this tool again when it is run later
-        // (after an authorization prompt), without formatting `name@version` now.
         let call = ToolCall {
-            tool_name: tool.qualified_name.clone(),
-            tool_version: tool.version.clone(),
-            input: request.arguments.clone().unwrap_or_default(),
+            tool_name: request.name.to_string(),
+            tool_version: None,
+            input: request.arguments.take().unwrap_or_default(),
             user_id: Some(ctx.user.clone()),
         };
+        // MCP names no version, so any name that fails to resolve is simply unknown.
+        let unknown = || ErrorData::invalid_params(format!("Unknown tool: {}", request.name), None);
         let modern = matches!(asker, Asker::Modern { .. });
         if modern && let Some(state) = request.request_state.as_deref() {
+            let tool = self
+                .executor()
+                .resolve(ctx.tools(), &call.tool_name, None)
+                .map_err(|_| unknown())?;
+            let call = pinned(&tool, call);
             return self.resume_modern(ctx, &tool, call, state, &request).await;
         }
-        let execution = self
-            .mcp
-            .app
-            .executor
-            .execute_resolved(tool.clone(), &call)
+        let execution = match self
+            .executor()
+            .execute(&ctx.caller, ctx.tools(), &call)
             .await
-            .map_err(call_error)?;
+        {
+            Ok(execution) => execution,
+            Err(ExecError::Resolve(_)) => return Err(unknown()),
+            Err(e) => return Err(call_error(e)),
+        };
         let Some(authorization) = execution.authorization.as_deref() else {
             return finished(&execution);
         };
         let Some(url) = authorization.url.clone() else {
             return Ok(tools::call_result(&execution).into());
         };
+        let tool = &execution.tool;
         let flow_id = authorization.id.clone().unwrap_or_default();
         match asker {
             Asker::Modern { by_url: true } => {
@@ -300,28 +304,27 @@ impl GatewayServer {
                     url,
                     exp: self.request_state_expiry(),
                 };
-                Ok(self.input_required(pending, &tool, &authorization.provider_id))
+                Ok(self.input_required(pending, tool, &authorization.provider_id))
             }
             Asker::Session(context) if asks_by_url(context.client_capabilities().as_ref()) => {
                 let prompt = Prompt {
-                    tool,
-                    call,
+                    tool: tool.clone(),
+                    call: pinned(tool, call),
                     url,
                     flow_id,
                     provider: authorization.provider_id.clone(),
                 };
-                self.elicit_and_run(context, &prompt).await
+                self.elicit_and_run(ctx, context, &prompt).await
             }
             // A client that can't be asked gets the link, for the model to show.
             _ => Ok(tools::authorization_required_result(&tool.underscore_name, &url).into()),
         }
     }
 
-    async fn execute(&self, call: &ToolCall) -> Result<Execution, ErrorData> {
-        self.mcp
-            .app
-            .executor
-            .execute(call)
+    /// Runs a call again once the user has authorized (or to see whether they have).
+    async fn execute(&self, ctx: &Ctx, call: &ToolCall) -> Result<Execution, ErrorData> {
+        self.executor()
+            .execute(&ctx.caller, ctx.tools(), call)
             .await
             .map_err(call_error)
     }
@@ -330,6 +333,7 @@ impl GatewayServer {
 
     async fn elicit_and_run(
         &self,
+        ctx: &Ctx,
         context: &RequestContext<RoleServer>,
         prompt: &Prompt,
     ) -> Result<CallToolResponse, ErrorData> {
@@ -381,7 +385,7 @@ impl GatewayServer {
         {
             tracing::debug!(error = %e, "MCP elicitation/complete not delivered");
         }
-        let execution = self.execute(&prompt.call).await?;
+        let execution = self.execute(ctx, &prompt.call).await?;
         match execution.authorization.as_deref() {
             Some(auth) => Ok(tools::authorization_required_result(
                 &prompt.tool.underscore_name,
@@ -393,7 +397,7 @@ impl GatewayServer {
     }
 
     async fn wait_for_flow(&self, flow_id: &str, deadline: tokio::time::Instant) -> FlowEnd {
-        let auth = self.mcp.app.executor.auth();
+        let auth = &self.mcp.app.oauth;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match auth.status(flow_id, left).await {
@@ -424,7 +428,7 @@ impl GatewayServer {
     /// (`auth.flow_ttl`): after that its link is dead and the call must start afresh.
     fn request_state_expiry(&self) -> i64 {
         let ttl = self.mcp.app.config.oauth.flow_ttl;
-        now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+        self.mcp.hub.sealer.expiry_after(ttl)
     }
 
     fn input_required(
@@ -460,7 +464,7 @@ impl GatewayServer {
             .mcp
             .hub
             .sealer
-            .open(state, now_ms())
+            .open(state)
             .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
         if !pending.is_for(&ctx.user, ctx.slug(), &tool.qualified_name, &call.input) {
             return Err(ErrorData::invalid_params(
@@ -500,7 +504,7 @@ impl GatewayServer {
                 return Ok(self.input_required(pending, tool, &provider));
             }
         }
-        let execution = self.execute(&call).await?;
+        let execution = self.execute(ctx, &call).await?;
         match execution.authorization.as_deref() {
             Some(auth) => Ok(self.input_required(
                 PendingCall {
@@ -514,6 +518,16 @@ impl GatewayServer {
             )),
             None => finished(&execution),
         }
+    }
+}
+
+/// The call to run again, pinned to the tool and version the prompt was for (resolved
+/// again by name and version, without formatting `name@version`).
+fn pinned(tool: &ToolEntry, call: ToolCall) -> ToolCall {
+    ToolCall {
+        tool_name: tool.qualified_name.clone(),
+        tool_version: tool.version.clone(),
+        ..call
     }
 }
 
@@ -534,6 +548,7 @@ enum FlowEnd {
 /// A call that could not run, as the JSON-RPC error MCP names for it.
 fn call_error(e: ExecError) -> ErrorData {
     match e {
+        ExecError::NotTheUser(e) => ErrorData::invalid_request(e.to_string(), None),
         ExecError::Resolve(e) => ErrorData::invalid_params(e.to_string(), None),
         ExecError::BadRequest(m) => ErrorData::invalid_params(m, None),
         ExecError::Internal(m) => {

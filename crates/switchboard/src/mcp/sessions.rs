@@ -9,6 +9,9 @@
 //! `api.mcp_max_sessions_per_user` (per user and credential) and `api.mcp_max_sessions`
 //! (`admit`); and sessions idle past `api.mcp_session_lifetime` are deleted by a
 //! periodic sweep (`spawn_sweeper`), with or without traffic.
+//!
+//! Lifetimes and the binding cache's TTL are measured by the hub's [`Clock`] (tests
+//! advance it); how often the sweep runs is real time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +27,8 @@ use rmcp::transport::streamable_http_server::session::store::{
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, Mcp, http_error, now_ms};
+use super::{Ctx, Mcp, http_error};
+use crate::clock::Clock;
 use crate::identity::Caller;
 use crate::store::{McpSessionRecord, Store, StoreError};
 
@@ -68,6 +72,8 @@ enum SessionError {
 pub(super) struct StoredSessions {
     pub store: Arc<dyn Store>,
     pub bindings: Arc<Bindings>,
+    /// Stamps a new session's creation and last use.
+    pub clock: Clock,
 }
 
 /// Sessions' bindings recently read from (or written to) the store, so a session's
@@ -234,7 +240,7 @@ impl SessionStore for StoredSessions {
         let ctx = SERVING
             .try_with(Ctx::clone)
             .map_err(|_| SessionError::Unbound)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         // `handle` already cut the `initialize` down; this keeps the row bounded whoever
         // calls.
         let client = bounded_initialize(&serde_json::to_value(&state.initialize_params)?);
@@ -285,7 +291,7 @@ pub(super) async fn check_binding(
     session_id: &str,
 ) -> Result<Admitted, Refused> {
     let bindings = &mcp.hub.bindings;
-    match bindings.fresh(session_id, ctx, now_ms()) {
+    match bindings.fresh(session_id, ctx, mcp.hub.clock.now_ms()) {
         Some(Ok(admitted)) => return Ok(admitted),
         Some(Err(())) => {
             tracing::warn!(user_id = %ctx.user, "MCP session id used for another user or gateway");
@@ -308,7 +314,7 @@ pub(super) async fn check_binding(
         tracing::warn!(user_id = %ctx.user, "MCP session id used for another user or gateway");
         return Err(Refused::NotFound);
     }
-    let now = now_ms();
+    let now = mcp.hub.clock.now_ms();
     if session.last_seen_ms < now - lifetime_ms(mcp.app.config.api.mcp_session_lifetime) {
         // Past its lifetime and not swept yet: over, as it will be once swept.
         return Err(Refused::NotFound);
@@ -355,11 +361,12 @@ fn sweep_every(lifetime: Duration) -> Duration {
     (lifetime / 4).clamp(SWEEP_EVERY_MIN, SWEEP_EVERY_MAX)
 }
 
-/// Sweeps expired sessions every [`sweep_every`] until `stopping`, traffic or not. Every
-/// replica sweeps; the deletes are idempotent.
+/// Sweeps sessions expired by `clock` every [`sweep_every`] until `stopping`, traffic or
+/// not. Every replica sweeps; the deletes are idempotent.
 pub(super) fn spawn_sweeper(
     store: Arc<dyn Store>,
     lifetime: Duration,
+    clock: Clock,
     stopping: CancellationToken,
 ) {
     let every = sweep_every(lifetime);
@@ -369,7 +376,7 @@ pub(super) fn spawn_sweeper(
                 () = stopping.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
-            match sweep_expired(store.as_ref(), lifetime, now_ms()).await {
+            match sweep_expired(store.as_ref(), lifetime, clock.now_ms()).await {
                 Ok(n) if n > 0 => tracing::info!(sessions = n, "expired MCP sessions deleted"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not delete expired MCP sessions"),
@@ -639,7 +646,7 @@ pub(super) async fn admit<'a>(
 ) -> Result<Admission<'a>, Full> {
     let api = &mcp.app.config.api;
     let (admission, caller_in_flight, total_in_flight) = mcp.hub.admissions.enter(user, credential);
-    let since = now_ms() - lifetime_ms(api.mcp_session_lifetime);
+    let since = mcp.hub.clock.now_ms() - lifetime_ms(api.mcp_session_lifetime);
     let stored = match mcp
         .app
         .store
@@ -688,6 +695,7 @@ mod tests {
             StoredSessions {
                 store,
                 bindings: Arc::default(),
+                clock: Clock::system(),
             },
         )
     }
@@ -707,6 +715,7 @@ mod tests {
         let (_dir, sessions) = sessions().await;
         let ctx = Ctx {
             user: "alice".into(),
+            caller: Caller::DevLoopback,
             gateway: None,
             credential: Some("key:k1".into()),
         };
@@ -743,6 +752,7 @@ mod tests {
     fn caller(user: &str) -> Ctx {
         Ctx {
             user: user.into(),
+            caller: Caller::DevLoopback,
             gateway: None,
             credential: None,
         }

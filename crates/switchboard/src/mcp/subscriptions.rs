@@ -12,9 +12,9 @@ use rmcp::model::SubscriptionFilter;
 use rmcp::service::SubscriptionContext;
 use tokio_util::sync::CancellationToken;
 
-use super::tools;
 use crate::catalog::Catalog;
 use crate::config::GatewayConfig;
+use crate::exec::ToolView;
 use crate::workers::WorkerRegistry;
 
 /// How often a listener's catalog is looked at: a pointer compare when nothing changed.
@@ -59,10 +59,7 @@ pub(super) async fn listen(
 }
 
 fn view(catalog: &Catalog, gateway: Option<&GatewayConfig>) -> Vec<String> {
-    tools::view(catalog, gateway)
-        .iter()
-        .map(|t| t.fully_qualified_name())
-        .collect()
+    ToolView::of(gateway).names(catalog)
 }
 
 #[cfg(test)]

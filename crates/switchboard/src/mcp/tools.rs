@@ -1,4 +1,5 @@
-//! The catalog as MCP tools (per gateway), and executions as `CallToolResult`s.
+//! The catalog as MCP tools, and executions as `CallToolResult`s. Which tools a gateway
+//! shows is `exec::ToolView`'s to say, for listing and calling alike.
 
 use std::sync::Arc;
 
@@ -11,39 +12,10 @@ use rmcp::model::{
     CallToolResult, ContentBlock, ListToolsResult, MetaObject, Tool, ToolAnnotations,
 };
 
-use crate::catalog::{Catalog, ToolEntry, input_json_schema};
-use crate::config::GatewayConfig;
+use crate::catalog::{ToolEntry, input_json_schema};
 use crate::exec::Execution;
 
 pub const PAGE_SIZE: usize = 100;
-
-/// The tools a gateway exposes, in the catalog's stable order. `None`: every tool.
-pub fn view(catalog: &Catalog, gateway: Option<&GatewayConfig>) -> Vec<Arc<ToolEntry>> {
-    let mut all = catalog.sorted();
-    if let Some(g) = gateway {
-        all.retain(|t| exposes(g, t));
-    }
-    all
-}
-
-/// Whether `gateway` (`None`: every tool) exposes `tool`.
-pub fn exposes_opt(gateway: Option<&GatewayConfig>, tool: &ToolEntry) -> bool {
-    gateway.is_none_or(|g| exposes(g, tool))
-}
-
-fn exposes(g: &GatewayConfig, tool: &ToolEntry) -> bool {
-    if g.tools.is_empty() && g.toolkits.is_empty() {
-        return true;
-    }
-    g.toolkits
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(&tool.toolkit))
-        || g.tools.iter().any(|name| {
-            let base = name.split('@').next().unwrap_or(name).trim();
-            base.eq_ignore_ascii_case(&tool.qualified_name)
-                || base.eq_ignore_ascii_case(&tool.underscore_name)
-        })
-}
 
 /// One page of `tools/list`. The cursor is an opaque offset.
 pub fn list_page(

@@ -23,7 +23,7 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// of the guard's sight) and redirects are not followed (a 3xx is returned as it is, so
 /// a token endpoint cannot send the form body with the client secret to another host).
 pub fn guarded_client(policy: OutboundPolicy) -> Result<reqwest::Client, reqwest::Error> {
-    crate::server::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let policy = Arc::new(policy);
     reqwest::Client::builder()
         .no_proxy()

@@ -21,8 +21,6 @@ pub use allowlist::AllowEntry;
 pub use class::{AddressClass, classify};
 pub use guard::{guarded_client, refusal};
 
-use crate::config::Config;
-
 /// Where outbound requests may go. The default refuses every non-public address.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutboundPolicy {
@@ -52,11 +50,6 @@ impl OutboundPolicy {
             allow,
             loopback: development,
         })
-    }
-
-    /// `network.allowlist` and `api.development` of `config`.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
-        Self::new(&config.network.allowlist, config.api.development)
     }
 
     /// Whether `host` (a name) is listed by name or wildcard: all its addresses are allowed.

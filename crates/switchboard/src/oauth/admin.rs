@@ -185,7 +185,7 @@ impl AuthService {
                 .and_then(|e| e.client_secret_sealed.clone()),
         };
         seal_secrets_in_place(id, &mut body, &key);
-        let now = Self::now_ms();
+        let now = self.now();
         let record = StoredProviderRecord {
             id: id.to_string(),
             config_json: body.to_string(),

@@ -12,11 +12,15 @@
 //!
 //! A token another replica has already rotated away is refused by the upstream, and the
 //! refused-token path re-reads the store.
+//!
+//! Entries age by the service's [`Clock`] (tests advance it); the watcher's schedule and
+//! its window into the change table run on real time, as the store stamps changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::store::{ConnectionRecord, Store};
 
 /// How long an entry is trusted when no change watcher vouches for it.
@@ -38,8 +42,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Past this many entries the cache starts over; rows are re-read on demand.
 const MAX_ENTRIES: usize = 50_000;
 
-/// user id → provider id → (row, when it was read). Two levels so a lookup borrows the
-/// ids instead of building an owned key per call; rows are shared, not copied.
+/// user id → provider id → (row, when it was read, by [`ConnectionCache::clock`]). Two
+/// levels so a lookup borrows the ids instead of building an owned key per call; rows are
+/// shared, not copied.
 #[derive(Default)]
 struct Rows {
     by_user: HashMap<String, HashMap<String, (Arc<ConnectionRecord>, Instant)>>,
@@ -51,25 +56,37 @@ struct Rows {
     watched_at: Option<Instant>,
 }
 
-#[derive(Default)]
 pub struct ConnectionCache {
     /// A std Mutex: no `.await` inside.
     rows: Mutex<Rows>,
+    /// What entries and the watcher's last read age by.
+    clock: Clock,
 }
 
 impl ConnectionCache {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            rows: Mutex::default(),
+            clock,
+        }
+    }
+
     fn rows(&self) -> MutexGuard<'_, Rows> {
         self.rows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn get(&self, user_id: &str, provider_id: &str) -> Option<Arc<ConnectionRecord>> {
         let rows = self.rows();
-        let watched = rows.watched_at.is_some_and(|at| at.elapsed() < WATCH_FRESH);
+        let now = self.clock.instant();
+        let younger_than = |at: Instant, age: Duration| now.saturating_duration_since(at) < age;
+        let watched = rows
+            .watched_at
+            .is_some_and(|at| younger_than(at, WATCH_FRESH));
         let ttl = if watched { WATCHED_TTL } else { TTL };
         rows.by_user
             .get(user_id)?
             .get(provider_id)
-            .filter(|(_, at)| at.elapsed() < ttl)
+            .filter(|(_, at)| younger_than(*at, ttl))
             .map(|(row, _)| row.clone())
     }
 
@@ -83,13 +100,13 @@ impl ConnectionCache {
     pub fn put_read(&self, row: &Arc<ConnectionRecord>, generation: u64) {
         let mut rows = self.rows();
         if rows.generation == generation {
-            insert(&mut rows, row);
+            insert(&mut rows, row, self.clock.instant());
         }
     }
 
     /// Caches a row this process just wrote.
     pub fn put(&self, row: &Arc<ConnectionRecord>) {
-        insert(&mut self.rows(), row);
+        insert(&mut self.rows(), row, self.clock.instant());
     }
 
     pub fn forget(&self, user_id: &str, provider_id: &str) {
@@ -113,7 +130,7 @@ impl ConnectionCache {
         if dropped {
             rows.generation += 1;
         }
-        rows.watched_at = Some(Instant::now());
+        rows.watched_at = Some(self.clock.instant());
     }
 
     /// Too many changes to go through one by one: start over.
@@ -122,7 +139,7 @@ impl ConnectionCache {
         let generation = rows.generation + 1;
         *rows = Rows {
             generation,
-            watched_at: Some(Instant::now()),
+            watched_at: Some(self.clock.instant()),
             ..Rows::default()
         };
     }
@@ -133,7 +150,7 @@ impl ConnectionCache {
     }
 }
 
-fn insert(rows: &mut Rows, row: &Arc<ConnectionRecord>) {
+fn insert(rows: &mut Rows, row: &Arc<ConnectionRecord>, now: Instant) {
     if rows.entries >= MAX_ENTRIES {
         let generation = rows.generation;
         let watched_at = rows.watched_at;
@@ -147,7 +164,7 @@ fn insert(rows: &mut Rows, row: &Arc<ConnectionRecord>) {
         .by_user
         .entry(row.user_id.clone())
         .or_default()
-        .insert(row.provider_id.clone(), (row.clone(), Instant::now()));
+        .insert(row.provider_id.clone(), (row.clone(), now));
     if previous.is_none() {
         rows.entries += 1;
     }
@@ -185,7 +202,8 @@ pub async fn watch(
             _ = ticker.tick() => {}
             _ = shutdown.changed() => break,
         }
-        let since = chrono::Utc::now().timestamp_millis() - POLL_OVERLAP_MS;
+        // The change table is stamped by the store's clock: real time, whatever ours says.
+        let since = Clock::system().now_ms() - POLL_OVERLAP_MS;
         match store.connection_changes_since(since, POLL_LIMIT).await {
             Ok(changes) => {
                 let fresh: Vec<_> = changes
@@ -215,7 +233,7 @@ pub async fn watch(
         seen.retain(|_, at_ms| *at_ms >= since);
         if pruned_at.elapsed() >= PRUNE_EVERY {
             pruned_at = Instant::now();
-            let before = chrono::Utc::now().timestamp_millis() - KEEP_CHANGES_MS;
+            let before = Clock::system().now_ms() - KEEP_CHANGES_MS;
             if let Err(e) = store.prune_connection_changes(before).await {
                 tracing::warn!(error = %e, "could not prune old connection changes");
             }
@@ -247,13 +265,18 @@ mod tests {
         })
     }
 
+    fn cache() -> (ConnectionCache, Clock) {
+        let clock = Clock::manual();
+        (ConnectionCache::new(clock.clone()), clock)
+    }
+
     #[test]
     fn a_watched_entry_outlives_the_short_ttl_until_a_change_names_it() {
-        let cache = ConnectionCache::default();
+        let (cache, clock) = cache();
         cache.apply_changes(std::iter::empty());
         cache.put(&row("alice", "google"));
         cache.put(&row("bob", "google"));
-        std::thread::sleep(TTL + Duration::from_millis(100));
+        clock.advance(TTL + Duration::from_millis(100));
         // The watcher is still vouching (it polls every second in real use).
         cache.apply_changes([("alice", "google")].into_iter());
         assert!(cache.get("alice", "google").is_none(), "named by a change");
@@ -268,16 +291,16 @@ mod tests {
 
     #[test]
     fn an_unwatched_entry_lives_the_short_ttl() {
-        let cache = ConnectionCache::default();
+        let (cache, clock) = cache();
         cache.put(&row("alice", "google"));
         assert!(cache.get("alice", "google").is_some());
-        std::thread::sleep(TTL + Duration::from_millis(100));
+        clock.advance(TTL + Duration::from_millis(100));
         assert!(cache.get("alice", "google").is_none());
     }
 
     #[test]
     fn a_row_read_while_the_watcher_dropped_entries_is_not_cached() {
-        let cache = ConnectionCache::default();
+        let (cache, _) = cache();
         cache.put(&row("alice", "google"));
         let before_read = cache.generation();
         // A change lands while the store read is in flight.
@@ -292,7 +315,7 @@ mod tests {
 
     #[test]
     fn forgetting_keeps_the_entry_count_exact() {
-        let cache = ConnectionCache::default();
+        let (cache, _) = cache();
         cache.put(&row("alice", "google"));
         cache.put(&row("alice", "github"));
         cache.put(&row("alice", "github"));

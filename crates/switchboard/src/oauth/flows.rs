@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::grants::lifetime_ms;
+use super::pending_grant::PendingGrant;
 use super::provider::Provider;
 use super::{
     AuthError, AuthService, Authorization, FlowStatus, MAX_STATUS_WAIT, Requirement,
@@ -18,7 +19,6 @@ use super::{
 use crate::store::{ConnectionRecord, FlowRecord, StoreError};
 use crate::vault::{SealContext, field};
 
-const PENDING_GRANT_FIELD: &str = "pending_grant";
 /// The seal field of a pending flow's link token, kept so a repeated call hands out the
 /// same link.
 const FLOW_LINK_FIELD: &str = "flow_link";
@@ -51,20 +51,6 @@ pub enum CallbackOutcome {
         title: String,
         message: String,
     },
-}
-
-/// Tokens waiting for user verification, sealed whole inside the flow row.
-#[derive(Serialize, Deserialize)]
-struct PendingGrant {
-    access_token: String,
-    refresh_token: Option<String>,
-    expires_at_ms: Option<i64>,
-    /// `expires_in` in milliseconds; absent in grants sealed before it was kept.
-    #[serde(default)]
-    lifetime_ms: Option<i64>,
-    scopes: Vec<String>,
-    user_info: Option<String>,
-    provider_user_id: Option<String>,
 }
 
 fn random_token() -> String {
@@ -439,7 +425,10 @@ impl AuthService {
                 ));
             }
         };
-        let user_info = match provider.user_info(&self.http, &tokens.access_token).await {
+        let user_info = match provider
+            .user_info(&self.http, tokens.access_token.expose())
+            .await
+        {
             Ok(info) => info,
             Err(e) => {
                 tracing::warn!(provider = %provider.id, error = %e, "user info request failed; continuing without it");
@@ -460,19 +449,14 @@ impl AuthService {
                 .provider_user_id
                 .clone()
                 .or_else(|| user_info.as_ref().and_then(user_id_hint)),
-            refresh_token: tokens.refresh_token.clone(),
-            access_token: tokens.access_token.clone(),
+            // Moved, not copied: the grant is now the only holder of the tokens.
+            refresh_token: tokens.refresh_token,
+            access_token: tokens.access_token,
         };
-        drop(tokens);
 
         if let Some(verifier_url) = self.verifier_url() {
-            let sealed = serde_json::to_string(&grant)
-                .map(|json| {
-                    key.seal_str(
-                        &SealContext::new(&flow.user_id, &flow.provider_id, PENDING_GRANT_FIELD),
-                        &json,
-                    )
-                })
+            let sealed = grant
+                .seal(&key, &flow.user_id, &flow.provider_id)
                 .map_err(internal_page)?;
             flow.status = "awaiting_verification".into();
             flow.pending_grant_sealed = Some(sealed);
@@ -518,11 +502,12 @@ impl AuthService {
             provider_service: provider.provider_id.clone(),
             status: "active".into(),
             scopes: grant.scopes,
-            access_token_sealed: key.seal_str(&ctx(field::ACCESS_TOKEN), &grant.access_token),
+            access_token_sealed: key
+                .seal_str(&ctx(field::ACCESS_TOKEN), grant.access_token.expose()),
             refresh_token_sealed: grant
                 .refresh_token
-                .as_deref()
-                .map(|rt| key.seal_str(&ctx(field::REFRESH_TOKEN), rt)),
+                .as_ref()
+                .map(|rt| key.seal_str(&ctx(field::REFRESH_TOKEN), rt.expose())),
             expires_at_ms: grant.expires_at_ms,
             user_info: grant.user_info,
             provider_user_id: grant.provider_user_id,
@@ -612,13 +597,7 @@ impl AuthService {
             .clone()
             .ok_or_else(|| AuthError::BadRequest("nothing to confirm".into()))?;
         let key = self.keys.get_or_create(&flow.user_id).await?;
-        let json = key.open_string(
-            &SealContext::new(&flow.user_id, &flow.provider_id, PENDING_GRANT_FIELD),
-            &sealed,
-        )?;
-        let grant: PendingGrant = serde_json::from_str(json.expose())
-            .map_err(|e| AuthError::Config(format!("pending grant unreadable: {e}")))?;
-        drop(json);
+        let grant = PendingGrant::open(&key, &flow.user_id, &flow.provider_id, &sealed)?;
         self.save_grant(&flow, &provider, grant).await?;
         self.complete_flow(&mut flow).await?;
         Ok((flow.id.clone(), flow.next_uri.clone()))

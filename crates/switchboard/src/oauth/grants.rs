@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::provider::{OAuthError, Provider};
 use super::{AuthError, AuthService, Requirement, normalise_scopes};
+use crate::clock::Clock;
 use crate::store::{ConnectionRecord, TokenUpdate};
 use crate::vault::{SealContext, SecretString, field};
 
@@ -271,7 +272,7 @@ impl AuthService {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER_REFRESH;
         loop {
             // The lease is between replicas: real time, not this service's clock.
-            let now = Self::now_ms();
+            let now = Clock::system().now_ms();
             if self
                 .store
                 .try_lock_refresh(id, &self.refresh.owner, now, now + LEASE.as_millis() as i64)
@@ -333,10 +334,10 @@ impl AuthService {
                 let now = self.now();
                 let update = TokenUpdate {
                     access_token_sealed: key
-                        .seal_str(&ctx(field::ACCESS_TOKEN), &tokens.access_token),
+                        .seal_str(&ctx(field::ACCESS_TOKEN), tokens.access_token.expose()),
                     // Providers that don't rotate send no new refresh token: keep the old.
                     refresh_token_sealed: match &tokens.refresh_token {
-                        Some(rt) => Some(key.seal_str(&ctx(field::REFRESH_TOKEN), rt)),
+                        Some(rt) => Some(key.seal_str(&ctx(field::REFRESH_TOKEN), rt.expose())),
                         None => current.refresh_token_sealed.clone(),
                     },
                     expires_at_ms: lifetime_ms(tokens.expires_in).map(|l| now.saturating_add(l)),

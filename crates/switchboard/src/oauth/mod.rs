@@ -11,48 +11,71 @@ mod connection_cache;
 mod flows;
 mod grants;
 pub mod pages;
+mod pending_grant;
 pub mod provider;
 mod registry;
 mod user_keys;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 pub use admin::{Revocation, provider_view};
-pub use connection_cache::TTL as CONNECTION_CACHE_TTL;
+/// The longest a cached connection row is trusted (while the change watcher vouches).
+pub use connection_cache::WATCHED_TTL as CONNECTION_CACHE_WATCHED_TTL;
 pub use flows::{CallbackOutcome, CallbackParams, FLOW_RETENTION};
 pub use grants::Grant;
 pub use registry::{ProviderRegistry, SYSTEM_USER, config_from_json, stored_to_config};
 pub use user_keys::UserKeys;
 
+use crate::clock::Clock;
 use crate::config::{OAuthSettings, UserVerifier};
 use crate::store::{Store, StoreError};
 use crate::vault::{SecretString, Vault, VaultError};
 use provider::{OAuthError, Provider};
 
+/// Why an [`AuthService`] call did not give what was asked.
+///
+/// Messages are fit to show the caller and to log: they name users, providers, flows and
+/// scopes, never a token, code, state, verifier or client secret (provider text is
+/// scrubbed before it lands here). The REST API maps the first five variants to 403, 400
+/// or 404, `ProviderUnavailable` to 502 and the last three to 500; the executor turns
+/// `NeedsAuthorization` into the authorization a tool call answers with, and
+/// `ProviderUnavailable` into a retryable tool error.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// The user must (re)authorize; carries the flow to show them.
+    /// The user must (re)authorize: no connection, one without the scopes wanted, or one
+    /// whose refresh token is dead. Carries the flow (and its URL) to show them.
     #[error("authorization required: {}", .0.describe())]
     NeedsAuthorization(Box<Authorization>),
+    /// No enabled provider has this id or serves this service (a requirement is resolved
+    /// again after re-reading the providers other replicas stored). `0` is the name asked
+    /// for, quoted.
     #[error("no auth provider is configured for {0}")]
     UnknownProvider(String),
+    /// No flow with this id (never started, or swept after [`FLOW_RETENTION`]).
     #[error("authorization '{0}' not found")]
     UnknownFlow(String),
+    /// The caller may not do this: confirm another user's flow, or change a provider
+    /// that comes from the config file.
     #[error("{0}")]
     Forbidden(String),
+    /// The request itself is wrong (a flow not awaiting verification, a bad provider
+    /// body) or the row it names went away meanwhile (a connection removed mid-refresh).
     #[error("{0}")]
     BadRequest(String),
-    /// The provider is down or slow; the connection keeps its tokens. Retryable.
+    /// The provider is down, slow or answered nonsense; the connection keeps its tokens.
+    /// Retryable.
     #[error("the provider could not refresh the token right now: {0}")]
     ProviderUnavailable(String),
+    /// A provider that does not resolve, or a stored value that does not read back (a
+    /// pending grant, a stored provider's JSON): an operator's problem, not the caller's.
     #[error("auth provider configuration: {0}")]
     Config(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A sealed value did not open (wrong user, provider or field; a root key removed).
     #[error(transparent)]
     Vault(#[from] VaultError),
 }
@@ -169,6 +192,28 @@ impl Requirement {
     }
 }
 
+/// Per-user OAuth for the whole gateway: one per process, shared behind an `Arc` by the
+/// REST API, MCP and the executor, and built the same way by the CLI.
+///
+/// What it answers, by caller:
+/// - the executor: [`grant`](Self::grant) (the user's token for a requirement, refreshed
+///   when due, else [`AuthError::NeedsAuthorization`] with a flow) and
+///   [`grant_after_rejection`](Self::grant_after_rejection) when a worker says the token
+///   was refused;
+/// - `/v1/auth/*` and the browser: [`authorize`](Self::authorize),
+///   [`follow_link`](Self::follow_link), [`callback`](Self::callback),
+///   [`confirm_user`](Self::confirm_user), [`status`](Self::status);
+/// - the admin API and CLI: providers ([`put_provider`](Self::put_provider),
+///   [`provider_views`](Self::provider_views)...), connections
+///   ([`list_connections`](Self::list_connections),
+///   [`revoke_connection`](Self::revoke_connection)), [`delete_user`](Self::delete_user),
+///   and [`keys`](Self::keys) for `vault rotate`.
+///
+/// Every token, verifier and client secret is sealed under the user's data key before it
+/// reaches the store, and opened only into a [`SecretString`]. State shared between
+/// replicas lives in the store (flows, connections, the version that makes refresh run
+/// once); what this holds in memory (data keys, connection rows, providers) is a cache
+/// that [`run_upkeep`](Self::run_upkeep) keeps honest. Run that beside the server.
 pub struct AuthService {
     store: Arc<dyn Store>,
     keys: UserKeys,
@@ -184,12 +229,16 @@ pub struct AuthService {
     flow_changed: tokio::sync::Notify,
     refresh: grants::RefreshCoordinator,
     connections: connection_cache::ConnectionCache,
-    /// Added to the wall clock for flow and token expiry; tests move it forward instead
-    /// of sleeping. Zero in service.
-    clock_offset_ms: AtomicI64,
+    /// Flow and token expiry, and the connection cache's TTL, by this clock; tests
+    /// advance it instead of sleeping.
+    clock: Clock,
 }
 
 impl AuthService {
+    /// `http` must be the guarded client (`net::guarded_client`) that enforces the
+    /// outbound policy; say which with [`with_outbound_policy`](Self::with_outbound_policy).
+    /// `public_url` is where browsers reach this gateway (the redirect URI is built from
+    /// it). Nothing is read from the store until the first call.
     pub fn new(
         store: Arc<dyn Store>,
         vault: Arc<Vault>,
@@ -197,9 +246,10 @@ impl AuthService {
         http: reqwest::Client,
         public_url: &str,
         settings: OAuthSettings,
+        clock: Clock,
     ) -> Self {
         Self {
-            keys: UserKeys::new(store.clone(), vault),
+            keys: UserKeys::new(store.clone(), vault, clock.clone()),
             store,
             providers,
             http,
@@ -208,8 +258,8 @@ impl AuthService {
             settings,
             flow_changed: tokio::sync::Notify::new(),
             refresh: grants::RefreshCoordinator::new(),
-            connections: connection_cache::ConnectionCache::default(),
-            clock_offset_ms: AtomicI64::new(0),
+            connections: connection_cache::ConnectionCache::new(clock.clone()),
+            clock,
         }
     }
 
@@ -223,17 +273,14 @@ impl AuthService {
         );
     }
 
-    /// Moves this service's clock (flow and token expiry) forward by `by`. For tests, which
-    /// would otherwise sleep until a flow or a token expires.
-    #[doc(hidden)]
-    pub fn advance_clock(&self, by: Duration) {
-        self.clock_offset_ms
-            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    /// The clock flows and tokens expire by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
-    /// Now, by this service's clock (see [`AuthService::advance_clock`]).
-    pub fn now(&self) -> i64 {
-        Self::now_ms() + self.clock_offset_ms.load(Ordering::SeqCst)
+    /// Now, in ms since the epoch, by [`AuthService::clock`].
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Sets the policy the `http` client given to [`AuthService::new`] enforces.
@@ -276,7 +323,9 @@ impl AuthService {
 
     /// Re-reads providers kept in the store.
     pub async fn reload_providers(&self) -> Result<(), AuthError> {
-        self.providers.reload(self.store.as_ref(), &self.keys).await
+        self.providers
+            .reload(self.store.as_ref(), &self.keys, &self.clock)
+            .await
     }
 
     fn provider_for(&self, req: &Requirement) -> Result<Arc<Provider>, AuthError> {
@@ -303,10 +352,6 @@ impl AuthService {
         self.connections.forget_user(user_id);
         self.keys.forget(user_id);
         Ok(deleted)
-    }
-
-    fn now_ms() -> i64 {
-        chrono::Utc::now().timestamp_millis()
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value, json};
 
+use crate::clock::Clock;
 use crate::config::{AuthProviderConfig, SecretValue};
 use crate::store::{Store, StoredProviderRecord};
 use crate::vault::{DataKey, SealContext, field};
@@ -95,13 +96,18 @@ impl ProviderRegistry {
             .or_else(|| self.by_id(service))
     }
 
-    /// Re-reads providers kept in the store.
-    pub async fn reload(&self, store: &dyn Store, keys: &UserKeys) -> Result<(), AuthError> {
+    /// Re-reads providers kept in the store; a row sealed on the way is stamped by `clock`.
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        keys: &UserKeys,
+        clock: &Clock,
+    ) -> Result<(), AuthError> {
         let records = store.list_stored_providers().await?;
         let mut providers = Vec::with_capacity(records.len());
         let mut sealed_any = false;
         for record in records {
-            let record = match seal_stored_plaintext(store, keys, &record).await {
+            let record = match seal_stored_plaintext(store, keys, &record, clock.now_ms()).await {
                 Ok(sealed) => {
                     sealed_any |= sealed.config_json != record.config_json;
                     sealed
@@ -163,6 +169,7 @@ async fn seal_stored_plaintext(
     store: &dyn Store,
     keys: &UserKeys,
     record: &StoredProviderRecord,
+    now_ms: i64,
 ) -> Result<StoredProviderRecord, AuthError> {
     let mut json = parse_stored(record)?;
     if !has_plaintext_secrets(&json) {
@@ -180,7 +187,7 @@ async fn seal_stored_plaintext(
     let sealed = StoredProviderRecord {
         config_json: json.to_string(),
         client_secret_sealed,
-        updated_at_ms: chrono::Utc::now().timestamp_millis(),
+        updated_at_ms: now_ms,
         ..record.clone()
     };
     // Only if unchanged: an admin edit, or another replica sealing it first, wins; the
@@ -363,15 +370,7 @@ pub fn config_from_json(
     let text = |k: &str| json.get(k).and_then(Value::as_str).map(str::to_string);
     let mut extra = json.clone();
     if let Some(map) = extra.as_object_mut() {
-        for k in [
-            "id",
-            "description",
-            "enabled",
-            "type",
-            "provider_id",
-            "client_id",
-            "client_secret",
-        ] {
+        for k in crate::config::PROVIDER_FIELDS {
             map.remove(k);
         }
     }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::clock::Clock;
 use crate::store::{Store, UserKeyRecord};
 use crate::vault::{DataKey, Vault, WrappedKey};
 
@@ -19,14 +20,17 @@ pub struct UserKeys {
     /// user id → unwrapped key. A std Mutex: held for a lookup or insert, never across
     /// `.await`. Cleared on rotation and user deletion.
     cache: Mutex<HashMap<String, Arc<DataKey>>>,
+    /// Stamps a new key's creation.
+    clock: Clock,
 }
 
 impl UserKeys {
-    pub fn new(store: Arc<dyn Store>, vault: Arc<Vault>) -> Self {
+    pub fn new(store: Arc<dyn Store>, vault: Arc<Vault>, clock: Clock) -> Self {
         Self {
             store,
             vault,
             cache: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -90,7 +94,7 @@ impl UserKeys {
             user_id: user_id.to_string(),
             root_key_id: wrapped.root_key_id,
             wrapped_key: wrapped.blob,
-            created_at_ms: chrono::Utc::now().timestamp_millis(),
+            created_at_ms: self.clock.now_ms(),
         };
         let stored = self.store.insert_user_key(&record).await?;
         let wrapped = WrappedKey {

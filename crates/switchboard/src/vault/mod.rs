@@ -22,7 +22,7 @@ pub use data_key::{DataKey, WrappedKey};
 pub use error::VaultError;
 pub use root::{MIN_ROOT_KEY_CHARS, RootKeyring};
 pub use seal::{SealContext, field};
-pub use secret::SecretString;
+pub use secret::{SecretString, serde_secret};
 
 use crate::config::RootKeyConfig;
 

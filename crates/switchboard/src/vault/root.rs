@@ -180,14 +180,29 @@ mod tests {
         assert!(unflagged.contains("b") && !unflagged.contains("c"));
     }
 
+    /// A data key wrapped by `ring`'s default key, opened by `other`'s key of the same id.
+    fn opens_under(ring: &RootKeyring, other: &RootKeyring) -> bool {
+        let (_, wrapped) = crate::vault::data_key::generate(ring, "alice");
+        crate::vault::data_key::unwrap_bytes(other, "alice", &wrapped).is_ok()
+    }
+
     #[test]
-    fn any_length_of_value_works() {
+    fn any_length_and_alphabet_of_value_works_and_every_character_counts() {
         let long = "x".repeat(500);
-        RootKeyring::new(&[
-            key("long", true, &long),
-            key("unicode", false, "ключ-ключ-ключ-ключ"),
-        ])
-        .unwrap();
+        let ring = |id: &str, value: &str| RootKeyring::new(&[key(id, true, value)]).unwrap();
+        for (id, value) in [("long", long.as_str()), ("unicode", "ключ-ключ-ключ-ключ")]
+        {
+            let this = ring(id, value);
+            assert!(opens_under(&this, &this), "{id}");
+            // The whole value is key material: one character changed anywhere (the last
+            // of 500, or past the first 32 bytes) is another key.
+            let mut changed: Vec<char> = value.chars().collect();
+            if let Some(last) = changed.last_mut() {
+                *last = if *last == 'y' { 'z' } else { 'y' };
+            }
+            let other = ring(id, &changed.into_iter().collect::<String>());
+            assert!(!opens_under(&this, &other), "{id}");
+        }
     }
 
     #[test]

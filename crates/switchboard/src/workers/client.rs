@@ -46,6 +46,21 @@ impl WorkerError {
     }
 }
 
+/// The gateway's side of one Arcade worker: its three endpoints, each request signed
+/// with a short-lived HS256 token from the worker's secret.
+///
+/// Owns the worker's secret (never logged, never in an error) and a cached token. Shares
+/// the connection pools (`WorkerHttp`) with every other worker's client.
+/// Must not: retry a call the worker may have seen (only refused connections are
+/// retried), read users or grants (the grant arrives in the request the executor built),
+/// or decide what a failure means to the caller (`exec` maps [`WorkerError`] to an error
+/// kind).
+///
+/// ```ignore
+/// let client = WorkerClient::new("math", "http://127.0.0.1:8002", secret, timeout, 1, http);
+/// let tools = client.tools().await?;               // what the catalog is built from
+/// let reply = client.invoke(&request).await?;      // `request` borrows the call's input
+/// ```
 pub struct WorkerClient {
     id: String,
     base_url: String,
@@ -78,6 +93,10 @@ impl std::fmt::Debug for WorkerClient {
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 impl WorkerClient {
+    /// A client for the worker `id` at `base_url` (no trailing path). A URL that does not
+    /// parse is not refused here: every request then fails as unreachable, and the
+    /// worker shows as unhealthy with the reason. `retry`: how many times a refused
+    /// connection is tried again.
     pub fn new(
         id: impl Into<String>,
         base_url: &str,
@@ -109,14 +128,17 @@ impl WorkerClient {
         }
     }
 
+    /// The worker's id in the config.
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    /// The URL the endpoints hang off, without a trailing `/`.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
+    /// How long a call may take before it fails as [`WorkerError::Timeout`].
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -199,6 +221,7 @@ impl WorkerClient {
         }
     }
 
+    /// `GET /worker/health`, unsigned, with a short timeout of its own.
     pub async fn health(&self) -> Result<HealthResponse, WorkerError> {
         let reply = self
             .exchange(Method::GET, &self.health_uri, None, None, HEALTH_TIMEOUT)
@@ -206,6 +229,7 @@ impl WorkerClient {
         self.decode(reply)
     }
 
+    /// `GET /worker/tools`: the definitions of every tool the worker serves.
     pub async fn tools(&self) -> Result<Vec<ToolDefinition>, WorkerError> {
         let reply = self
             .exchange(

@@ -68,7 +68,7 @@ pub struct Reply {
 
 impl WorkerHttp {
     pub fn new() -> Result<Self, HttpSetupError> {
-        crate::server::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         // The TLS wrapper below decides by scheme; the inner connector must accept both.

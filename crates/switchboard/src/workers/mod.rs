@@ -53,6 +53,7 @@ impl WorkerStatus {
     }
 }
 
+/// One configured worker: its config, its client, and what its last health check saw.
 pub struct WorkerHandle {
     pub config: WorkerConfig,
     pub client: Arc<WorkerClient>,
@@ -69,6 +70,21 @@ impl WorkerHandle {
     }
 }
 
+/// The configured workers, their last health, and the catalog built from their tools and
+/// the built-ins.
+///
+/// Owns one [`WorkerHandle`] per configured worker (fixed at start) and writes the shared
+/// [`CatalogHandle`]: a health check that sees a worker come back or its tools change
+/// rebuilds the catalog, which readers take as an immutable snapshot.
+/// Must not: run tools (that is `exec`'s, through [`WorkerHandle::client`]), or drop a
+/// worker's tools because it is down (calling them says unreachable, not unknown).
+///
+/// ```ignore
+/// let registry = Arc::new(WorkerRegistry::new(&config.workers, dev, http, builtins, catalog)?);
+/// registry.refresh_all().await;                     // once, before the first request
+/// let health = registry.spawn_health_loop(every, stop_rx);
+/// let tool = registry.catalog().snapshot().resolve("Math.Add", None)?;
+/// ```
 pub struct WorkerRegistry {
     workers: Vec<Arc<WorkerHandle>>,
     builtin: Vec<ToolDefinition>,
@@ -119,14 +135,17 @@ impl WorkerRegistry {
         Ok(registry)
     }
 
+    /// The catalog every call resolves in; take a `snapshot()` for a consistent view.
     pub fn catalog(&self) -> &Arc<CatalogHandle> {
         &self.catalog
     }
 
+    /// Every configured worker, disabled ones included, in config order.
     pub fn workers(&self) -> &[Arc<WorkerHandle>] {
         &self.workers
     }
 
+    /// The worker with this config id.
     pub fn get(&self, id: &str) -> Option<&Arc<WorkerHandle>> {
         self.workers.iter().find(|w| w.config.id == id)
     }

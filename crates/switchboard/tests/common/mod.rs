@@ -7,6 +7,7 @@ pub mod fake_provider;
 pub mod flows;
 pub mod logs;
 pub mod mcp;
+pub mod mcp_client;
 pub mod postgres;
 
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use switchboard::clock::Clock;
 use switchboard::config::{self, Config, SecretValue, WorkerConfig};
 use switchboard::identity::generate_key;
 use switchboard::server::Gateway;
@@ -226,6 +228,9 @@ pub struct TestGateway {
     pub store: Arc<dyn Store>,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The gateway's clock: a test reaches an expiry by advancing it (a manual clock when
+    /// the gateway was started here), never by sleeping.
+    pub clock: Clock,
     stop: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -243,7 +248,9 @@ pub async fn start_gateway(customise: impl FnOnce(&mut Config)) -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(dir.path());
     customise(&mut config);
-    let gateway = Gateway::start(config).await.expect("gateway starts");
+    let gateway = Gateway::start_with_clock(config, Clock::manual())
+        .await
+        .expect("gateway starts");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     serve_gateway(gateway, listener, dir).await
 }
@@ -379,7 +386,9 @@ pub async fn start_gateway_on(
     let mut config = test_config(dir.path());
     config.api.public_url = format!("http://{}", listener.local_addr().expect("addr"));
     customise(&mut config);
-    let gateway = Gateway::start(config).await.expect("gateway starts");
+    let gateway = Gateway::start_with_clock(config, Clock::manual())
+        .await
+        .expect("gateway starts");
     serve_gateway(gateway, listener, dir).await
 }
 
@@ -392,6 +401,7 @@ pub async fn serve_gateway(
 ) -> TestGateway {
     let addr = listener.local_addr().expect("addr");
     let store = gateway.state.store.clone();
+    let clock = gateway.state.clock.clone();
     let key = generate_key(&format!("test-{}", addr.port()), 0);
     store.insert_api_key(&key.record).await.expect("key stored");
     let (tx, rx) = oneshot::channel();
@@ -404,6 +414,7 @@ pub async fn serve_gateway(
         store,
         http: reqwest::Client::new(),
         dir,
+        clock,
         stop: Some(tx),
         handle,
     }

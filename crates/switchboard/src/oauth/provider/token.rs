@@ -3,21 +3,21 @@
 //! `scope` as a string or an array (Twitch), numbers as strings, fields missing.
 //!
 //! Also the scrubbing of provider text: anything a provider says goes through
-//! [`Redactor`] before it lands in an [`OAuthError`], because some echo what they got.
-
-use std::fmt;
+//! `Redactor` before it lands in an [`OAuthError`], because some echo what they got.
 
 use serde_json::{Map, Value};
 
 use super::{OAuthError, Quirks, ResponseMap};
+use crate::vault::SecretString;
 
-/// Tokens from a code exchange or a refresh.
-#[derive(Clone, PartialEq, Eq)]
+/// Tokens from a code exchange or a refresh. The tokens are [`SecretString`]s: wiped when
+/// the set is dropped, `***` in `Debug`.
+#[derive(Clone, Debug)]
 pub struct TokenSet {
-    pub access_token: String,
+    pub access_token: SecretString,
     /// `None` when the answer has none: after a refresh, keep the old one (Google,
     /// Dropbox, Figma never send a new one).
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretString>,
     /// Seconds from when the answer arrived; `None` if the provider says nothing (GitHub
     /// OAuth Apps, Salesforce, legacy Notion): treat as not expiring, refresh on a 401.
     pub expires_in: Option<u64>,
@@ -30,20 +30,6 @@ pub struct TokenSet {
     /// Non-secret fields worth keeping (Slack `team_id`, Salesforce `instance_url`...).
     /// Never a token.
     pub extra: Value,
-}
-
-impl fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("access_token", &"***")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
-            .field("expires_in", &self.expires_in)
-            .field("scopes", &self.scopes)
-            .field("token_type", &self.token_type)
-            .field("provider_user_id", &self.provider_user_id)
-            .field("extra", &self.extra)
-            .finish()
-    }
 }
 
 /// Longest piece of provider text kept in an error.
@@ -316,12 +302,12 @@ pub(crate) fn token_set(
     let access_token = pick(&map.access_token, "access_token")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| OAuthError::BadResponse("the token answer has no access_token".into()))?
-        .to_owned();
+        .ok_or_else(|| OAuthError::BadResponse("the token answer has no access_token".into()))
+        .map(SecretString::new)?;
     let refresh_token = pick(&map.refresh_token, "refresh_token")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+        .map(SecretString::new);
     let expires_in = pick(&map.expires_in, "expires_in")
         .and_then(as_seconds)
         .filter(|&s| s > 0);
@@ -338,8 +324,10 @@ pub(crate) fn token_set(
 
     let mut extra = Map::new();
     let secret = |v: &Value| {
-        v.as_str()
-            .is_some_and(|s| s == access_token || Some(s) == refresh_token.as_deref())
+        v.as_str().is_some_and(|s| {
+            s == access_token.expose()
+                || Some(s) == refresh_token.as_ref().map(SecretString::expose)
+        })
     };
     for (name, path) in quirks.extra_fields {
         if let Some(v) = get_path(&whole, path).filter(|v| is_scalar(v) && !secret(v)) {
@@ -480,7 +468,7 @@ mod tests {
         let body = b"access_token=gho_abc&scope=repo%2Cgist&token_type=bearer";
         let map = parse_body(None, body).unwrap();
         let set = token_set(&map, &Quirks::NONE, &ResponseMap::default()).unwrap();
-        assert_eq!(set.access_token, "gho_abc");
+        assert_eq!(set.access_token.expose(), "gho_abc");
         assert_eq!(set.scopes.unwrap(), ["repo", "gist"]);
     }
 
@@ -499,8 +487,8 @@ mod tests {
                             "expires_in": 43200, "scope": "search:read,users:read"}
         }));
         let set = token_set(&map, &quirks, &ResponseMap::default()).unwrap();
-        assert_eq!(set.access_token, "xoxp-user");
-        assert_eq!(set.refresh_token.as_deref(), Some("xoxe-1"));
+        assert_eq!(set.access_token.expose(), "xoxp-user");
+        assert_eq!(set.refresh_token.unwrap().expose(), "xoxe-1");
         assert_eq!(set.expires_in, Some(43200));
         assert_eq!(set.scopes.unwrap(), ["search:read", "users:read"]);
         assert_eq!(set.provider_user_id.as_deref(), Some("U1"));
@@ -527,7 +515,10 @@ mod tests {
             ..ResponseMap::default()
         };
         assert_eq!(
-            token_set(&map, &Quirks::NONE, &rm).unwrap().access_token,
+            token_set(&map, &Quirks::NONE, &rm)
+                .unwrap()
+                .access_token
+                .expose(),
             "deep"
         );
     }
@@ -638,17 +629,17 @@ mod tests {
     }
 
     #[test]
-    fn token_set_debug_hides_tokens() {
-        let set = TokenSet {
-            access_token: "at-visible?".into(),
-            refresh_token: Some("rt-visible?".into()),
-            expires_in: None,
-            scopes: None,
-            token_type: None,
-            provider_user_id: None,
-            extra: Value::Null,
-        };
-        let debug = format!("{set:?}");
-        assert!(!debug.contains("visible"));
+    fn a_token_set_prints_no_token_in_debug() {
+        let map = obj(json!({
+            "access_token": "at-visible?", "refresh_token": "rt-visible?",
+            "token_type": "bearer", "expires_in": 60,
+        }));
+        let set = token_set(&map, &Quirks::NONE, &ResponseMap::default()).unwrap();
+        // The type is what redacts: the fields are secrets, not strings.
+        let _: (&SecretString, Option<&SecretString>) =
+            (&set.access_token, set.refresh_token.as_ref());
+        let debug = format!("{set:?} {set:#?}");
+        assert!(!debug.contains("visible"), "{debug}");
+        assert!(debug.contains("***") && debug.contains("bearer"), "{debug}");
     }
 }
