@@ -149,7 +149,7 @@ impl Gateway {
             .api
             .tls
             .as_ref()
-            .map(crate::tls::acceptor)
+            .map(|tls| crate::tls::acceptor(&tls.cert_file, &tls.key_file))
             .transpose()?;
         let sandbox = sandbox_for(&mut config)?;
         if !config.api.development && config.oauth.user_verifier == UserVerifier::Disabled {

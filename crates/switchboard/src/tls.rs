@@ -22,7 +22,6 @@ use tokio::net::{TcpListener, TcpStream};
 pub use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::TlsConfig;
 
 /// How long a client has to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,11 +47,13 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The acceptor for `config`: the certificate chain and private key read from their PEM
+/// The acceptor for `api.tls`: the certificate chain and private key read from their PEM
 /// files. Every problem names the file and what is wrong with it (never the key itself).
-pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
-    let certificates = read_certificates(&config.cert_file)?;
-    let key = read_key(&config.key_file)?;
+/// Takes the paths, not the config section, so that this module sits below `config` and
+/// `net` can use its crypto provider.
+pub fn acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, TlsError> {
+    let certificates = read_certificates(cert_file)?;
+    let key = read_key(key_file)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -209,7 +209,7 @@ fn config_check(options: &LoadOptions) -> ExitCode {
             }
             // The files `api.tls` names are read as `serve` would read them.
             if let Some(tls) = &loaded.config.api.tls
-                && let Err(e) = crate::tls::acceptor(tls)
+                && let Err(e) = crate::tls::acceptor(&tls.cert_file, &tls.key_file)
             {
                 println!("error: {e}");
                 println!("{}: 1 error(s)", path.display());
