@@ -22,7 +22,6 @@ use tokio::net::{TcpListener, TcpStream};
 pub use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-
 /// How long a client has to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

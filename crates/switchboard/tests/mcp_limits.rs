@@ -5,67 +5,34 @@ mod common;
 
 use std::time::Duration;
 
-use common::mcp::reply_body;
+use common::mcp_client::*;
 use common::*;
 use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::identity::generate_key;
 use switchboard::store::McpSessionCount;
 
-const VERSION: &str = "2025-11-25";
-
-/// What an `initialize` came back as.
-struct Started {
-    status: u16,
-    session: Option<String>,
-    body: Value,
-}
-
-fn initialize(params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
-}
-
 fn handshake() -> Value {
     json!({
-        "protocolVersion": VERSION,
+        "protocolVersion": LEGACY,
         "capabilities": {"elicitation": {"url": {}}},
         "clientInfo": {"name": "limits-test", "version": "1"},
     })
 }
 
-fn post(gw: &TestGateway, user: &str, auth: Option<&str>) -> reqwest::RequestBuilder {
-    let req = gw
-        .http
-        .post(gw.url(&format!("/v1/mcps/{user}/mcp")))
-        .header("Accept", "application/json, text/event-stream");
-    match auth {
-        Some(auth) => req.header("Authorization", auth),
-        None => req,
-    }
+/// A client of `user`'s endpoint through `auth` (`None`: no credential).
+fn client<'a>(gw: &'a TestGateway, user: &str, auth: Option<&str>) -> Client<'a> {
+    Client::new(gw, &format!("/v1/mcps/{user}/mcp")).auth(auth.map(str::to_owned))
 }
 
 /// Sends an `initialize` with `params` for `user` through `auth` (`None`: no credential).
-async fn start_with(gw: &TestGateway, user: &str, auth: Option<&str>, params: Value) -> Started {
-    let body = serde_json::to_vec(&initialize(params)).unwrap();
-    let res = post(gw, user, auth)
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
+async fn start_with(gw: &TestGateway, user: &str, auth: Option<&str>, params: Value) -> Reply {
+    client(gw, user, auth)
+        .post(rpc(0, "initialize", params))
         .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let session = res
-        .headers()
-        .get("mcp-session-id")
-        .map(|v| v.to_str().unwrap().to_owned());
-    Started {
-        status,
-        session,
-        body: reply_body(res).await,
-    }
 }
 
-async fn start(gw: &TestGateway, user: &str, auth: &str) -> Started {
+async fn start(gw: &TestGateway, user: &str, auth: &str) -> Reply {
     start_with(gw, user, Some(auth), handshake()).await
 }
 
@@ -77,15 +44,9 @@ async fn started(gw: &TestGateway, user: &str, auth: &str) -> String {
 }
 
 async fn end(gw: &TestGateway, user: &str, auth: &str, session: &str) {
-    let res = gw
-        .http
-        .delete(gw.url(&format!("/v1/mcps/{user}/mcp")))
-        .header("Authorization", auth)
-        .header("Mcp-Session-Id", session)
-        .header("MCP-Protocol-Version", VERSION)
-        .send()
-        .await
-        .unwrap();
+    let mut c = client(gw, user, Some(auth));
+    c.session = Some(session.into());
+    let res = c.request(reqwest::Method::DELETE).send().await.unwrap();
     assert!(res.status().is_success(), "DELETE: {}", res.status());
 }
 
@@ -104,7 +65,7 @@ async fn another_key(gw: &TestGateway) -> (String, String) {
     (format!("Bearer {}", key.plaintext), key.record.id)
 }
 
-fn refusal_message(s: &Started) -> &str {
+fn refusal_message(s: &Reply) -> &str {
     s.body["error"]["message"].as_str().unwrap_or_default()
 }
 
@@ -228,14 +189,12 @@ async fn a_huge_initialize_is_refused_and_a_large_one_is_stored_small() {
     assert!(kept["capabilities"].get("experimental").is_none());
 
     // The session works as before.
-    let res = post(&gw, "alice", Some(&key))
-        .header("Mcp-Session-Id", &session)
-        .header("MCP-Protocol-Version", VERSION)
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
+    let mut c = client(&gw, "alice", Some(&key));
+    c.session = Some(session);
+    let r = c
+        .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    assert_eq!(r.status, 202);
 }
 
 #[tokio::test]

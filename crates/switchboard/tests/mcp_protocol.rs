@@ -11,120 +11,11 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use common::fake_provider::FakeProvider;
-use common::mcp::{Sse, reply_body};
+use common::mcp::Sse;
+use common::mcp_client::*;
 use common::*;
 use serde_json::{Value, json};
-use switchboard::config::{StorageConfig, UserVerifier};
-use switchboard_tdk::{Auth, Tool, ToolContext, ToolError, Toolkit};
-use tokio::net::TcpListener;
-
-const MODERN: &str = "2026-07-28";
-const ACCEPT: &str = "application/json, text/event-stream";
-
-fn rpc(id: i64, method: &str, params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
-}
-
-/// A 2026-07-28 request's params: `_meta` with the version and no client capabilities.
-fn modern_params(mut params: Value) -> Value {
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
-    params
-}
-
-/// One endpoint, reached with the gateway's API key.
-struct Client<'a> {
-    gw: &'a TestGateway,
-    path: String,
-    session: Option<(String, String)>,
-}
-
-impl<'a> Client<'a> {
-    fn new(gw: &'a TestGateway, path: &str) -> Self {
-        Self {
-            gw,
-            path: path.into(),
-            session: None,
-        }
-    }
-
-    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
-        let mut req = self
-            .gw
-            .http
-            .request(method, self.gw.url(&self.path))
-            .header("Authorization", format!("Bearer {}", self.gw.key))
-            .header("Accept", ACCEPT);
-        if let Some((id, version)) = &self.session {
-            req = req
-                .header("Mcp-Session-Id", id)
-                .header("MCP-Protocol-Version", version);
-        }
-        req
-    }
-
-    async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, reply_body(res).await)
-    }
-
-    async fn post(&self, body: Value) -> (u16, Value) {
-        Self::send(self.request(reqwest::Method::POST).json(&body)).await
-    }
-
-    /// Starts a handshake-era session of `version`.
-    async fn initialize(&mut self, version: &str) {
-        let params = json!({
-            "protocolVersion": version,
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "0"},
-        });
-        let res = self
-            .request(reqwest::Method::POST)
-            .json(&rpc(0, "initialize", params))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), 200);
-        let id = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-        self.session = Some((id, version.to_owned()));
-        let (status, _) = self
-            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-        assert_eq!(status, 202);
-    }
-
-    /// A 2026-07-28 request with the headers that era wants.
-    fn modern_request(&self, method: &str, body: &Value) -> reqwest::RequestBuilder {
-        let mut req = self
-            .request(reqwest::Method::POST)
-            .header("MCP-Protocol-Version", MODERN)
-            .header("Mcp-Method", method);
-        if let Some(name) = body.pointer("/params/name").and_then(Value::as_str) {
-            req = req.header("Mcp-Name", name);
-        }
-        req.json(body)
-    }
-
-    async fn modern(&self, id: i64, method: &str, params: Value) -> (u16, Value) {
-        let body = rpc(id, method, modern_params(params));
-        Self::send(self.modern_request(method, &body)).await
-    }
-}
-
-async fn kit_gateway(direct: bool) -> (TestGateway, TestWorker) {
-    let worker = start_worker("Kit").await;
-    let url = worker.url();
-    let gw = start_gateway(move |c| {
-        c.workers.push(worker_config("kit", &url));
-        c.api.mcp_direct_tool_calls = direct;
-    })
-    .await;
-    (gw, worker)
-}
+use switchboard::config::UserVerifier;
 
 // --- SEP-1303: tool input errors are tool results -------------------------------------
 
@@ -134,13 +25,13 @@ async fn kit_gateway(direct: bool) -> (TestGateway, TestWorker) {
 #[tokio::test]
 async fn arguments_that_fail_the_schema_are_an_error_result_in_every_era_and_on_both_paths() {
     for direct in [true, false] {
-        let (gw, worker) = kit_gateway(direct).await;
+        let (gw, worker) = kit_gateway(|c| c.api.mcp_direct_tool_calls = direct).await;
         let bad = json!({"name": "Kit_Add", "arguments": {"a": "x", "b": 1}});
         let unknown = json!({"name": "Kit_Nope", "arguments": {}});
         let mut answers = Vec::new();
         for version in ["2025-06-18", "2025-11-25"] {
-            let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
-            c.initialize(version).await;
+            let mut c = Client::new(&gw, "/v1/mcps/alice/mcp").version(version);
+            c.initialize(json!({})).await;
             answers.push((
                 version,
                 c.post(rpc(1, "tools/call", bad.clone())).await,
@@ -153,7 +44,7 @@ async fn arguments_that_fail_the_schema_are_an_error_result_in_every_era_and_on_
             c.modern(1, "tools/call", bad.clone()).await,
             c.modern(2, "tools/call", unknown.clone()).await,
         ));
-        for (era, (status, body), (_, unknown)) in answers {
+        for (era, Reply { status, body, .. }, Reply { body: unknown, .. }) in answers {
             let at = format!("{era}, direct {direct}: {body}");
             assert_eq!(status, 200, "{at}");
             assert!(body.get("error").is_none(), "{at}");
@@ -172,26 +63,16 @@ async fn arguments_that_fail_the_schema_are_an_error_result_in_every_era_and_on_
 /// "Session termination failed: 202").
 #[tokio::test]
 async fn deleting_a_session_answers_200_and_ends_it() {
-    let (gw, _w) = kit_gateway(true).await;
+    let (gw, _w) = kit_gateway(|_| {}).await;
     let mut c = Client::new(&gw, "/v1/mcps/alice/mcp");
-    c.initialize("2025-11-25").await;
+    c.initialize(json!({})).await;
     let res = c.request(reqwest::Method::DELETE).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    let (status, _) = c.post(rpc(1, "tools/list", json!({}))).await;
-    assert_eq!(status, 404, "the session is gone");
+    let r = c.post(rpc(1, "tools/list", json!({}))).await;
+    assert_eq!(r.status, 404, "the session is gone");
 }
 
 // --- requestState across processes ----------------------------------------------------
-
-fn acct_toolkit() -> Toolkit {
-    Toolkit::new("Acct", "1.0.0").tool(
-        Tool::new("Me", "Who I am", |ctx: ToolContext, _i: Empty| {
-            let user = ctx.user_id().map(str::to_owned);
-            async move { Ok::<_, ToolError>(json!({"user_id": user})) }
-        })
-        .requires_auth(Auth::oauth2("fake").scopes(["read"])),
-    )
-}
 
 /// With no root key configured, the gateway generates one beside its SQLite database; a
 /// second process on the same data has the same key, so it opens a requestState the
@@ -200,37 +81,27 @@ fn acct_toolkit() -> Toolkit {
 async fn a_request_state_sealed_by_one_process_opens_in_another_on_the_same_data() {
     let fake = FakeProvider::start().await;
     let worker = start_toolkit_worker(acct_toolkit()).await;
-    let shared = tempfile::tempdir().unwrap();
-    let db = shared.path().join("sb.db");
-    let mut gateways = Vec::new();
-    for _ in 0..2 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (url, provider, db) = (worker.url(), fake.provider_config("fake"), db.clone());
-        gateways.push(
-            start_gateway_on(listener, move |c| {
-                c.security.root_keys.clear();
-                c.auth_providers.push(provider);
-                c.workers.push(worker_config("acct", &url));
-                c.oauth.user_verifier = UserVerifier::Disabled;
-                c.storage = StorageConfig::Sqlite { path: db };
-            })
-            .await,
-        );
-    }
+    let (_shared, gateways) = replicas(|c| {
+        c.security.root_keys.clear();
+        c.auth_providers.push(fake.provider_config("fake"));
+        c.workers.push(worker_config("acct", &worker.url()));
+        c.oauth.user_verifier = UserVerifier::Disabled;
+    })
+    .await;
     let call = json!({"name": "Acct_Me", "arguments": {}});
-    let mut ask = rpc(1, "tools/call", modern_params(call.clone()));
-    ask["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
-        json!({"elicitation": {"url": {}}});
     let first = Client::new(&gateways[0], "/v1/mcps/alice/mcp");
-    let (_, asked) = Client::send(first.modern_request("tools/call", &ask)).await;
+    let asked = first.modern(1, "tools/call", call.clone()).await.body;
     let state = asked["result"]["requestState"].clone();
     assert!(state.is_string(), "{asked}");
 
-    let mut retry = ask;
-    retry["id"] = json!(2);
-    retry["params"]["requestState"] = state;
+    let mut retry = call;
+    retry["requestState"] = state;
     let second = Client::new(&gateways[1], "/v1/mcps/alice/mcp");
-    let (status, again) = Client::send(second.modern_request("tools/call", &retry)).await;
+    let Reply {
+        status,
+        body: again,
+        ..
+    } = second.modern(2, "tools/call", retry).await;
     assert_eq!(status, 200, "{again}");
     // Still waiting for the user: asked again, not refused as tampered.
     assert_eq!(again["result"]["resultType"], "input_required", "{again}");
@@ -240,9 +111,9 @@ async fn a_request_state_sealed_by_one_process_opens_in_another_on_the_same_data
 
 #[tokio::test]
 async fn initialize_in_the_stateless_era_is_a_removed_method_with_its_request_id() {
-    let (gw, _w) = kit_gateway(true).await;
+    let (gw, _w) = kit_gateway(|_| {}).await;
     let c = Client::new(&gw, "/v1/mcps/alice/mcp");
-    let (status, body) = c.modern(41, "initialize", json!({})).await;
+    let Reply { status, body, .. } = c.modern(41, "initialize", json!({})).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], -32601, "{body}");
     assert_eq!(body["id"], 41, "{body}");
@@ -250,9 +121,9 @@ async fn initialize_in_the_stateless_era_is_a_removed_method_with_its_request_id
 
 #[tokio::test]
 async fn prompt_and_resource_lists_are_empty_with_caching_hints_and_completion_answers_empty() {
-    let (gw, _w) = kit_gateway(true).await;
+    let (gw, _w) = kit_gateway(|_| {}).await;
     let c = Client::new(&gw, "/v1/mcps/alice/mcp");
-    let (_, discover) = c.modern(1, "server/discover", json!({})).await;
+    let discover = c.modern(1, "server/discover", json!({})).await.body;
     let capabilities = &discover["result"]["capabilities"];
     for capability in ["prompts", "resources", "completions", "tools"] {
         assert!(capabilities[capability].is_object(), "{discover}");
@@ -262,7 +133,7 @@ async fn prompt_and_resource_lists_are_empty_with_caching_hints_and_completion_a
         ("resources/list", "resources"),
         ("resources/templates/list", "resourceTemplates"),
     ] {
-        let (status, body) = c.modern(2, method, json!({})).await;
+        let Reply { status, body, .. } = c.modern(2, method, json!({})).await;
         assert_eq!(status, 200, "{method}: {body}");
         let result = &body["result"];
         assert_eq!(result[items], json!([]), "{method}: {body}");
@@ -276,22 +147,23 @@ async fn prompt_and_resource_lists_are_empty_with_caching_hints_and_completion_a
         "ref": {"type": "ref/prompt", "name": "nothing"},
         "argument": {"name": "arg", "value": "x"},
     });
-    let (_, body) = c.modern(3, "completion/complete", complete.clone()).await;
+    let body = c
+        .modern(3, "completion/complete", complete.clone())
+        .await
+        .body;
     assert_eq!(body["result"]["completion"]["values"], json!([]), "{body}");
     let mut session = Client::new(&gw, "/v1/mcps/alice/mcp");
-    session.initialize("2025-11-25").await;
-    let (_, body) = session.post(rpc(4, "completion/complete", complete)).await;
+    session.initialize(json!({})).await;
+    let body = session
+        .post(rpc(4, "completion/complete", complete))
+        .await
+        .body;
     assert_eq!(body["result"]["completion"]["values"], json!([]), "{body}");
 }
 
 async fn listen(c: &Client<'_>, id: i64, filter: Value) -> Sse {
-    let body = rpc(
-        id,
-        "subscriptions/listen",
-        modern_params(json!({"notifications": filter})),
-    );
     let res = c
-        .modern_request("subscriptions/listen", &body)
+        .modern_request(id, "subscriptions/listen", json!({"notifications": filter}))
         .send()
         .await
         .unwrap();

@@ -17,7 +17,6 @@ use common::mcp::Sse;
 use common::mcp_client::*;
 use common::*;
 use serde_json::{Value, json};
-use switchboard::config::StorageConfig;
 use switchboard_tdk::{Tool, ToolContext, ToolError, Toolkit};
 use tokio::net::TcpListener;
 
@@ -589,22 +588,12 @@ async fn get_opens_a_standalone_event_stream_for_a_session() {
 async fn another_replica_serves_a_session_and_opens_a_request_state() {
     let fake = FakeProvider::start().await;
     let worker = start_toolkit_worker(acct_toolkit()).await;
-    let shared = tempfile::tempdir().unwrap();
-    let db = shared.path().join("shared.sqlite");
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (url, provider, db) = (worker.url(), fake.provider_config("fake"), db.clone());
-        replicas.push(
-            start_gateway_on(listener, move |c| {
-                oauth_config(c, ROOT_KEY);
-                c.auth_providers.push(provider);
-                c.workers.push(worker_config("acct", &url));
-                c.storage = StorageConfig::Sqlite { path: db };
-            })
-            .await,
-        );
-    }
+    let (_shared, replicas) = replicas(|c| {
+        oauth_config(c, ROOT_KEY);
+        c.auth_providers.push(fake.provider_config("fake"));
+        c.workers.push(worker_config("acct", &worker.url()));
+    })
+    .await;
     let (a, b) = (&replicas[0], &replicas[1]);
 
     let mut on_a = Client::new(a, "/v1/mcps/alice/mcp");

@@ -85,25 +85,16 @@ where
     .await
     .unwrap();
 
-    // Run the body as its own task so the schema is dropped even when it panics.
-    let outcome = if in_schema == 3 {
-        let backend = Backend {
-            store: Arc::new(store),
-            target: Target::Postgres(schema.url.clone()),
-        };
-        tokio::spawn(body(backend)).await
-    } else {
-        Ok(())
-    };
-    let name = schema.name.clone();
-    schema.drop().await;
-    assert_eq!(
-        in_schema, 3,
-        "migrations did not land in the test's schema {name}"
-    );
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
+    if in_schema != 3 {
+        let name = schema.name.clone();
+        schema.drop().await;
+        panic!("migrations did not land in the test's schema {name}: {in_schema} of 3 tables");
     }
+    let backend = Backend {
+        store: Arc::new(store),
+        target: Target::Postgres(schema.url.clone()),
+    };
+    schema.run(body(backend)).await;
 }
 
 /// Declares each behaviour once per backend: `sqlite::<name>` and `postgres::<name>`.

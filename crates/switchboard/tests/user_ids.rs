@@ -10,18 +10,14 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::fake_provider::FakeProvider;
-use common::flows::{browse, call, call_url, oauth_config, open_link};
-use common::mcp::reply_body;
+use common::flows::{browse, call, call_url, open_link};
+use common::mcp_client::*;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::config::{Config, UserVerifier};
-use switchboard_tdk::{Auth, Tool, ToolContext, Toolkit};
-use tokio::net::TcpListener;
 
 const VERIFIER: &str = "https://app.example.test/verify";
-const LEGACY: &str = "2025-11-25";
 
 /// Ids every entry point must refuse.
 fn refused() -> Vec<String> {
@@ -39,55 +35,25 @@ fn accepted() -> Vec<String> {
     vec!["alice".into(), "b".repeat(256), "zoë".into()]
 }
 
-/// `Acct.Me` needs a `fake` grant; it answers with the user it ran for.
-fn acct_toolkit() -> Toolkit {
-    Toolkit::new("Acct", "1.0.0").tool(
-        Tool::new("Me", "The user", |ctx: ToolContext, _i: Empty| {
-            let user = ctx.user_id().map(str::to_owned);
-            async move { Ok::<_, switchboard_tdk::ToolError>(json!({ "user_id": user })) }
-        })
-        .requires_auth(Auth::oauth2("fake").scopes(["read"])),
-    )
-}
-
-struct Env {
-    gw: TestGateway,
-    fake: FakeProvider,
-    _kit: TestWorker,
-    _acct: TestWorker,
-}
-
-/// A gateway with the `Kit` test toolkit, `Acct` (needs a `fake` grant) and the fake
-/// provider; `customise` runs last.
-async fn env(customise: impl FnOnce(&mut Config)) -> Env {
-    let fake = FakeProvider::start().await;
-    let kit = start_worker("Kit").await;
-    let acct = start_toolkit_worker(acct_toolkit()).await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (kit_url, acct_url, provider) = (kit.url(), acct.url(), fake.provider_config("fake"));
-    let gw = start_gateway_on(listener, move |c| {
-        oauth_config(c, "user-ids-tests-root-key-0123456789abcdef");
-        c.auth_providers.push(provider);
-        c.workers.push(worker_config("kit", &kit_url));
-        c.workers.push(worker_config("acct", &acct_url));
-        customise(c);
-    })
-    .await;
-    Env {
-        gw,
-        fake,
-        _kit: kit,
-        _acct: acct,
-    }
+/// A gateway with `Acct` (needs a `fake` grant), the fake provider, and the `Kit` test
+/// toolkit (its worker returned); `customise` runs last.
+async fn env(customise: impl FnOnce(&mut Config)) -> (AuthEnv, TestWorker) {
+    let (kit, configure) = with_kit(customise).await;
+    (auth_env(configure).await, kit)
 }
 
 async fn post(gw: &TestGateway, path: &str, body: Value) -> (u16, Value) {
     call(gw, Method::POST, path, Some(body)).await
 }
 
-/// The gateway's URL with these path segments, every byte but unreserved ones
-/// percent-encoded (the `url` crate would drop a `\n` instead).
+/// The gateway's URL with these path segments (see [`path_with`]).
 fn url_with(gw: &TestGateway, segments: &[&str]) -> String {
+    gw.url(&path_with(segments))
+}
+
+/// A path of these segments, every byte but unreserved ones percent-encoded (the `url`
+/// crate would drop a `\n` instead).
+fn path_with(segments: &[&str]) -> String {
     let mut path = String::new();
     for segment in segments {
         path.push('/');
@@ -99,7 +65,7 @@ fn url_with(gw: &TestGateway, segments: &[&str]) -> String {
             }
         }
     }
-    gw.url(&path)
+    path
 }
 
 /// A REST refusal: 400, Arcade's error body, a message naming the rule.
@@ -116,7 +82,7 @@ fn auth_body(user: &str) -> Value {
 
 /// Follows a pending authorization's link and approves it at the provider as `subject`;
 /// returns where the callback sent the browser.
-async fn approve(env: &Env, auth: &Value, subject: &str) -> Option<String> {
+async fn approve(env: &AuthEnv, auth: &Value, subject: &str) -> Option<String> {
     let provider_url = open_link(auth["url"].as_str().expect("a link")).await;
     let approval = env.fake.approve(&provider_url, subject);
     let (status, page, location) = browse(&approval.callback_url()).await;
@@ -128,7 +94,7 @@ async fn approve(env: &Env, auth: &Value, subject: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_user_named_dave_space_can_neither_start_nor_confirm_a_flow_for_dave() {
-    let env = env(|c| c.oauth.user_verifier = UserVerifier::Url(VERIFIER.into())).await;
+    let (env, _kit) = env(|c| c.oauth.user_verifier = UserVerifier::Url(VERIFIER.into())).await;
     let gw = &env.gw;
 
     // Trimmed, this started a flow for "dave".
@@ -161,7 +127,7 @@ async fn a_user_named_dave_space_can_neither_start_nor_confirm_a_flow_for_dave()
 
 #[tokio::test]
 async fn tools_authorize_for_alice_space_does_not_return_alices_token() {
-    let env = env(|_| {}).await;
+    let (env, _kit) = env(|_| {}).await;
     let gw = &env.gw;
     let (status, auth) = post(gw, "/v1/auth/authorize", auth_body("alice")).await;
     assert_eq!(status, 200, "{auth}");
@@ -195,7 +161,7 @@ async fn tools_authorize_for_alice_space_does_not_return_alices_token() {
 
 #[tokio::test]
 async fn execute_refuses_malformed_user_ids_and_passes_valid_ones_exactly() {
-    let env = env(|_| {}).await;
+    let (env, _kit) = env(|_| {}).await;
     let gw = &env.gw;
     for id in refused() {
         let (status, body) = gw
@@ -220,7 +186,7 @@ async fn execute_refuses_malformed_user_ids_and_passes_valid_ones_exactly() {
 
 #[tokio::test]
 async fn tools_authorize_refuses_malformed_user_ids_and_passes_valid_ones_exactly() {
-    let env = env(|_| {}).await;
+    let (env, _kit) = env(|_| {}).await;
     let gw = &env.gw;
     for id in refused() {
         let (status, body) = post(
@@ -245,7 +211,7 @@ async fn tools_authorize_refuses_malformed_user_ids_and_passes_valid_ones_exactl
 
 #[tokio::test]
 async fn auth_authorize_refuses_malformed_user_ids_and_passes_valid_ones_exactly() {
-    let env = env(|_| {}).await;
+    let (env, _kit) = env(|_| {}).await;
     let gw = &env.gw;
     for id in refused() {
         let (status, body) = post(gw, "/v1/auth/authorize", auth_body(&id)).await;
@@ -261,7 +227,7 @@ async fn auth_authorize_refuses_malformed_user_ids_and_passes_valid_ones_exactly
 
 #[tokio::test]
 async fn confirm_user_refuses_malformed_user_ids_before_looking_at_the_flow() {
-    let env = env(|_| {}).await;
+    let (env, _kit) = env(|_| {}).await;
     let gw = &env.gw;
     let flow = "no-such-flow";
     for id in refused() {
@@ -278,7 +244,7 @@ async fn confirm_user_refuses_malformed_user_ids_before_looking_at_the_flow() {
 
 #[tokio::test]
 async fn admin_user_routes_refuse_malformed_user_ids_and_tokens_carry_the_exact_id() {
-    let env = env(|_| {}).await;
+    let (env, _kit) = env(|_| {}).await;
     let gw = &env.gw;
     for id in refused() {
         let tokens = url_with(gw, &["v1", "admin", "users", &id, "tokens"]);
@@ -312,9 +278,9 @@ async fn admin_user_routes_refuse_malformed_user_ids_and_tokens_carry_the_exact_
         assert_eq!(body["user_id"], id.as_str());
         // The token acts for exactly that id.
         let token = body["token"].as_str().unwrap();
-        let mut mcp = Mcp::new(gw, &gw.url("/mcp")).auth(token);
-        assert_eq!(mcp.initialize().await.0, 200);
-        assert_eq!(mcp.who_am_i().await, json!(id));
+        let mut mcp = Client::new(gw, "/mcp").auth(Some(format!("Bearer {token}")));
+        mcp.initialize(json!({})).await;
+        assert_eq!(who_am_i(&mcp).await, json!(id));
         let user = url_with(gw, &["v1", "admin", "users", &id]);
         let (status, body) = call_url(gw, Method::DELETE, &user, None).await;
         assert_eq!(status, 204, "the user had a token: {body}");
@@ -323,96 +289,15 @@ async fn admin_user_routes_refuse_malformed_user_ids_and_tokens_carry_the_exact_
 
 // --- MCP -----------------------------------------------------------------------------
 
-/// A handshake-era MCP client of one URL.
-struct Mcp<'a> {
-    gw: &'a TestGateway,
-    url: String,
-    bearer: String,
-    user_header: Option<Vec<u8>>,
-    session: Option<String>,
-}
-
-impl<'a> Mcp<'a> {
-    fn new(gw: &'a TestGateway, url: &str) -> Self {
-        Self {
-            gw,
-            url: url.into(),
-            bearer: gw.key.clone(),
-            user_header: None,
-            session: None,
-        }
-    }
-
-    fn auth(mut self, bearer: &str) -> Self {
-        self.bearer = bearer.into();
-        self
-    }
-
-    /// `Arcade-User-Id` as raw bytes: non-ASCII ids travel as UTF-8.
-    fn user_header(mut self, value: &[u8]) -> Self {
-        self.user_header = Some(value.to_vec());
-        self
-    }
-
-    async fn post(&self, body: Value) -> (u16, Option<String>, Value) {
-        let mut req = self
-            .gw
-            .http
-            .post(&self.url)
-            .header("Authorization", format!("Bearer {}", self.bearer))
-            .header("Accept", "application/json, text/event-stream")
-            .json(&body);
-        if let Some(value) = &self.user_header {
-            let value = reqwest::header::HeaderValue::from_bytes(value).unwrap();
-            req = req.header("Arcade-User-Id", value);
-        }
-        if let Some(session) = &self.session {
-            req = req
-                .header("Mcp-Session-Id", session)
-                .header("MCP-Protocol-Version", LEGACY);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let session = res
-            .headers()
-            .get("mcp-session-id")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (status, session, reply_body(res).await)
-    }
-
-    /// `initialize` (+ `notifications/initialized` when it succeeds): its status and body.
-    async fn initialize(&mut self) -> (u16, Value) {
-        let (status, session, body) = self
-            .post(
-                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                    "protocolVersion": LEGACY,
-                    "capabilities": {},
-                    "clientInfo": {"name": "user-ids-test", "version": "0"},
-                }}),
-            )
-            .await;
-        if status == 200 {
-            self.session = Some(session.expect("a session"));
-            let (status, _, _) = self
-                .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                .await;
-            assert_eq!(status, 202);
-        }
-        (status, body)
-    }
-
-    async fn who_am_i(&self) -> Value {
-        let (status, _, body) = self
-            .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "Kit_WhoAmI", "arguments": {}}}))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["result"]["structuredContent"]["user_id"].clone()
-    }
+/// The user a `Kit_WhoAmI` call through `c` ran for.
+async fn who_am_i(c: &Client<'_>) -> Value {
+    let r = c.call("Kit_WhoAmI", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["result"]["structuredContent"]["user_id"].clone()
 }
 
 /// An MCP refusal: HTTP 400 with a JSON-RPC error naming the rule.
-fn assert_mcp_refused(what: &str, (status, body): (u16, Value)) {
+fn assert_mcp_refused(what: &str, Reply { status, body, .. }: Reply) {
     assert_eq!(status, 400, "{what} should be refused: {body}");
     assert_eq!(body["jsonrpc"], "2.0", "{what}: {body}");
     assert!(body["error"]["code"].is_i64(), "{what}: {body}");
@@ -422,14 +307,14 @@ fn assert_mcp_refused(what: &str, (status, body): (u16, Value)) {
 
 #[tokio::test]
 async fn the_mcp_path_refuses_malformed_user_ids_after_percent_decoding() {
-    let env = env(|_| {}).await;
+    let (env, _kit) = env(|_| {}).await;
     let gw = &env.gw;
     for id in refused() {
-        let url = url_with(gw, &["v1", "mcps", &id, "mcp"]);
-        let reply = Mcp::new(gw, &url).initialize().await;
+        let path = path_with(&["v1", "mcps", &id, "mcp"]);
+        let reply = Client::new(gw, &path).handshake(json!({})).await;
         if id.is_empty() {
             // `/v1/mcps//mcp` names no user: no route takes it.
-            assert_ne!(reply.0, 200, "{}", reply.1);
+            assert_ne!(reply.status, 200, "{}", reply.body);
             continue;
         }
         assert_mcp_refused(&format!("{id:?} in the path"), reply);
@@ -443,23 +328,20 @@ async fn the_mcp_path_refuses_malformed_user_ids_after_percent_decoding() {
         "/v1/mcps/alice%C2%A0/mcp",
         "/v1/mcps/alice%00/mcp",
     ] {
-        let reply = Mcp::new(gw, &gw.url(path)).initialize().await;
+        let reply = Client::new(gw, path).handshake(json!({})).await;
         assert_mcp_refused(path, reply);
     }
     for id in accepted() {
-        let url = url_with(gw, &["v1", "mcps", &id, "mcp"]);
-        let mut mcp = Mcp::new(gw, &url);
-        let (status, body) = mcp.initialize().await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(mcp.who_am_i().await, json!(id));
+        let mut mcp = Client::new(gw, &path_with(&["v1", "mcps", &id, "mcp"]));
+        mcp.initialize(json!({})).await;
+        assert_eq!(who_am_i(&mcp).await, json!(id));
     }
 }
 
 #[tokio::test]
 async fn the_arcade_user_id_header_is_taken_exactly_and_refused_when_malformed() {
-    let env = env(|_| {}).await;
+    let (env, _kit) = env(|_| {}).await;
     let gw = &env.gw;
-    let url = gw.url("/mcp");
     // HTTP itself drops spaces and tabs around a header value (RFC 9110 §5.5), so " alice"
     // arrives as "alice"; what survives the wire must not be trimmed by the gateway.
     let long = "a".repeat(257);
@@ -472,17 +354,19 @@ async fn the_arcade_user_id_header_is_taken_exactly_and_refused_when_malformed()
         long.as_bytes(),
         b"\xffalice",
     ] {
-        let reply = Mcp::new(gw, &url).user_header(value).initialize().await;
+        let reply = Client::new(gw, "/mcp")
+            .header("Arcade-User-Id", value)
+            .handshake(json!({}))
+            .await;
         assert_mcp_refused(
             &format!("header {:?}", String::from_utf8_lossy(value)),
             reply,
         );
     }
     for id in accepted() {
-        let mut mcp = Mcp::new(gw, &url).user_header(id.as_bytes());
-        let (status, body) = mcp.initialize().await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(mcp.who_am_i().await, json!(id));
+        let mut mcp = Client::new(gw, "/mcp").header("Arcade-User-Id", &id);
+        mcp.initialize(json!({})).await;
+        assert_eq!(who_am_i(&mcp).await, json!(id));
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::config::{Config, GatewayConfig};
+use switchboard::config::{Config, GatewayConfig, StorageConfig};
 use switchboard_tdk::{Auth, Tool, ToolContext, ToolError, Toolkit};
 use tokio::net::TcpListener;
 
@@ -64,7 +64,7 @@ pub struct Client<'a> {
     pub path: String,
     pub auth: Option<String>,
     pub session: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(String, reqwest::header::HeaderValue)>,
     /// The handshake version `initialize` asks for and a session's requests name.
     pub version: &'static str,
 }
@@ -92,8 +92,11 @@ impl<'a> Client<'a> {
         self
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.into(), value.into()));
+    /// A header sent with every request; its value as raw bytes (non-ASCII ones travel as
+    /// they are).
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        let value = reqwest::header::HeaderValue::from_bytes(value.as_ref()).unwrap();
+        self.headers.push((name.into(), value));
         self
     }
 
@@ -137,17 +140,26 @@ impl<'a> Client<'a> {
             .await
     }
 
-    /// `initialize` + `notifications/initialized`; keeps the session id.
-    pub async fn initialize(&mut self, capabilities: Value) -> Value {
+    /// `initialize`, and when it is accepted `notifications/initialized`, keeping the
+    /// session id: the `initialize` reply.
+    pub async fn handshake(&mut self, capabilities: Value) -> Reply {
         let mut params = init_params(self.version);
         params["capabilities"] = capabilities;
         let r = self.post(rpc(0, "initialize", params)).await;
+        if r.status == 200 {
+            self.session = Some(r.session.clone().expect("an Mcp-Session-Id"));
+            let n = self
+                .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                .await;
+            assert_eq!(n.status, 202);
+        }
+        r
+    }
+
+    /// A handshake that must succeed: its result.
+    pub async fn initialize(&mut self, capabilities: Value) -> Value {
+        let r = self.handshake(capabilities).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        self.session = Some(r.session.expect("an Mcp-Session-Id"));
-        let n = self
-            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-        assert_eq!(n.status, 202);
         r.body["result"].clone()
     }
 
@@ -163,33 +175,61 @@ impl<'a> Client<'a> {
         .await
     }
 
-    /// A modern-era request with its headers.
-    pub async fn modern(&self, id: i64, method: &str, params: Value) -> Reply {
-        let name = params
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+    /// A modern-era request with its headers, to send.
+    pub fn modern_request(&self, id: i64, method: &str, params: Value) -> reqwest::RequestBuilder {
         let mut req = self
             .request(reqwest::Method::POST)
             .header("MCP-Protocol-Version", MODERN)
             .header("Mcp-Method", method);
-        if let Some(name) = name {
+        if let Some(name) = params.get("name").and_then(Value::as_str) {
             req = req.header("Mcp-Name", name);
         }
-        self.send_raw(req.json(&modern(id, method, params))).await
+        req.json(&modern(id, method, params))
     }
+
+    /// A modern-era request with its headers.
+    pub async fn modern(&self, id: i64, method: &str, params: Value) -> Reply {
+        self.send_raw(self.modern_request(id, method, params)).await
+    }
+}
+
+/// A TDK worker serving the `Kit` test toolkit, and a configuration step that adds it as
+/// worker `kit` and then runs `customise`.
+pub async fn with_kit(
+    customise: impl FnOnce(&mut Config),
+) -> (TestWorker, impl FnOnce(&mut Config)) {
+    let worker = start_worker("Kit").await;
+    let url = worker.url();
+    let configure = move |c: &mut Config| {
+        c.workers.push(worker_config("kit", &url));
+        customise(c);
+    };
+    (worker, configure)
 }
 
 /// A gateway serving the `Kit` test toolkit from a TDK worker, configured by `customise`.
 pub async fn kit_gateway(customise: impl FnOnce(&mut Config)) -> (TestGateway, TestWorker) {
-    let worker = start_worker("Kit").await;
-    let url = worker.url();
-    let gw = start_gateway(move |c| {
-        c.workers.push(worker_config("kit", &url));
-        customise(c);
-    })
-    .await;
-    (gw, worker)
+    let (worker, configure) = with_kit(customise).await;
+    (start_gateway(configure).await, worker)
+}
+
+/// Two gateways on one SQLite database, as replicas, each configured by `customise`; the
+/// database lives in the returned directory.
+pub async fn replicas(customise: impl Fn(&mut Config)) -> (tempfile::TempDir, Vec<TestGateway>) {
+    let shared = tempfile::tempdir().unwrap();
+    let db = shared.path().join("shared.sqlite");
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        gateways.push(
+            start_gateway_on(listener, |c| {
+                customise(c);
+                c.storage = StorageConfig::Sqlite { path: db.clone() };
+            })
+            .await,
+        );
+    }
+    (shared, gateways)
 }
 
 /// A named gateway `slug` that serves one whole toolkit.

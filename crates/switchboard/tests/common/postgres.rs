@@ -53,6 +53,19 @@ impl TestSchema {
         Some(TestSchema { admin, name, url })
     }
 
+    /// Runs `body` as its own task, drops the schema (also when the body panics), then
+    /// passes on the body's panic.
+    pub async fn run<Fut>(self, body: Fut)
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let outcome = tokio::spawn(body).await;
+        self.drop().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
     /// Drops the schema and everything in it.
     pub async fn drop(mut self) {
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -75,9 +88,6 @@ where
     let Some(schema) = TestSchema::create(prefix).await else {
         return;
     };
-    let outcome = tokio::spawn(body(schema.url.clone())).await;
-    schema.drop().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    let body = body(schema.url.clone());
+    schema.run(body).await;
 }
