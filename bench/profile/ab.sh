@@ -5,8 +5,8 @@
 # Each DIR holds switchboard, demo-worker, bare-proxy and switchboard-bench (copy them from
 # target/release after each build). RUNS (default 2) runs of each, A first, each with
 # `--proxy-current-thread --idle-sessions 0` and BENCH_ARGS. Prints the gateway (or bare
-# proxy) CPU per call of every run, phase by phase, then p99 added at c=16; keeps each run's
-# full report in $OUT (default /tmp/switchboard-ab).
+# proxy) CPU per call of every run, phase by phase, with its ratios against the bare proxy
+# in that run; keeps each run's full report in $OUT (default /tmp/switchboard-ab).
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,9p' "$0"; exit 2; }
 dir_a=$(cd "$1" && pwd) dir_b=$(cd "$2" && pwd)
@@ -24,28 +24,29 @@ for run in $(seq "$runs"); do
       >"$out/$side-$run.md" 2>&1
   done
 done
-# The phase table's rows: | c | phase | requests | errors | req/s | p50 | p99 | CPU ± | …
+# The phase table's rows: | c | phase | calls | errors | req/s | p50 | p99 | CPU ± tick
+# | worker | load | CPU ÷ proxy's | req/s ÷ proxy's | req/s ÷ direct | p99 − direct |
 python3 - "$out" "$runs" <<'PY'
-import re, sys
+import sys
 out, runs = sys.argv[1], int(sys.argv[2])
-row = re.compile(r"^\| (\d+) \| ((?:gateway|floor): [^|]+?) \|(?:[^|]*\|){5} ([0-9.]+) ±")
-p99 = re.compile(r"^\| p99 added latency[^|]*\| (\d+) \| (-?\d+) µs")
-cpu, added, order = {}, {}, []
+seen, order = {}, []
 for side in "ab":
     for run in range(1, runs + 1):
         for line in open(f"{out}/{side}-{run}.md", encoding="utf-8"):
-            if m := row.match(line):
-                key = (int(m[1]), m[2])
-                if key not in cpu:
-                    cpu[key] = {"a": [], "b": []}
-                    order.append(key)
-                cpu[key][side].append(m[3])
-            elif m := p99.match(line):
-                added.setdefault(int(m[1]), {"a": [], "b": []})[side].append(m[2])
-print("| c | Phase | A (µs/call) | B (µs/call) |")
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) != 14 or not cells[0].isdigit():
+                continue
+            if not cells[1].startswith(("gateway:", "floor:")):
+                continue
+            key = (int(cells[0]), cells[1])
+            if key not in seen:
+                seen[key] = {"a": [], "b": []}
+                order.append(key)
+            cpu = cells[7].split(" ±")[0]
+            seen[key][side].append(f"{cpu} µs ({cells[10]}×, {cells[11]}× req/s)")
+print("| c | Phase | A: CPU per call (÷ proxy's CPU, ÷ proxy's req/s) | B |")
 print("|---:|---|---|---|")
 for key in sorted(order, key=lambda k: (k[0], order.index(k))):
-    print(f"| {key[0]} | {key[1]} | {' / '.join(cpu[key]['a'])} | {' / '.join(cpu[key]['b'])} |")
-for c, sides in sorted(added.items()):
-    print(f"| {c} | p99 added (µs) | {' / '.join(sides['a'])} | {' / '.join(sides['b'])} |")
+    a, b = (" / ".join(seen[key][s]) for s in "ab")
+    print(f"| {key[0]} | {key[1]} | {a} | {b} |")
 PY

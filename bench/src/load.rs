@@ -1,8 +1,8 @@
 //! Phases (what one request is) and the closed-loop load generator that runs them.
 //!
-//! A scenario is one more [`Phase`] in [`phases`]: e.g. the tool that needs an OAuth grant
-//! (baseline: the plain gateway execute), MCP `tools/call`, or the same worker call through
-//! a bare HTTP/1.1 proxy (the floor any gateway hop costs).
+//! A scenario is one more [`Phase`] in [`phases`]: e.g. the tool that needs an OAuth grant,
+//! MCP `tools/call`, or the same worker call through a bare HTTP/1.1 proxy (the floor any
+//! gateway hop costs). The report compares each with the floor and the direct call.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -83,13 +83,11 @@ impl Env {
 
 /// One kind of request, measured on its own at each concurrency.
 pub struct Phase {
-    /// Short id, unique; used by `baseline`.
+    /// Short id, unique; `--phases` and the report name phases by it.
     pub id: &'static str,
     /// What the table shows.
     pub label: &'static str,
     pub target: Target,
-    /// The phase this one is compared with (ratios, added latency), if any.
-    pub baseline: Option<&'static str>,
     /// Builds one request. Called per request, so keep it cheap.
     pub request: fn(&Env) -> anyhow::Result<reqwest::RequestBuilder>,
     /// Whether an answer (status, whole body) counts as a success.
@@ -100,6 +98,7 @@ pub const GATEWAY_ECHO: &str = "gateway-echo";
 pub const DIRECT_ECHO: &str = "direct-echo";
 pub const GATEWAY_GRANT: &str = "gateway-grant";
 pub const GATEWAY_TWIN: &str = "gateway-no-grant";
+pub const MCP_ECHO: &str = "mcp-call-echo";
 pub const MCP_GRANT: &str = "mcp-call-grant";
 pub const MCP_SESSION_GRANT: &str = "mcp-session-call-grant";
 pub const DIRECT_GRANT: &str = "direct-grant";
@@ -126,6 +125,8 @@ const INVOKE_ECHO_BODY: &str = r#"{"tool":{"name":"Echo","toolkit":"Demo"},"inpu
 const INVOKE_GRANT_BODY: &str = r#"{"tool":{"name":"TokenFingerprint","toolkit":"Demo"},"inputs":{},"context":{"authorization":{"token":"bench-token"},"user_id":"bench"}}"#;
 /// MCP `tools/call` in the stateless 2026-07-28 era: no session, the version and the
 /// client's capabilities ride in `_meta` (none declared: no URL elicitation).
+/// The MCP side of the floor comparison: the bare proxy's tool, through MCP.
+const MCP_CALL_ECHO_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"Demo_Echo","arguments":{"message":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
 const MCP_CALL_GRANT_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"Demo_TokenFingerprint","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
 pub const MCP_MODERN: &str = "2026-07-28";
 pub const MCP_LEGACY: &str = "2025-11-25";
@@ -173,7 +174,6 @@ pub fn phases() -> Vec<Phase> {
             id: GATEWAY_ECHO,
             label: "gateway: REST execute Demo.Echo",
             target: Target::Gateway,
-            baseline: Some(DIRECT_ECHO),
             request: |env| Ok(rest_execute(env, EXECUTE_ECHO_BODY)),
             ok: tool_ok,
         },
@@ -181,7 +181,6 @@ pub fn phases() -> Vec<Phase> {
             id: GATEWAY_TWIN,
             label: "gateway: REST execute Demo.Fingerprint (the same tool without a grant)",
             target: Target::Gateway,
-            baseline: Some(GATEWAY_ECHO),
             request: |env| Ok(rest_execute(env, EXECUTE_TWIN_BODY)),
             ok: tool_ok,
         },
@@ -189,15 +188,26 @@ pub fn phases() -> Vec<Phase> {
             id: GATEWAY_GRANT,
             label: "gateway: REST execute Demo.TokenFingerprint (grant)",
             target: Target::Gateway,
-            baseline: Some(GATEWAY_TWIN),
             request: |env| Ok(rest_execute(env, EXECUTE_GRANT_BODY)),
             ok: tool_ok,
+        },
+        Phase {
+            id: MCP_ECHO,
+            label: "gateway: MCP tools/call Demo_Echo (2026-07-28)",
+            target: Target::Gateway,
+            request: |env| {
+                Ok(mcp_post(env)
+                    .header("MCP-Protocol-Version", MCP_MODERN)
+                    .header("Mcp-Method", "tools/call")
+                    .header("Mcp-Name", "Demo_Echo")
+                    .body(MCP_CALL_ECHO_BODY))
+            },
+            ok: mcp_ok,
         },
         Phase {
             id: MCP_GRANT,
             label: "gateway: MCP tools/call Demo_TokenFingerprint (grant, 2026-07-28)",
             target: Target::Gateway,
-            baseline: Some(GATEWAY_GRANT),
             request: |env| {
                 Ok(mcp_post(env)
                     .header("MCP-Protocol-Version", MCP_MODERN)
@@ -211,7 +221,6 @@ pub fn phases() -> Vec<Phase> {
             id: MCP_SESSION_GRANT,
             label: "gateway: MCP tools/call Demo_TokenFingerprint (grant, 2025-11-25 session)",
             target: Target::Gateway,
-            baseline: Some(GATEWAY_GRANT),
             request: |env| {
                 let sessions = env
                     .mcp_sessions
@@ -233,7 +242,6 @@ pub fn phases() -> Vec<Phase> {
             id: BARE_PROXY_ECHO,
             label: "floor: bare HTTP/1.1 proxy → worker invoke Demo.Echo",
             target: Target::BareProxy,
-            baseline: Some(DIRECT_ECHO),
             request: |env| {
                 let url = env
                     .proxy_url
@@ -253,7 +261,6 @@ pub fn phases() -> Vec<Phase> {
             id: DIRECT_ECHO,
             label: "direct: worker invoke Demo.Echo",
             target: Target::Direct,
-            baseline: None,
             request: |env| {
                 Ok(env
                     .client
@@ -268,7 +275,6 @@ pub fn phases() -> Vec<Phase> {
             id: DIRECT_GRANT,
             label: "direct: worker invoke Demo.TokenFingerprint",
             target: Target::Direct,
-            baseline: None,
             request: |env| {
                 Ok(env
                     .client

@@ -1,7 +1,8 @@
-//! `switchboard-bench`: REST execute through the gateway versus straight to a TDK worker
-//! and through `bare-proxy` (the floor of any HTTP/1.1 hop), at several concurrencies, with
-//! the CPU per call of the process in front of the worker. Prints Markdown for
-//! BENCHMARKS.md. A report, not a test: it exits 0 when targets are missed.
+//! `switchboard-bench`: REST execute and MCP tools/call through the gateway versus straight
+//! to a TDK worker and through `bare-proxy` (the floor of any HTTP/1.1 hop), at several
+//! concurrencies, with the CPU per call of the process in front of the worker. Its targets
+//! are ratios against the bare proxy in the same run. Prints Markdown for BENCHMARKS.md. A
+//! report, not a test: it exits 0 when targets are missed.
 
 mod load;
 mod procs;
