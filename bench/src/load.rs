@@ -95,6 +95,7 @@ pub struct Phase {
 }
 
 pub const GATEWAY_ECHO: &str = "gateway-echo";
+pub const GATEWAY_ECHO_ROUTED: &str = "gateway-echo-routed";
 pub const DIRECT_ECHO: &str = "direct-echo";
 pub const GATEWAY_GRANT: &str = "gateway-grant";
 pub const GATEWAY_TWIN: &str = "gateway-no-grant";
@@ -159,8 +160,14 @@ fn mcp_ok(status: reqwest::StatusCode, body: &[u8]) -> bool {
 
 /// `POST /v1/tools/execute` with the API key and `body`.
 fn rest_execute(env: &Env, body: &'static str) -> reqwest::RequestBuilder {
+    rest_execute_at(env, "/v1/tools/execute", body)
+}
+
+/// `POST {path}` with the API key and `body`: the org/project form of execute goes through
+/// the router rather than the hot route taken before it.
+fn rest_execute_at(env: &Env, path: &str, body: &'static str) -> reqwest::RequestBuilder {
     env.client
-        .post(format!("{}/v1/tools/execute", env.gateway_url))
+        .post(format!("{}{path}", env.gateway_url))
         .header(AUTHORIZATION, format!("Bearer {}", env.api_key))
         .header(CONTENT_TYPE, "application/json")
         .body(body)
@@ -175,6 +182,19 @@ pub fn phases() -> Vec<Phase> {
             label: "gateway: REST execute Demo.Echo",
             target: Target::Gateway,
             request: |env| Ok(rest_execute(env, EXECUTE_ECHO_BODY)),
+            ok: tool_ok,
+        },
+        Phase {
+            id: GATEWAY_ECHO_ROUTED,
+            label: "gateway: REST execute Demo.Echo through the router (org/project path)",
+            target: Target::Gateway,
+            request: |env| {
+                Ok(rest_execute_at(
+                    env,
+                    "/v1/orgs/bench/projects/bench/tools/execute",
+                    EXECUTE_ECHO_BODY,
+                ))
+            },
             ok: tool_ok,
         },
         Phase {
