@@ -9,6 +9,7 @@ pub mod logs;
 pub mod mcp;
 pub mod mcp_client;
 pub mod postgres;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
