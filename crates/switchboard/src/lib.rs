@@ -23,5 +23,6 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod upstream;
 pub mod vault;
 pub mod workers;

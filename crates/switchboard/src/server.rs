@@ -33,7 +33,9 @@ use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
 use crate::tls::{TlsAcceptor, TlsError, TlsListener};
 use crate::vault::{Vault, VaultError};
-use crate::workers::{HttpSetupError, RegistryError, WorkerHttp, WorkerRegistry};
+use crate::workers::{
+    HttpSetupError, RegistryError, UpstreamHandle, UpstreamSetupError, WorkerHttp, WorkerRegistry,
+};
 
 /// File name of the generated root key, kept beside the SQLite database.
 pub const ROOT_KEY_FILE: &str = "root.key";
@@ -50,6 +52,8 @@ pub enum ServeError {
     HttpClient(String),
     #[error(transparent)]
     WorkerHttp(#[from] HttpSetupError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamSetupError),
     #[error("security.root_keys: {0}")]
     Vault(#[from] VaultError),
     #[error(transparent)]
@@ -164,13 +168,16 @@ impl Gateway {
             Vec::new()
         };
         let catalog = Arc::new(CatalogHandle::default());
-        let registry = Arc::new(WorkerRegistry::new(
-            &config.workers,
-            config.api.development,
-            WorkerHttp::new()?,
-            builtin_tools,
-            catalog,
-        )?);
+        let registry = Arc::new(
+            WorkerRegistry::new(
+                &config.workers,
+                config.api.development,
+                WorkerHttp::new()?,
+                builtin_tools,
+                catalog,
+            )?
+            .with_upstreams(upstream_handles(&config)?),
+        );
         registry.refresh_all().await;
         let (recorder, recorder_task) = Recorder::start(store.clone(), &config.execution_logging);
         let executor = Arc::new(Executor::new(
@@ -327,6 +334,7 @@ impl Gateway {
         } = self;
         // The executor holds the last recorder; dropping it closes the log channel.
         drop(state);
+        registry.close_upstreams().await;
         drop(registry);
         recorder_task.drain().await;
         result
@@ -366,6 +374,25 @@ pub async fn auth_service(
         tracing::warn!(error = %e, "could not load auth providers kept in the store");
     }
     Ok(auth)
+}
+
+/// A client per configured upstream MCP server, all on one client guarded by
+/// `network.allowlist` (dev mode allows loopback): an upstream's URL is an admin's
+/// choice, and must not reach internal addresses the admin did not allow.
+pub fn upstream_handles(config: &Config) -> Result<Vec<UpstreamHandle>, ServeError> {
+    if config.upstreams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let outbound =
+        crate::net::OutboundPolicy::new(&config.network.allowlist, config.api.development)
+            .map_err(ServeError::Config)?;
+    let http =
+        crate::net::guarded_client(outbound).map_err(|e| ServeError::HttpClient(e.to_string()))?;
+    let mut handles = Vec::with_capacity(config.upstreams.len());
+    for upstream in &config.upstreams {
+        handles.push(UpstreamHandle::new(upstream, http.clone())?);
+    }
+    Ok(handles)
 }
 
 /// The sandbox provider is dev mode only. In dev mode one is added (id `sandbox`) when

@@ -12,7 +12,7 @@ use super::pagination::Page;
 use super::tools::options_for;
 use crate::catalog::{ToolSource, engine_tool_definition};
 use crate::state::AppState;
-use crate::workers::WorkerHandle;
+use crate::workers::{UpstreamHandle, WorkerHandle};
 
 pub fn router(prefix: &str) -> Router<AppState> {
     let at = |path: &str| format!("{prefix}{path}");
@@ -34,11 +34,84 @@ pub struct PageQuery {
     offset: Option<String>,
 }
 
-fn find<'a>(state: &'a AppState, id: &str) -> Result<&'a std::sync::Arc<WorkerHandle>, ApiError> {
+/// A worker of either type: an Arcade worker (`type: http`) or an upstream MCP server
+/// (`type: mcp`).
+enum Found<'a> {
+    Http(&'a WorkerHandle),
+    Mcp(&'a UpstreamHandle),
+}
+
+impl Found<'_> {
+    fn response(&self) -> Value {
+        match self {
+            Found::Http(w) => worker_response(w),
+            Found::Mcp(u) => upstream_response(u),
+        }
+    }
+
+    fn health(&self) -> Value {
+        let (id, enabled, healthy, message) = match self {
+            Found::Http(w) => {
+                let s = w.status();
+                (&w.config.id, w.config.enabled, s.healthy, s.message)
+            }
+            Found::Mcp(u) => {
+                let s = u.status();
+                (&u.config.id, u.config.enabled, s.healthy, s.message)
+            }
+        };
+        json!({"id": id, "enabled": enabled, "healthy": healthy, "message": message})
+    }
+
+    fn source(&self) -> ToolSource {
+        match self {
+            Found::Http(w) => ToolSource::Worker(w.config.id.as_str().into()),
+            Found::Mcp(u) => ToolSource::Upstream(u.config.id.as_str().into()),
+        }
+    }
+}
+
+fn find<'a>(state: &'a AppState, id: &str) -> Result<Found<'a>, ApiError> {
+    if let Some(w) = state.workers.get(id) {
+        return Ok(Found::Http(w));
+    }
     state
         .workers
-        .get(id)
+        .upstream(id)
+        .map(|u| Found::Mcp(u))
         .ok_or_else(|| ApiError::not_found(format!("worker '{id}' not found")))
+}
+
+/// WorkerResponse of an upstream MCP server. Header values are described, never shown.
+fn upstream_response(u: &UpstreamHandle) -> Value {
+    let status = u.status();
+    let headers: serde_json::Map<String, Value> = u
+        .config
+        .headers
+        .iter()
+        .map(|(name, _)| {
+            let described = json!({"binding": "static", "editable": false, "exists": true, "hint": "****", "value": Value::Null});
+            (name.clone(), described)
+        })
+        .collect();
+    json!({
+        "id": u.config.id,
+        "type": "mcp",
+        "enabled": u.config.enabled,
+        "managed": false,
+        "binding": {"id": Value::Null, "type": "static"},
+        "mcp": {
+            "uri": u.config.uri,
+            "timeout": u.config.timeout.as_secs(),
+            "retry": u.config.retry,
+            "headers": headers,
+        },
+        "requirements": {"met": true},
+        "healthy": status.healthy,
+        "status": if !u.config.enabled { "disabled" } else if status.healthy { "running" } else { "unreachable" },
+        "message": status.message,
+        "toolkits": [u.config.id],
+    })
 }
 
 /// WorkerResponse. The secret is described, never shown.
@@ -71,6 +144,13 @@ async fn list_workers(State(state): State<AppState>, Query(q): Query<PageQuery>)
         .workers()
         .iter()
         .map(|w| worker_response(w))
+        .chain(
+            state
+                .workers
+                .upstreams()
+                .iter()
+                .map(|u| upstream_response(u)),
+        )
         .collect();
     Json(json!(
         Page::from_query(q.limit.as_deref(), q.offset.as_deref()).apply(items)
@@ -82,7 +162,7 @@ async fn get_worker(
     State(state): State<AppState>,
     Path(p): Path<IdPath>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(worker_response(find(&state, &p.id)?)))
+    Ok(Json(find(&state, &p.id)?.response()))
 }
 
 /// GET /v1/workers/{id}/health: the last check, as `{id, enabled, healthy, message}`.
@@ -90,14 +170,7 @@ async fn worker_health(
     State(state): State<AppState>,
     Path(p): Path<IdPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let w = find(&state, &p.id)?;
-    let status = w.status();
-    Ok(Json(json!({
-        "id": w.config.id,
-        "enabled": w.config.enabled,
-        "healthy": status.healthy,
-        "message": status.message,
-    })))
+    Ok(Json(find(&state, &p.id)?.health()))
 }
 
 /// GET /v1/workers/{id}/tools
@@ -106,8 +179,7 @@ async fn worker_tools(
     Path(p): Path<IdPath>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let w = find(&state, &p.id)?;
-    let source = ToolSource::Worker(w.config.id.as_str().into());
+    let source = find(&state, &p.id)?.source();
     let options = options_for(&state, Vec::new(), None);
     let catalog = state.workers.catalog().snapshot();
     let mut tools: Vec<_> = catalog.from_source(&source).cloned().collect();

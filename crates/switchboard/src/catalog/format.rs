@@ -35,7 +35,16 @@ impl ToolFormat {
 
 /// The tool in the given format (`Arcade` gives the JSON Schema object alone).
 pub fn formatted_tool(entry: &ToolEntry, format: ToolFormat) -> Value {
-    let schema = input_json_schema(&entry.definition.input.parameters);
+    // An upstream MCP tool's own input schema says more than its mapped parameters.
+    let upstream_schema = entry
+        .mcp_tool
+        .as_ref()
+        .and_then(|raw| raw.get("inputSchema"))
+        .filter(|schema| schema.is_object());
+    let schema = match upstream_schema {
+        Some(schema) => schema.clone(),
+        None => input_json_schema(&entry.definition.input.parameters),
+    };
     let description = entry.definition.description.clone();
     match format {
         ToolFormat::OpenAi => json!({

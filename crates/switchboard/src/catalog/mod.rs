@@ -7,28 +7,33 @@
 
 mod definition;
 mod format;
+mod upstream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use serde_json::Value;
 use switchboard_wire::ToolDefinition;
 
 pub use definition::{EngineToolOptions, RequirementsView, engine_tool_definition};
 pub use format::{ToolFormat, formatted_tool, input_json_schema};
 /// Input is checked by the same code a `switchboard-tdk` worker runs.
 pub use switchboard_wire::{InputError, validate_input};
+pub use upstream::{MCP_NAME_LIMIT, upstream_tool_entry};
 
 /// Where a tool runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ToolSource {
     Worker(Arc<str>),
+    /// An upstream MCP server, by its config id (which is also the tool's toolkit).
+    Upstream(Arc<str>),
     Builtin,
 }
 
 impl ToolSource {
     pub fn label(&self) -> &str {
         match self {
-            ToolSource::Worker(id) => id,
+            ToolSource::Worker(id) | ToolSource::Upstream(id) => id,
             ToolSource::Builtin => "builtin",
         }
     }
@@ -45,6 +50,10 @@ pub struct ToolEntry {
     pub toolkit: String,
     pub version: Option<String>,
     pub source: ToolSource,
+    /// For an upstream tool: the MCP `tools/list` object as the upstream sent it, so MCP
+    /// clients see its own schemas, title and annotations. `definition.name` is its name
+    /// there.
+    pub mcp_tool: Option<Value>,
 }
 
 impl ToolEntry {
@@ -63,6 +72,7 @@ impl ToolEntry {
             version,
             source,
             definition,
+            mcp_tool: None,
         }
     }
 
@@ -98,11 +108,28 @@ pub struct Catalog {
 
 impl Catalog {
     /// Builds a catalog; a tool whose name and version repeat an earlier one is dropped,
-    /// so the first source declared wins.
+    /// so the first source declared wins. So is one whose `_` name is another tool's
+    /// (`a.b_c` and `a_b.c`): MCP clients could not tell them apart.
     pub fn new(entries: impl IntoIterator<Item = ToolEntry>) -> Self {
         let mut catalog = Catalog::default();
         for entry in entries {
             let key = entry.qualified_name.to_lowercase();
+            let underscore = entry.underscore_name.to_lowercase();
+            let clash = catalog.index.get(&underscore).and_then(|ids| {
+                ids.iter()
+                    .map(|&i| &catalog.tools[i])
+                    .find(|t| !t.qualified_name.eq_ignore_ascii_case(&entry.qualified_name))
+            });
+            if let Some(first) = clash {
+                tracing::warn!(
+                    tool = %entry.qualified_name,
+                    source = entry.source.label(),
+                    kept = %first.qualified_name,
+                    name = %entry.underscore_name,
+                    "two tools have the same MCP name; keeping the first"
+                );
+                continue;
+            }
             let duplicate = catalog.index.get(&key).is_some_and(|ids| {
                 ids.iter()
                     .any(|&i| catalog.tools[i].version == entry.version)
@@ -117,11 +144,7 @@ impl Catalog {
             }
             let at = catalog.tools.len();
             catalog.index.entry(key).or_default().push(at);
-            catalog
-                .index
-                .entry(entry.underscore_name.to_lowercase())
-                .or_default()
-                .push(at);
+            catalog.index.entry(underscore).or_default().push(at);
             catalog.tools.push(Arc::new(entry));
         }
         catalog

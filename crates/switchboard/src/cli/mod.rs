@@ -90,7 +90,8 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum WorkerCommand {
-    /// Probe each configured worker and show ID, Enabled, Toolkits, Status.
+    /// Probe each configured worker and upstream MCP server and show ID, Enabled, Toolkits,
+    /// Status (with upstreams configured, also Type and URI).
     List,
 }
 

@@ -105,6 +105,17 @@ pub async fn run(loaded: LoadedConfig, args: ServeArgs) -> anyhow::Result<ExitCo
         };
         println!("  worker    {} ({state})", w.config.id);
     }
+    for u in gateway.registry.upstreams() {
+        let status = u.status();
+        let state = if !u.config.enabled {
+            "disabled".to_string()
+        } else if status.healthy {
+            format!("reachable, {} tools", status.tools.len())
+        } else {
+            format!("unreachable: {}", status.message)
+        };
+        println!("  upstream  {} {} ({state})", u.config.id, u.config.uri);
+    }
     println!(
         "  tools     {}",
         gateway.registry.catalog().snapshot().len()

@@ -1,6 +1,6 @@
-//! `switchboard worker list` and `tools list`: probe the configured workers directly
-//! (the same client and registry `serve` uses), so they work with or without a running
-//! gateway.
+//! `switchboard worker list` and `tools list`: probe the configured workers and upstream
+//! MCP servers directly (the same clients and registry `serve` uses), so they work with or
+//! without a running gateway.
 //!
 //! Owns these two tables only.
 //! Must not: talk to a running gateway or write to the store: the probe is a fresh
@@ -14,6 +14,7 @@ use comfy_table::Table;
 use super::LoadedConfig;
 use crate::builtin;
 use crate::catalog::CatalogHandle;
+use crate::server::upstream_handles;
 use crate::workers::{WorkerHttp, WorkerRegistry};
 
 async fn registry(loaded: &LoadedConfig) -> anyhow::Result<WorkerRegistry> {
@@ -29,8 +30,10 @@ async fn registry(loaded: &LoadedConfig) -> anyhow::Result<WorkerRegistry> {
         WorkerHttp::new()?,
         builtin_tools,
         Arc::new(CatalogHandle::default()),
-    )?;
+    )?
+    .with_upstreams(upstream_handles(config)?);
     registry.refresh_all().await;
+    registry.close_upstreams().await;
     Ok(registry)
 }
 
@@ -41,27 +44,61 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// One row per worker, then one per upstream MCP server. With upstreams configured, the
+/// table gains `Type` (`http` or `mcp`) and `URI` columns.
 pub async fn worker_list(loaded: LoadedConfig) -> anyhow::Result<ExitCode> {
     let registry = registry(&loaded).await?;
-    let mut t = table(&["ID", "Enabled", "Toolkits", "Status"]);
-    for w in registry.workers() {
-        let s = w.status();
-        let status = if !w.config.enabled {
+    let kinds = !registry.upstreams().is_empty();
+    let mut t = if kinds {
+        table(&["ID", "Type", "Enabled", "URI", "Toolkits", "Status"])
+    } else {
+        table(&["ID", "Enabled", "Toolkits", "Status"])
+    };
+    let status = |enabled: bool, healthy: bool, message: &str| {
+        if !enabled {
             "Disabled".to_string()
-        } else if s.healthy {
+        } else if healthy {
             "Running".to_string()
         } else {
-            format!("Unreachable ({})", s.message)
+            format!("Unreachable ({message})")
+        }
+    };
+    let flag = |enabled: bool| if enabled { "True" } else { "False" }.to_string();
+    for w in registry.workers() {
+        let s = w.status();
+        let state = status(w.config.enabled, s.healthy, &s.message);
+        let toolkits = s.toolkits().join(", ");
+        let enabled = flag(w.config.enabled);
+        if kinds {
+            t.add_row([
+                w.config.id.clone(),
+                "http".into(),
+                enabled,
+                w.config.uri.clone(),
+                toolkits,
+                state,
+            ]);
+        } else {
+            t.add_row([w.config.id.clone(), enabled, toolkits, state]);
+        }
+    }
+    for u in registry.upstreams() {
+        let s = u.status();
+        let toolkits = if s.tools.is_empty() {
+            String::new()
+        } else {
+            u.config.id.clone()
         };
-        let enabled = if w.config.enabled { "True" } else { "False" };
         t.add_row([
-            w.config.id.clone(),
-            enabled.to_string(),
-            s.toolkits().join(", "),
-            status,
+            u.config.id.clone(),
+            "mcp".into(),
+            flag(u.config.enabled),
+            u.config.uri.clone(),
+            toolkits,
+            status(u.config.enabled, s.healthy, &s.message),
         ]);
     }
-    if registry.workers().is_empty() {
+    if registry.workers().is_empty() && !kinds {
         println!("No workers configured.");
     } else {
         println!("{t}");

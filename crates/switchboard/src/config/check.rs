@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::model::{AuthProviderConfig, NetworkConfig, RootKeyConfig};
+use super::model::{AuthProviderConfig, McpUpstreamConfig, NetworkConfig, RootKeyConfig};
 use super::reader::Reader;
 
 /// Reports every id seen before, at the later item's `.id`, naming the first one.
@@ -69,6 +69,31 @@ pub(super) fn provider_endpoints(
             if let Err(refused) = policy.check_url(&url) {
                 r.warn(key, format!("{refused}; requests to it will fail"));
             }
+        }
+    }
+}
+
+/// An enabled upstream MCP server whose URL the outbound guard refuses on sight (an
+/// address literal or `localhost` outside `network.allowlist`): said at load, at its key,
+/// rather than only as failed listings later. Names are checked when they resolve.
+pub(super) fn upstream_uris(
+    r: &mut Reader<'_>,
+    upstreams: &[(McpUpstreamConfig, String)],
+    network: &NetworkConfig,
+    development: bool,
+) {
+    let Ok(policy) = crate::net::OutboundPolicy::new(&network.allowlist, development) else {
+        return;
+    };
+    for (upstream, path) in upstreams.iter().filter(|(u, _)| u.enabled) {
+        if let Err(refused) = policy.check_url(&upstream.uri) {
+            r.warn(
+                format!("{path}.mcp.uri"),
+                format!(
+                    "worker {}: {refused}; the gateway will not reach it",
+                    upstream.id
+                ),
+            );
         }
     }
 }

@@ -35,8 +35,11 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Every worker, from the seed layout's top-level `workers:` then
     /// `tools.directors[].workers[]`, disabled ones included (`enabled: false`). Workers of
-    /// a type not served (`mcp`) are left out with a warning.
+    /// `type: mcp` are not here: they are [`Config::upstreams`].
     pub workers: Vec<WorkerConfig>,
+    /// Upstream MCP servers: the `workers[]` entries of `type: mcp` (either layout),
+    /// disabled ones included, in file order. Ids are unique across these and `workers`.
+    pub upstreams: Vec<McpUpstreamConfig>,
     /// `auth.providers[]`, disabled ones included, parsed but not yet interpreted:
     /// `oauth::provider` resolves each into a provider.
     pub auth_providers: Vec<AuthProviderConfig>,
@@ -266,6 +269,31 @@ pub struct WorkerConfig {
     /// `http.retry` (3, at most 100): extra attempts after a failed transport-level call
     /// (never after the worker answered).
     pub retry: u32,
+}
+
+/// One upstream MCP server: a `workers[]` (or `tools.directors[].workers[]`) entry with
+/// `type: mcp` and `mcp: {uri, timeout, retry, headers}`, reached over Streamable HTTP.
+/// Its tools join the catalog as `{id}.{tool}` (REST) and `{id}_{tool}` (MCP).
+/// `mcp.oauth2` and `stdio:` are refused for now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpUpstreamConfig {
+    /// `id`: the toolkit name of its tools; unique across workers and upstreams.
+    pub id: String,
+    /// `enabled` (true); false also when its director is disabled. A disabled upstream is
+    /// neither listed nor called.
+    pub enabled: bool,
+    /// The director it was declared under (Arcade 2.0 layout), if any.
+    pub director: Option<String>,
+    /// `mcp.uri`: the server's MCP endpoint, `http://` or `https://`, used as written.
+    pub uri: String,
+    /// `mcp.timeout` (30s): per request to the upstream.
+    pub timeout: Duration,
+    /// `mcp.retry` (1, at most 100): extra attempts after a transport-level failure.
+    pub retry: u32,
+    /// `mcp.headers: {Name: value}`: sent on every request to the upstream, in file order.
+    /// Values may use `${env:}`, `${file:}` and `${secret:NAME}` (a top-level `secrets:`
+    /// entry); all are treated as secrets.
+    pub headers: Vec<(String, SecretValue)>,
 }
 
 /// The keys of an `auth.providers[]` entry that are [`AuthProviderConfig`] fields; every

@@ -35,6 +35,7 @@ use crate::config::SecretValue;
 use crate::identity::{Caller, NotTheUser};
 use crate::oauth::{AuthError, AuthService, Authorization, Grant, Requirement};
 use crate::store::ExecutionRecord;
+use crate::upstream::UpstreamError;
 use crate::workers::{WorkerError, WorkerRegistry};
 
 /// A request to run one tool for one user, as a door parsed it.
@@ -62,6 +63,10 @@ pub struct Execution {
     pub output: ToolCallOutput,
     /// Set when the tool needs a grant the user does not have: the flow to show them.
     pub authorization: Option<Box<Authorization>>,
+    /// For an upstream MCP tool that answered: its `tools/call` result object exactly as
+    /// the upstream sent it, for the MCP door to pass on unchanged. `output` is the REST
+    /// view of the same result.
+    pub mcp_result: Option<Value>,
 }
 
 impl Execution {
@@ -199,16 +204,17 @@ impl Executor {
 
         // 3. Requirements: valid input, configured secrets, the user's grant. A tool that
         //    can't run for want of one is a failed execution (recorded), not an error.
-        let (output, authorization) = match self.requirements(&tool, user, call).await? {
-            Requirements::Unmet(output, authorization) => (output, authorization),
+        let (output, authorization, mcp_result) = match self.requirements(&tool, user, call).await?
+        {
+            Requirements::Unmet(output, authorization) => (output, authorization, None),
             Requirements::Met(prepared) => {
                 // 4. Limits and hooks go here, once they exist: rate limits and quotas
                 //    (per caller, user, tool) and pre-call hooks, once the call is known
                 //    to be runnable and before anything leaves the gateway. A refusal is
                 //    a failed execution, recorded like an unmet requirement.
 
-                // 5. Dispatch: builtin or worker; one refresh-and-retry if the upstream
-                //    refused the user's token.
+                // 5. Dispatch: builtin, worker or upstream MCP server; one
+                //    refresh-and-retry if the upstream refused the user's token.
                 self.dispatch_with_grant(&tool, user, call, &execution_id, prepared)
                     .await
             }
@@ -224,6 +230,7 @@ impl Executor {
             tool,
             output,
             authorization,
+            mcp_result,
         };
         self.record(user, &execution, started_at_ms);
         Ok(execution)
@@ -254,7 +261,11 @@ impl Executor {
         user: Option<&str>,
         call: &ToolCall,
     ) -> Result<Requirements, ExecError> {
-        if let Err(e) = validate_input(&tool.definition.input.parameters, &call.input) {
+        // An upstream MCP server validates arguments against its own JSON Schema, which
+        // the Arcade parameters only approximate: checking here could refuse valid input.
+        let validated = !matches!(tool.source, ToolSource::Upstream(_));
+        if validated && let Err(e) = validate_input(&tool.definition.input.parameters, &call.input)
+        {
             return Ok(unmet(e.tool_call_error(&tool.qualified_name), None));
         }
         let secrets = match self.secrets_for(tool) {
@@ -322,9 +333,9 @@ impl Executor {
         call: &ToolCall,
         execution_id: &str,
         prepared: Prepared,
-    ) -> (ToolCallOutput, Option<Box<Authorization>>) {
+    ) -> (ToolCallOutput, Option<Box<Authorization>>, Option<Value>) {
         let Prepared { secrets, grant } = prepared;
-        let output = self
+        let (output, mcp_result) = self
             .dispatch(
                 tool,
                 user,
@@ -335,20 +346,19 @@ impl Executor {
             )
             .await;
         let Some((req, grant)) = grant else {
-            return (output, None);
+            return (output, None, mcp_result);
         };
         let Some(user_id) = user.filter(|_| token_refused(&output)) else {
-            return (output, None);
+            return (output, None, mcp_result);
         };
         tracing::info!(tool = %tool.qualified_name, "upstream refused the token; refreshing and retrying once");
         match self.auth.grant_after_rejection(user_id, &req, &grant).await {
             Ok(fresh) => {
                 drop(grant);
-                (
-                    self.dispatch(tool, user, call, execution_id, secrets, Some(&fresh))
-                        .await,
-                    None,
-                )
+                let (output, mcp_result) = self
+                    .dispatch(tool, user, call, execution_id, secrets, Some(&fresh))
+                    .await;
+                (output, None, mcp_result)
             }
             Err(e) => match refusal(e) {
                 Refused::Tool(error) => (
@@ -356,6 +366,7 @@ impl Executor {
                         error: Some(*error),
                         ..Default::default()
                     },
+                    None,
                     None,
                 ),
                 Refused::NeedsAuthorization(auth) => {
@@ -370,11 +381,12 @@ impl Executor {
                             ..Default::default()
                         },
                         Some(auth),
+                        None,
                     )
                 }
                 Refused::Call(e) => {
                     tracing::error!(error = %e, "refresh after rejection failed");
-                    (output, None)
+                    (output, None, mcp_result)
                 }
             },
         }
@@ -388,8 +400,9 @@ impl Executor {
         execution_id: &str,
         secrets: Vec<KeyValue>,
         grant: Option<&Grant>,
-    ) -> ToolCallOutput {
-        match &tool.source {
+    ) -> (ToolCallOutput, Option<Value>) {
+        let output = match &tool.source {
+            ToolSource::Upstream(id) => return self.call_upstream(id, tool, user, call).await,
             ToolSource::Builtin => match builtin::call(&tool.definition.name, &call.input).await {
                 Ok(value) => ToolCallOutput {
                     value: Some(value),
@@ -402,11 +415,12 @@ impl Executor {
             },
             ToolSource::Worker(worker_id) => {
                 let Some(worker) = self.workers.get(worker_id) else {
-                    return failure(
+                    let output = failure(
                         error_kind::NETWORK_TRANSPORT_RUNTIME_UNREACHABLE,
                         format!("worker '{worker_id}' is not configured"),
                         true,
                     );
+                    return (output, None);
                 };
                 let execution_id = Some(execution_id);
                 let created_at = worker_timestamp(chrono::Utc::now());
@@ -437,6 +451,39 @@ impl Executor {
                     Err(e) => worker_failure(&e),
                 }
             }
+        };
+        (output, None)
+    }
+
+    /// `tools/call` on upstream `id`, on the calling user's own upstream session (no user:
+    /// a session of its own, never another user's). Returns the REST view and the
+    /// upstream's result object.
+    async fn call_upstream(
+        &self,
+        id: &str,
+        tool: &ToolEntry,
+        user: Option<&str>,
+        call: &ToolCall,
+    ) -> (ToolCallOutput, Option<Value>) {
+        let Some(upstream) = self.workers.upstream(id) else {
+            let output = failure(
+                error_kind::NETWORK_TRANSPORT_RUNTIME_UNREACHABLE,
+                format!("upstream '{id}' is not configured"),
+                false,
+            );
+            return (output, None);
+        };
+        let called = upstream
+            .client
+            .call_tool(
+                user.unwrap_or(""),
+                &tool.definition.name,
+                call.input.clone(),
+            )
+            .await;
+        match called {
+            Ok(result) => (upstream_output(&result), Some(result)),
+            Err(e) => (upstream_failure(id, &e), None),
         }
     }
 
@@ -566,6 +613,76 @@ fn normalise_worker_output(success: bool, mut output: ToolCallOutput) -> ToolCal
         output.error = None;
     }
     output
+}
+
+/// The REST view of an upstream's `tools/call` result: `isError` is a failed execution
+/// whose message is its text; else `structuredContent`, else the one text as a string,
+/// else the content array.
+fn upstream_output(result: &Value) -> ToolCallOutput {
+    let content = result.get("content").and_then(Value::as_array);
+    let texts: Vec<&str> = content
+        .map(|c| {
+            c.iter()
+                .filter(|block| block.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|block| block.get("text").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+        let message = if texts.is_empty() {
+            "the upstream tool failed without saying why".to_owned()
+        } else {
+            texts.join("\n")
+        };
+        return failure(error_kind::TOOL_RUNTIME_FATAL, message, false);
+    }
+    let value = match (result.get("structuredContent"), content) {
+        (Some(structured), _) => structured.clone(),
+        (None, Some(blocks)) if blocks.len() == 1 && texts.len() == 1 => {
+            Value::String(texts[0].to_owned())
+        }
+        (None, Some(blocks)) => Value::Array(blocks.clone()),
+        (None, None) => Value::Array(Vec::new()),
+    };
+    ToolCallOutput {
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+/// An upstream that could not be asked or broke the protocol, named by id; the error
+/// never carries a configured header.
+fn upstream_failure(id: &str, e: &UpstreamError) -> ToolCallOutput {
+    match e {
+        UpstreamError::Unreachable => failure(
+            error_kind::NETWORK_TRANSPORT_RUNTIME_UNREACHABLE,
+            format!("upstream '{id}' is unreachable"),
+            true,
+        ),
+        UpstreamError::Timeout => failure(
+            error_kind::NETWORK_TRANSPORT_RUNTIME_TIMEOUT,
+            format!("upstream '{id}' did not answer in time"),
+            false,
+        ),
+        UpstreamError::Refused(reason) => failure(
+            error_kind::NETWORK_TRANSPORT_RUNTIME_UNREACHABLE,
+            format!("upstream '{id}' may not be reached: {reason}"),
+            false,
+        ),
+        UpstreamError::Rpc { .. } => failure(
+            error_kind::TOOL_RUNTIME_FATAL,
+            format!("upstream '{id}': {e}"),
+            false,
+        ),
+        UpstreamError::TooLarge
+        | UpstreamError::Protocol(_)
+        | UpstreamError::Http { .. }
+        | UpstreamError::BadHeader(_) => failure(
+            error_kind::NETWORK_TRANSPORT_RUNTIME_UNMAPPED,
+            format!("upstream '{id}': {e}"),
+            false,
+        ),
+    }
 }
 
 fn worker_failure(e: &WorkerError) -> ToolCallOutput {

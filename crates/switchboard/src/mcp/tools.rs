@@ -42,6 +42,19 @@ pub fn list_page(
 }
 
 pub fn mcp_tool(t: &ToolEntry) -> Tool {
+    // An upstream's tool as it listed it (schemas, title, annotations, icons, _meta),
+    // under the gateway's name for it.
+    if let Some(raw) = &t.mcp_tool {
+        match serde_json::from_value::<Tool>(raw.clone()) {
+            Ok(mut tool) => {
+                tool.name = t.underscore_name.clone().into();
+                return tool;
+            }
+            Err(e) => {
+                tracing::warn!(tool = %t.qualified_name, error = %e, "upstream tool is not a valid MCP tool; serving its mapped schema");
+            }
+        }
+    }
     let schema = match input_json_schema(&t.definition.input.parameters) {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -76,8 +89,21 @@ fn annotations(metadata: Option<&Value>) -> Option<ToolAnnotations> {
     any.then_some(out)
 }
 
-/// A successful or failed (non-authorization) execution as a `CallToolResult`.
+/// A successful or failed (non-authorization) execution as a `CallToolResult`. An
+/// upstream MCP tool's result goes back as the upstream sent it.
 pub fn call_result(execution: &Execution) -> CallToolResult {
+    if let Some(raw) = &execution.mcp_result {
+        match serde_json::from_value::<CallToolResult>(raw.clone()) {
+            Ok(result) => return result,
+            Err(e) => {
+                tracing::warn!(tool = %execution.tool.qualified_name, error = %e, "upstream result is not a valid MCP tool result");
+                return error_result(format!(
+                    "upstream '{}' returned a result that is not a valid MCP tool result",
+                    execution.tool.toolkit
+                ));
+            }
+        }
+    }
     match &execution.output.error {
         None => {
             let value = execution.output.value.clone().unwrap_or(Value::Null);

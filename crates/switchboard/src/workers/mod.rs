@@ -1,5 +1,6 @@
-//! Arcade worker protocol client and the registry of configured workers: health checks on
-//! an interval, and a catalog rebuild whenever a worker comes back or its tools change.
+//! Arcade worker protocol client and the registry of configured workers and upstream MCP
+//! servers: health checks on an interval, and a catalog rebuild whenever a worker or an
+//! upstream comes back or its tools change.
 //!
 //! A worker that is down keeps its last known tools in the catalog, so calling them
 //! fails with `NETWORK_TRANSPORT_RUNTIME_UNREACHABLE` rather than "unknown tool"; every
@@ -8,6 +9,7 @@
 
 mod client;
 mod http;
+mod upstreams;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -19,8 +21,9 @@ use switchboard_wire::ToolDefinition;
 
 pub use client::{WorkerClient, WorkerError};
 pub use http::{HttpSetupError, WorkerHttp};
+pub use upstreams::{UPSTREAM_MAX_REPLY_BYTES, UpstreamHandle, UpstreamSetupError, UpstreamStatus};
 
-use crate::catalog::{Catalog, CatalogHandle, ToolEntry, ToolSource};
+use crate::catalog::{Catalog, CatalogHandle, ToolEntry, ToolSource, upstream_tool_entry};
 use crate::config::{SecretValue, WorkerConfig};
 
 /// The secret a worker gets in dev mode when the config names none (Arcade's default).
@@ -87,6 +90,7 @@ impl WorkerHandle {
 /// ```
 pub struct WorkerRegistry {
     workers: Vec<Arc<WorkerHandle>>,
+    upstreams: Vec<Arc<UpstreamHandle>>,
     builtin: Vec<ToolDefinition>,
     catalog: Arc<CatalogHandle>,
 }
@@ -128,11 +132,35 @@ impl WorkerRegistry {
         }
         let registry = Self {
             workers,
+            upstreams: Vec::new(),
             builtin,
             catalog,
         };
         registry.rebuild_catalog();
         Ok(registry)
+    }
+
+    /// Adds the upstream MCP servers (built by `server` on the SSRF-guarded client). Their
+    /// tools join the catalog once they are listed (`refresh_all`).
+    pub fn with_upstreams(mut self, upstreams: Vec<UpstreamHandle>) -> Self {
+        self.upstreams = upstreams.into_iter().map(Arc::new).collect();
+        self.rebuild_catalog();
+        self
+    }
+
+    /// Every configured upstream MCP server, disabled ones included, in config order.
+    pub fn upstreams(&self) -> &[Arc<UpstreamHandle>] {
+        &self.upstreams
+    }
+
+    /// The upstream with this config id.
+    pub fn upstream(&self, id: &str) -> Option<&Arc<UpstreamHandle>> {
+        self.upstreams.iter().find(|u| u.config.id == id)
+    }
+
+    /// Ends every upstream session (each user's and the catalog's), at shutdown.
+    pub async fn close_upstreams(&self) {
+        join_all(self.upstreams.iter().map(|u| u.client.close())).await;
     }
 
     /// The catalog every call resolves in; take a `snapshot()` for a consistent view.
@@ -150,16 +178,22 @@ impl WorkerRegistry {
         self.workers.iter().find(|w| w.config.id == id)
     }
 
-    /// Checks every enabled worker at once; rebuilds the catalog if any tool list
-    /// changed. Returns how many workers are healthy.
+    /// Checks every enabled worker and lists every enabled upstream, all at once;
+    /// rebuilds the catalog if any tool list changed. Returns how many workers are
+    /// healthy.
     pub async fn refresh_all(&self) -> usize {
         let checks = self
             .workers
             .iter()
             .filter(|w| w.config.enabled)
             .map(|w| check_worker(w));
-        let results = join_all(checks).await;
-        if results.iter().any(|changed| *changed) {
+        let listings = self
+            .upstreams
+            .iter()
+            .filter(|u| u.config.enabled)
+            .map(|u| u.check(u.config.timeout.saturating_mul(4)));
+        let (results, listed) = futures::join!(join_all(checks), join_all(listings));
+        if results.iter().chain(&listed).any(|changed| *changed) {
             self.rebuild_catalog();
         }
         self.workers.iter().filter(|w| w.status().healthy).count()
@@ -196,6 +230,12 @@ impl WorkerRegistry {
             let source = ToolSource::Worker(Arc::from(w.config.id.as_str()));
             for def in w.status().tools {
                 entries.push(ToolEntry::new(def, source.clone()));
+            }
+        }
+        // After every worker: on a name clash the worker's tool is kept (with a warning).
+        for u in self.upstreams.iter().filter(|u| u.config.enabled) {
+            for tool in u.status().tools {
+                entries.push(upstream_tool_entry(&u.config.id, &tool.name, &tool.raw));
             }
         }
         let catalog = Catalog::new(entries);

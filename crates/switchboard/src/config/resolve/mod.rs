@@ -51,6 +51,7 @@ pub fn defaults(data_dir: &Path) -> Config {
         },
         security: SecurityConfig::default(),
         workers: Vec::new(),
+        upstreams: Vec::new(),
         auth_providers: Vec::new(),
         secrets: BTreeMap::new(),
         telemetry: TelemetryConfig::default(),
@@ -125,23 +126,31 @@ pub(super) fn resolve(
     );
     let tools::Tools {
         workers,
+        mut upstreams,
         builtin_toolkit,
         worker_health_interval,
     } = tools::tools(&mut r, &root, api.development, &empty);
     let secrets = security::secrets(&mut r, &root);
+    tools::upstream_secrets(&mut r, &mut upstreams, &secrets);
     let gateways = gateways::gateways(&mut r, &root);
     let network = network::network(&mut r, &root, &empty);
     let telemetry = telemetry::telemetry(&mut r, &root, &empty);
     let execution_logging = execution_log::execution_logging(&mut r, &root, &empty);
     cache(&mut r, &root);
 
-    check::unique_ids(
-        &mut r,
-        "worker",
-        workers
-            .iter()
-            .map(|(w, path)| (w.id.as_str(), path.as_str())),
-    );
+    // Workers and upstreams share one id space: both are toolkit names in the catalog.
+    let mut all_workers: Vec<(&str, &str)> = workers
+        .iter()
+        .map(|(w, path)| (w.id.as_str(), path.as_str()))
+        .chain(
+            upstreams
+                .iter()
+                .map(|(u, path)| (u.id.as_str(), path.as_str())),
+        )
+        .collect();
+    // In file order, so the later entry is the one reported.
+    all_workers.sort_by_key(|(_, path)| worker_order(path));
+    check::unique_ids(&mut r, "worker", all_workers.into_iter());
     check::unique_ids(
         &mut r,
         "provider",
@@ -158,6 +167,7 @@ pub(super) fn resolve(
     );
     check::one_default_root_key(&mut r, &mut root_keys);
     check::provider_endpoints(&mut r, &providers, &network, api.development);
+    check::upstream_uris(&mut r, &upstreams, &network, api.development);
 
     problems.append(&mut r.problems);
     Some(Config {
@@ -168,6 +178,7 @@ pub(super) fn resolve(
             root_keys: root_keys.into_iter().map(|(k, _)| k).collect(),
         },
         workers: workers.into_iter().map(|(w, _)| w).collect(),
+        upstreams: upstreams.into_iter().map(|(u, _)| u).collect(),
         auth_providers: providers.into_iter().map(|(p, _)| p).collect(),
         secrets,
         telemetry,
@@ -178,6 +189,16 @@ pub(super) fn resolve(
         gateways,
         network,
     })
+}
+
+/// Sorts `workers[i]` before `tools.directors[d].workers[i]`, each by its indexes.
+fn worker_order(path: &str) -> (bool, Vec<usize>) {
+    let indexes = path
+        .split('[')
+        .skip(1)
+        .filter_map(|part| part.split(']').next()?.parse().ok())
+        .collect();
+    (path.starts_with("tools."), indexes)
 }
 
 /// serde_norway's message already ends in "at line L column C" when it knows where.
