@@ -197,6 +197,20 @@ async fn an_upstream_nobody_listens_on_is_unreachable_without_the_header_value()
 }
 
 #[tokio::test]
+async fn a_redirect_is_not_followed_and_its_target_never_hears_from_the_gateway() {
+    // The target stands for an internal address the upstream would like us to reach.
+    let target = RawUpstream::start(RawMode::Sessionless).await;
+    let up = RawUpstream::start(RawMode::Redirect).await;
+    up.redirect_to(target.url.as_str());
+    let c = client(settings(up.url.clone()));
+    let e = c.call_tool("alice", "raw", Map::new()).await.unwrap_err();
+    assert_eq!(e, UpstreamError::Http { status: 307 });
+    assert_no_secret(&e);
+    assert_eq!(target.initializes(), 0);
+    assert!(target.seen().is_empty());
+}
+
+#[tokio::test]
 async fn a_loopback_upstream_is_refused_by_the_guard_outside_dev_mode() {
     let up = RmcpUpstream::start().await;
     let http = guarded_client(OutboundPolicy::new(&[], false).unwrap()).unwrap();

@@ -382,3 +382,58 @@ async fn the_worker_api_shows_an_upstream_as_type_mcp_without_its_header_values(
     let (status, _) = gw.get("/v1/workers/nope").await;
     assert_eq!(status, 404);
 }
+
+/// Many users at once, each with several calls in flight: every upstream session carries one
+/// user's calls only, and each user keeps to one session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_concurrency_no_upstream_session_ever_carries_two_users_calls() {
+    const USERS: usize = 16;
+    const CALLS: usize = 6;
+    let upstream = RmcpUpstream::start().await;
+    let gw = Arc::new(start_gateway(with_upstream("up", upstream.url.as_str())).await);
+
+    let mut calls = tokio::task::JoinSet::new();
+    for call in 0..CALLS {
+        for user in 0..USERS {
+            let gw = gw.clone();
+            calls.spawn(async move {
+                let user = format!("user-{user}");
+                let (status, body) = gw
+                    .execute(json!({
+                        "tool_name": "up.echo",
+                        "input": {"message": format!("{user}/{call}")},
+                        "user_id": user,
+                    }))
+                    .await;
+                assert_eq!(status, 200, "{body}");
+                assert_eq!(body["output"]["value"]["echo"], format!("{user}/{call}"));
+            });
+        }
+    }
+    while let Some(done) = calls.join_next().await {
+        done.unwrap();
+    }
+
+    let mut users_of_session: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    let mut sessions_of_user: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    let echoes = upstream.echoes();
+    assert_eq!(echoes.len(), USERS * CALLS);
+    for (session, message) in echoes {
+        let session = session.expect("every call rides a session");
+        let user = message.split('/').next().unwrap().to_owned();
+        users_of_session
+            .entry(session.clone())
+            .or_default()
+            .insert(user.clone());
+        sessions_of_user.entry(user).or_default().insert(session);
+    }
+    for (session, users) in &users_of_session {
+        assert_eq!(users.len(), 1, "session {session} carried {users:?}");
+    }
+    assert_eq!(sessions_of_user.len(), USERS);
+    for (user, sessions) in &sessions_of_user {
+        assert_eq!(sessions.len(), 1, "{user} used {sessions:?}");
+    }
+}

@@ -130,9 +130,15 @@ impl Catalog {
                 );
                 continue;
             }
+            // Versions tell a worker's releases of one tool apart. An upstream's tools have
+            // none: one named like a tool already here (an upstream id equal to a worker's
+            // toolkit) would be listed twice under one name, so it is dropped instead.
+            let upstream = matches!(entry.source, ToolSource::Upstream(_));
             let duplicate = catalog.index.get(&key).is_some_and(|ids| {
-                ids.iter()
-                    .any(|&i| catalog.tools[i].version == entry.version)
+                upstream
+                    || ids
+                        .iter()
+                        .any(|&i| catalog.tools[i].version == entry.version)
             });
             if duplicate {
                 tracing::warn!(

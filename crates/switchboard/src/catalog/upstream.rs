@@ -257,4 +257,29 @@ mod tests {
         let kept = catalog.resolve("a_b_c", None).unwrap();
         assert_eq!(kept.source, ToolSource::Worker("w".into()));
     }
+
+    #[test]
+    fn an_upstream_named_like_a_workers_toolkit_never_shadows_its_versioned_tools() {
+        use crate::catalog::Catalog;
+        let worker = ToolEntry::new(
+            ToolDefinition {
+                name: "Echo".into(),
+                toolkit: ToolkitDefinition {
+                    name: "Demo".into(),
+                    version: Some("1.0.0".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ToolSource::Worker("demo".into()),
+        );
+        // The upstream's id is the worker's toolkit name in another case.
+        let shadow = upstream_tool_entry("demo", "Echo", &json!({"name": "Echo"}));
+        let catalog = Catalog::new([worker, shadow]);
+        assert_eq!(catalog.len(), 1);
+        for name in ["Demo.Echo", "demo.echo", "Demo_Echo"] {
+            let kept = catalog.resolve(name, None).unwrap();
+            assert_eq!(kept.source, ToolSource::Worker("demo".into()), "{name}");
+        }
+    }
 }

@@ -88,11 +88,16 @@ pub fn fail_result() -> Value {
     })
 }
 
+/// (`Mcp-Session-Id`, message) of one `echo` call.
+pub type Echo = (Option<String>, String);
+
 #[derive(Clone, Default)]
 struct Counters {
     initializes: Arc<AtomicUsize>,
     /// The `Authorization` header of every `tools/call`.
     authorizations: Arc<Mutex<Vec<Option<String>>>>,
+    /// (`Mcp-Session-Id`, message) of every `echo` call: which session carried whose call.
+    echoes: Arc<Mutex<Vec<Echo>>>,
 }
 
 #[derive(Clone)]
@@ -146,12 +151,15 @@ impl ServerHandler for Handler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let authorization = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|p| p.headers.get("authorization"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            context
+                .extensions
+                .get::<axum::http::request::Parts>()
+                .and_then(|p| p.headers.get(name))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let authorization = header("authorization");
         self.counters
             .authorizations
             .lock()
@@ -166,6 +174,11 @@ impl ServerHandler for Handler {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
+                self.counters
+                    .echoes
+                    .lock()
+                    .unwrap()
+                    .push((header("mcp-session-id"), message.clone()));
                 echo_result(&message)
             }
             "fail" => fail_result(),
@@ -218,6 +231,11 @@ impl RmcpUpstream {
         self.counters.initializes.load(Ordering::SeqCst)
     }
 
+    /// (`Mcp-Session-Id`, message) of each `echo` call, in order.
+    pub fn echoes(&self) -> Vec<Echo> {
+        self.counters.echoes.lock().unwrap().clone()
+    }
+
     /// The `Authorization` header of each `tools/call`, in order.
     pub fn authorizations(&self) -> Vec<Option<String>> {
         self.counters.authorizations.lock().unwrap().clone()
@@ -255,10 +273,13 @@ pub enum RawMode {
     Sessionless,
     /// `tools/call` answers 200 `application/json` that is not JSON.
     Garbage,
+    /// `tools/call` answers 307 to the URL set by [`RawUpstream::redirect_to`].
+    Redirect,
 }
 
 struct RawState {
     mode: RawMode,
+    redirect_to: Mutex<String>,
     initializes: AtomicUsize,
     deletes: AtomicUsize,
     next: AtomicUsize,
@@ -277,6 +298,7 @@ impl RawUpstream {
     pub async fn start(mode: RawMode) -> RawUpstream {
         let state = Arc::new(RawState {
             mode,
+            redirect_to: Mutex::new(String::new()),
             initializes: AtomicUsize::new(0),
             deletes: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
@@ -297,6 +319,11 @@ impl RawUpstream {
 
     pub fn initializes(&self) -> usize {
         self.state.initializes.load(Ordering::SeqCst)
+    }
+
+    /// Where [`RawMode::Redirect`] sends `tools/call`.
+    pub fn redirect_to(&self, url: &str) {
+        *self.state.redirect_to.lock().unwrap() = url.to_owned();
     }
 
     pub fn deletes(&self) -> usize {
@@ -367,6 +394,10 @@ async fn raw_post(
         return StatusCode::ACCEPTED.into_response();
     };
     match (state.mode, method) {
+        (RawMode::Redirect, "tools/call") => {
+            let target = state.redirect_to.lock().unwrap().clone();
+            (StatusCode::TEMPORARY_REDIRECT, [("location", target)]).into_response()
+        }
         (RawMode::Garbage, "tools/call") => (
             [("content-type", "application/json")],
             "<html>definitely not json",
