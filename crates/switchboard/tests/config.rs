@@ -7,68 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use switchboard::config::{
-    ConfigError, LoadOptions, Loaded, Severity, StorageConfig, defaults, discover, load,
+    ConfigError, LoadOptions, Severity, StorageConfig, defaults, discover, load,
 };
-use tempfile::TempDir;
+
+mod config_support;
+use config_support::{assert_has, env, load_yaml, options, problems, warnings, workspace};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/config")
         .join(name)
-}
-
-fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn options(config: &Path, env: HashMap<String, String>) -> LoadOptions {
-    LoadOptions {
-        config_path: Some(config.to_owned()),
-        env_file: None,
-        env,
-        data_dir: PathBuf::from("/data/switchboard"),
-        config_home: None,
-    }
-}
-
-/// A fresh directory holding `engine.yaml` with `yaml` in it.
-fn workspace(yaml: &str) -> (TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("engine.yaml");
-    fs::write(&path, yaml).unwrap();
-    (dir, path)
-}
-
-fn load_yaml(yaml: &str, vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
-    let (_dir, path) = workspace(yaml);
-    load(&options(&path, env(vars)))
-}
-
-/// Every problem line of a failed load.
-fn problems(result: Result<Loaded, ConfigError>) -> Vec<String> {
-    match result {
-        Err(ConfigError::Invalid(problems)) => problems.iter().map(ToString::to_string).collect(),
-        Err(other) => panic!("expected Invalid, got {other}"),
-        Ok(loaded) => panic!(
-            "expected errors, loaded with warnings {:?}",
-            loaded.warnings
-        ),
-    }
-}
-
-fn assert_has(lines: &[String], expected: &str) {
-    assert!(
-        lines.iter().any(|l| l == expected),
-        "expected line\n  {expected}\ngot\n  {}",
-        lines.join("\n  ")
-    );
-}
-
-fn warnings(loaded: &Loaded) -> Vec<String> {
-    loaded.warnings.iter().map(ToString::to_string).collect()
 }
 
 /// Every `${env:NAME}` the Arcade example uses, with values of the right shape.

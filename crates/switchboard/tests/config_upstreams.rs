@@ -1,46 +1,10 @@
 //! `type: mcp` workers: upstream MCP servers in `engine.yaml`, in both layouts, and every
 //! refusal naming its key path.
 
-use std::collections::HashMap;
-use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use switchboard::config::{ConfigError, LoadOptions, Loaded, load};
-
-fn load_yaml(yaml: &str, vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("engine.yaml");
-    fs::write(&path, yaml).unwrap();
-    load(&LoadOptions {
-        config_path: Some(path),
-        env_file: None,
-        env: vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<HashMap<_, _>>(),
-        data_dir: PathBuf::from("/data/switchboard"),
-        config_home: None,
-    })
-}
-
-fn problems(result: Result<Loaded, ConfigError>) -> Vec<String> {
-    match result {
-        Err(ConfigError::Invalid(problems)) => problems.iter().map(ToString::to_string).collect(),
-        Err(other) => panic!("expected Invalid, got {other}"),
-        Ok(loaded) => panic!(
-            "expected errors, loaded with warnings {:?}",
-            loaded.warnings
-        ),
-    }
-}
-
-fn has(lines: &[String], wanted: &str) {
-    assert!(
-        lines.iter().any(|l| l == wanted),
-        "expected {wanted:?} in {lines:#?}"
-    );
-}
+mod config_support;
+use config_support::{assert_has as has, load_yaml, problems};
 
 #[test]
 fn an_mcp_worker_becomes_an_upstream_with_defaults_in_either_layout() {

@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::mcp_client::{Client, rpc};
+use common::mcp_client::{Client, rpc, tool_names};
 use common::upstream::{RmcpUpstream, echo_result, fail_result, tool_objects};
 use common::{eventually, start_gateway, test_config};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use switchboard::clock::Clock;
 use switchboard::config::{Config, McpUpstreamConfig};
@@ -38,15 +38,6 @@ fn with_upstream(id: &str, uri: &str) -> impl FnOnce(&mut Config) {
         c.upstreams.push(upstream);
         c.network.allowlist = vec!["127.0.0.1".into()];
     }
-}
-
-fn tool_names(list: &Value) -> Vec<String> {
-    list["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 async fn rest_tool_names(gw: &common::TestGateway) -> Vec<String> {
