@@ -14,11 +14,10 @@ only its own tools.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -26,28 +25,17 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 import test_mcp_typescript_sdk as ts_sdk
+from test_mcp_python_sdk import run  # each call bounded, so a hang fails the test
 from conftest import Gateway, free_port, mcp_url, stop_process
 from upstreams.servers import Upstream, start_fast_upstream, start_server_everything
 
 # A test value, not a real credential: the static header the gateway injects for `fast`.
 FAST_API_KEY = "fast-upstream-key-for-interop-tests"
-CALL_TIMEOUT_S = 120.0
 # MCP tool names as the gateway lists them, and the upstreams' own names.
 EVERYTHING_TOOLS = {"everything_echo": "echo", "everything_get-tiny-image": "get-tiny-image",
                     "everything_get-structured-content": "get-structured-content",
                     "everything_get-annotated-message": "get-annotated-message"}
 FAST_TOOLS = {"fast_echo": "echo", "fast_fail": "fail", "fast_check_api_key": "check_api_key"}
-
-T = TypeVar("T")
-
-
-def run(fn: Callable[[], Awaitable[T]]) -> T:
-    async def bounded() -> T:
-        with anyio.fail_after(CALL_TIMEOUT_S):
-            return await fn()
-
-    return anyio.run(bounded)
-
 
 @asynccontextmanager
 async def sdk_client(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[Client]:

@@ -58,6 +58,25 @@ fn affected<DB: Dialect>(done: Result<DB::QueryResult, sqlx::Error>) -> Result<u
         .map_err(StoreError::query)
 }
 
+/// The flow whose unique `$column` is `$key`: the three flow lookups differ only there.
+/// A macro, not a generic helper, because a helper would repeat the impl's sqlx bounds.
+macro_rules! flow_where {
+    ($store:expr, $column:literal, $key:expr) => {{
+        let row: Option<FlowRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM flows WHERE ",
+            $column,
+            " = $1"
+        ))
+        .bind($key)
+        .fetch_optional(&$store.pool)
+        .await
+        .map_err(StoreError::query)?;
+        Ok(row.map(Into::into))
+    }};
+}
+
 // The bounds sqlx needs to run generic queries, stated once for the one generic impl: Rust
 // does not carry a trait's `where` clauses to its users, so they cannot live on `Dialect`.
 #[async_trait]
@@ -525,42 +544,15 @@ where
     }
 
     async fn get_flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError> {
-        let row: Option<FlowRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            flow_columns!(),
-            " FROM flows WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::query)?;
-        Ok(row.map(Into::into))
+        flow_where!(self, "id", id)
     }
 
     async fn find_flow_by_link(&self, link_hash: &str) -> Result<Option<FlowRecord>, StoreError> {
-        let row: Option<FlowRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            flow_columns!(),
-            " FROM flows WHERE link_hash = $1"
-        ))
-        .bind(link_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::query)?;
-        Ok(row.map(Into::into))
+        flow_where!(self, "link_hash", link_hash)
     }
 
     async fn find_flow_by_state(&self, state_hash: &str) -> Result<Option<FlowRecord>, StoreError> {
-        let row: Option<FlowRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            flow_columns!(),
-            " FROM flows WHERE state_hash = $1"
-        ))
-        .bind(state_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::query)?;
-        Ok(row.map(Into::into))
+        flow_where!(self, "state_hash", state_hash)
     }
 
     async fn claim_flow_link(

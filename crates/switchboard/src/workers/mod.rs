@@ -35,17 +35,57 @@ pub enum RegistryError {
     MissingSecret(String),
 }
 
-/// What the last health check saw.
-#[derive(Debug, Clone, Default)]
-pub struct WorkerStatus {
+/// What the last check of a tool source (a worker or an upstream MCP server) saw.
+#[derive(Debug, Clone)]
+pub struct SourceStatus<T> {
     pub healthy: bool,
     /// Why it is unhealthy, or `ok`.
     pub message: String,
     pub checked_at_ms: Option<i64>,
-    /// The last tool list the worker gave (kept while it is down).
-    pub tools: Vec<ToolDefinition>,
+    /// The last tool list the source gave (kept while it is down).
+    pub tools: Vec<T>,
     tools_digest: u64,
 }
+
+impl<T> Default for SourceStatus<T> {
+    fn default() -> Self {
+        Self {
+            healthy: false,
+            message: String::new(),
+            checked_at_ms: None,
+            tools: Vec::new(),
+            tools_digest: 0,
+        }
+    }
+}
+
+impl<T> SourceStatus<T> {
+    /// Records a listing (`digest` identifies its content); true when the list changed.
+    fn listed(&mut self, now_ms: i64, tools: Vec<T>, digest: u64) -> bool {
+        let changed = digest != self.tools_digest || self.tools.is_empty() != tools.is_empty();
+        self.checked_at_ms = Some(now_ms);
+        self.healthy = true;
+        self.message = "ok".into();
+        if changed {
+            self.tools = tools;
+            self.tools_digest = digest;
+        }
+        changed
+    }
+
+    /// Records a failed check; true when it is news (the first check, or it was healthy),
+    /// so the caller logs it once rather than every interval.
+    fn failed(&mut self, now_ms: i64, error: &dyn std::fmt::Display) -> bool {
+        let news = self.healthy || self.message == "not checked yet";
+        self.checked_at_ms = Some(now_ms);
+        self.healthy = false;
+        self.message = error.to_string();
+        news
+    }
+}
+
+/// What the last health check of a worker saw.
+pub type WorkerStatus = SourceStatus<ToolDefinition>;
 
 impl WorkerStatus {
     pub fn toolkits(&self) -> Vec<String> {
@@ -254,30 +294,19 @@ async fn check_worker(worker: &WorkerHandle) -> bool {
         Err(e) => Err(e),
     };
     let mut status = worker.status.lock().unwrap_or_else(|p| p.into_inner());
-    status.checked_at_ms = Some(now_ms);
     match outcome {
         Ok(Some(tools)) => {
-            let digest = digest(&tools);
-            let changed =
-                digest != status.tools_digest || status.tools.is_empty() != tools.is_empty();
             if !was_healthy {
                 tracing::info!(worker = %id, tools = tools.len(), "worker is healthy");
             }
-            status.healthy = true;
-            status.message = "ok".into();
-            if changed {
-                status.tools = tools;
-                status.tools_digest = digest;
-            }
-            changed
+            let digest = digest(&tools);
+            status.listed(now_ms, tools, digest)
         }
         Ok(None) => false,
         Err(e) => {
-            if was_healthy || status.message == "not checked yet" {
+            if status.failed(now_ms, &e) {
                 tracing::warn!(worker = %id, error = %e, "worker is unhealthy");
             }
-            status.healthy = false;
-            status.message = e.to_string();
             false
         }
     }

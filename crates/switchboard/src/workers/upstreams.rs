@@ -25,16 +25,7 @@ pub enum UpstreamSetupError {
 }
 
 /// What the last listing of an upstream saw.
-#[derive(Debug, Clone, Default)]
-pub struct UpstreamStatus {
-    pub healthy: bool,
-    /// Why it is unhealthy, or `ok`.
-    pub message: String,
-    pub checked_at_ms: Option<i64>,
-    /// The last tool list the upstream gave (kept while it is down).
-    pub tools: Vec<UpstreamTool>,
-    tools_digest: u64,
-}
+pub type UpstreamStatus = super::SourceStatus<UpstreamTool>;
 
 /// One configured upstream: its config, its client, and what its last listing saw.
 pub struct UpstreamHandle {
@@ -98,29 +89,18 @@ impl UpstreamHandle {
             Err(_) => Err(UpstreamError::Timeout),
         };
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        status.checked_at_ms = Some(now_ms);
         match outcome {
             Ok(tools) => {
-                let digest = digest(&tools);
-                let changed =
-                    digest != status.tools_digest || status.tools.is_empty() != tools.is_empty();
                 if !was_healthy {
                     tracing::info!(upstream = %id, tools = tools.len(), "upstream MCP server is reachable");
                 }
-                status.healthy = true;
-                status.message = "ok".into();
-                if changed {
-                    status.tools = tools;
-                    status.tools_digest = digest;
-                }
-                changed
+                let digest = digest(&tools);
+                status.listed(now_ms, tools, digest)
             }
             Err(e) => {
-                if was_healthy || status.message == "not checked yet" {
+                if status.failed(now_ms, &e) {
                     tracing::warn!(upstream = %id, error = %e, "upstream MCP server is unreachable");
                 }
-                status.healthy = false;
-                status.message = e.to_string();
                 false
             }
         }
